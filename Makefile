@@ -1,0 +1,49 @@
+# The commands a user types. `make run` and `make test` set up everything they need.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+IMAGE ?= ghcr.io/resnet-finetune/resnet-finetune:0.1.0
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install run test test-fast lint compile bench image lock clean
+
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install  ## the whole pipeline locally (kfp.local) on generated demo data
+	$(BIN)/finetune run-local $(ARGS)
+
+test: install  ## lint, then every test (slow end-to-end ones included)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check components pipeline tests benchmarks
+	$(BIN)/hadolint Dockerfile
+
+compile: install
+	$(BIN)/finetune compile --output pipeline.yaml --image $(IMAGE)
+
+bench: install
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+image:  ## build and push the one image all steps run in (needs a Docker engine)
+	docker build -t $(IMAGE) .
+	docker push $(IMAGE)
+
+lock:  ## re-resolve requirements.lock after changing pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra dev \
+	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,120 @@
+"""Image decoding and validation with Pillow: one path for every accepted format."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+LOSSY_FORMATS = ("JPEG", "WEBP")
+KEEP_AS_IS_MODES = ("RGB", "L")
+
+
+class InvalidImage(Exception):
+    """The bytes are not an image this product accepts; ``str(err)`` is the skip reason."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    mode: str
+    dhash: str
+    needs_reencode: bool
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise InvalidImage("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as err:
+        raise InvalidImage("not an image (unrecognised format)") from err
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InvalidImage(f"too many pixels (decompression-bomb guard): {err}") from err
+    if img.format not in SUPPORTED_FORMATS:
+        raise InvalidImage(
+            f"unsupported format {img.format}; convert to one of {', '.join(SUPPORTED_FORMATS)}"
+        )
+    width, height = img.size
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"too many pixels: {width}x{height} > {max_pixels} (decompression-bomb guard); "
+            "raise --max-pixels if the image is genuine"
+        )
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise InvalidImage(f"truncated or corrupt image data: {err}") from err
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """EXIF orientation applied, then RGB (or L); alpha is composited on white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in KEEP_AS_IS_MODES:
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if pixels.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(pixels * 255.0 / peak, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def difference_hash(img: Image.Image) -> str:
+    """64-bit dHash: robust to resizing and recompression, for near-duplicate grouping."""
+    small = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def inspect_image(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
+    """Fully decode ``data`` and describe it, or raise :class:`InvalidImage` with the reason."""
+    img = _open(data, max_pixels)
+    source_format, source_mode = img.format, img.mode
+    orientation = img.getexif().get(0x0112, 1)
+    rgb = _to_rgb(img)
+    width, height = rgb.size
+    if min(width, height) < min_side:
+        raise InvalidImage(f"too small: {width}x{height}, the shorter side must be >= {min_side}")
+    return ImageInfo(
+        width=width,
+        height=height,
+        format=source_format,
+        mode=source_mode,
+        dhash=difference_hash(rgb),
+        needs_reencode=(
+            source_format not in ("JPEG", "PNG")
+            or source_mode not in KEEP_AS_IS_MODES
+            or orientation != 1
+        ),
+    )
+
+
+def normalize_image(data: bytes, max_pixels: int, max_side: int = 0) -> bytes:
+    """Bytes TensorFlow decodes identically: RGB/L JPEG or PNG, upright, at most ``max_side``."""
+    img = _open(data, max_pixels)
+    lossy = img.format in LOSSY_FORMATS
+    rgb = _to_rgb(img)
+    if max_side and max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    if lossy:
+        rgb.save(out, format="JPEG", quality=95)
+    else:
+        rgb.save(out, format="PNG")
+    return out.getvalue()

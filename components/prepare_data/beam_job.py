@@ -1,0 +1,102 @@
+"""The two Apache Beam passes of the data step.
+
+Pass 1 decodes and validates every file and emits a small JSON row (no pixels), so the
+driver can de-duplicate and split with a global view. Pass 2 groups the accepted rows
+by output shard (rows only: image bytes never go through a shuffle) and each shard is
+read, normalised and written by one worker, streaming: memory stays flat as data grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from components.common import storage
+from components.common.images import InvalidImage, inspect_image, normalize_image
+
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_threading", "--direct_num_workers=0")
+log = logging.getLogger(__name__)
+
+
+def _options(beam_args: tuple[str, ...]) -> PipelineOptions:
+    return PipelineOptions(list(beam_args) or list(DEFAULT_BEAM_ARGS))
+
+
+def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
+    """One manifest row for an input file: its checksums and image facts, or its skip reason."""
+    row = dict(file)
+    if row.get("skip_reason"):
+        return row
+    try:
+        data = storage.read_bytes(row["uri"])
+    except OSError as err:
+        row["skip_reason"] = f"unreadable: {err}"
+        return row
+    row["sha256"] = hashlib.sha256(data).hexdigest()
+    try:
+        info = inspect_image(data, min_side, max_pixels)
+    except InvalidImage as err:
+        row["skip_reason"] = str(err)
+        return row
+    row.update(width=info.width, height=info.height, format=info.format, mode=info.mode,
+               dhash=info.dhash, needs_reencode=info.needs_reencode)
+    return row
+
+
+def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int,
+                beam_args: tuple[str, ...]) -> list[dict]:
+    prefix = storage.join(work_dir, "inspected")
+    with beam.Pipeline(options=_options(beam_args)) as pipeline:
+        _ = (
+            pipeline
+            | "Files" >> beam.Create(files)
+            | "Spread" >> beam.Reshuffle()
+            | "Inspect" >> beam.Map(inspect_file, min_side, max_pixels)
+            | "Json" >> beam.Map(json.dumps)
+            | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
+        )
+    rows = []
+    for info in storage.list_files(work_dir):
+        if info.uri.rsplit("/", 1)[-1].startswith("inspected") and info.uri.endswith(".jsonl"):
+            rows += [json.loads(line) for line in storage.read_text(info.uri).splitlines()]
+    return rows
+
+
+def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
+                resize_max_side: int) -> str:
+    """Write one TFRecord shard (to a temporary name, then renamed)."""
+    import tensorflow as tf
+
+    from components.common.examples import make_example
+
+    shard_name, rows = item
+    target = storage.join(output, shard_name)
+    tmp = target + ".tmp"
+    tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for row in sorted(rows, key=lambda r: r["sha256"]):
+            data = storage.read_bytes(row["uri"])
+            if row["needs_reencode"] or resize_max_side:
+                data = normalize_image(data, max_pixels, resize_max_side)
+            writer.write(make_example(data, row["label_index"], row["label"], row["sha256"],
+                                      row["uri"]))
+    tf.io.gfile.rename(tmp, target, overwrite=True)
+    return target
+
+
+def write_shards(rows: list[dict], output: str, max_pixels: int, resize_max_side: int,
+                 beam_args: tuple[str, ...]) -> list[str]:
+    """``rows`` carry ``shard`` (relative file name); returns the written shard URIs."""
+    with beam.Pipeline(options=_options(beam_args)) as pipeline:
+        _ = (
+            pipeline
+            | "Rows" >> beam.Create(rows)
+            | "ByShard" >> beam.Map(lambda r: (r["shard"], r))
+            | "Group" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(write_shard, output, max_pixels, resize_max_side)
+        )
+    return sorted({storage.join(output, r["shard"]) for r in rows})

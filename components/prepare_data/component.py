@@ -1,0 +1,59 @@
+"""Kubeflow wrapper of the data-preparation step."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Markdown, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE)
+def prepare_data(
+    source: str,
+    data_fingerprint: str,
+    examples: Output[Dataset],
+    data_report: Output[Markdown],
+    augmentation_preview: Output[HTML],
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    min_side: int = 32,
+    resize_max_side: int = 0,
+    allow_small_classes: bool = False,
+    split_state: str = "",
+    augmentation_json: str = "{}",
+) -> NamedTuple("Outputs", [("fingerprint", str), ("num_classes", int)]):
+    """Validate, de-duplicate, split and shard images into TFRecords.
+
+    ``data_fingerprint`` is the listing's hash from the fingerprint step: it is only
+    here so that KFP's cache key changes whenever the data does.
+    """
+    import json
+    import logging
+    import shutil
+    from collections import namedtuple
+
+    from components.common.augment_policy import AugmentPolicy
+    from components.prepare_data.config import PrepareConfig
+    from components.prepare_data.run import run
+
+    logging.basicConfig(level=logging.INFO)
+    stats = run(PrepareConfig(
+        source=source, output=examples.path, train_fraction=train_fraction,
+        val_fraction=val_fraction, test_fraction=test_fraction, min_side=min_side,
+        resize_max_side=resize_max_side, allow_small_classes=allow_small_classes,
+        split_state=split_state,
+        augmentation=AugmentPolicy.from_dict(json.loads(augmentation_json)),
+    ))
+    if data_fingerprint and data_fingerprint != stats["fingerprint"]:
+        logging.warning("source changed since it was fingerprinted (%s != %s)",
+                        data_fingerprint[:12], stats["fingerprint"][:12])
+    examples.metadata.update({
+        "fingerprint": stats["fingerprint"], "labels": stats["labels"],
+        "split_totals": stats["split_totals"], "skipped": stats["skipped"],
+    })
+    shutil.copyfile(f"{examples.path}/data_report.md", data_report.path)
+    shutil.copyfile(f"{examples.path}/augmentation_preview.html", augmentation_preview.path)
+    outputs = namedtuple("Outputs", ["fingerprint", "num_classes"])
+    return outputs(stats["fingerprint"], len(stats["labels"]))

@@ -1,0 +1,141 @@
+"""The data-preparation step: source files in, the ``examples`` artifact out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict
+
+from components.common import storage
+from components.common.examples import COMPLETE_MARKER
+from components.common.images import normalize_image
+from components.prepare_data import beam_job, report
+from components.prepare_data.config import SPLITS, PrepareConfig
+from components.prepare_data.listing import fingerprint, list_source
+from components.prepare_data.split import Candidate, assign_splits
+
+log = logging.getLogger(__name__)
+PREVIEW_SIZE = 160
+PREVIEW_VARIANTS = 4
+
+
+def _read_split_state(uri: str) -> dict[str, str]:
+    if not uri or not storage.exists(uri):
+        return {}
+    rows = [json.loads(line) for line in storage.read_text(uri).splitlines() if line]
+    return {r["sha256"]: r["split"] for r in rows}
+
+
+def _manifest(inspected: list[dict], decisions: dict[str, tuple[str, str]]) -> list[dict]:
+    rows = []
+    for row in sorted(inspected, key=lambda r: (r["uri"], r["key"])):
+        split, reason = decisions.get(row["key"], ("", row.get("skip_reason", "")))
+        rows.append({
+            "uri": row["uri"], "label": row["label"], "size": row["size"],
+            "sha256": row.get("sha256", ""), "status": "accepted" if split else "skipped",
+            "split": split, "reason": reason,
+            **{k: row[k] for k in ("width", "height", "format", "mode") if k in row},
+        })
+    return rows
+
+
+def _preview(manifest: list[dict], cfg: PrepareConfig) -> str:
+    import tensorflow as tf
+
+    from components.common.augment import augment_batch
+    from components.common.preprocess import decode_resize
+
+    train = sorted((r for r in manifest if r["split"] == "train"), key=lambda r: r["sha256"])
+    chosen = train[: cfg.preview_images]
+    originals, augmented = [], []
+    for row in chosen:
+        data = normalize_image(storage.read_bytes(row["uri"]), cfg.max_pixels)
+        image = decode_resize(tf.constant(data), PREVIEW_SIZE)
+        batch = augment_batch(tf.repeat(image[None], PREVIEW_VARIANTS, axis=0), cfg.augmentation)
+        originals.append((row["label"], image.numpy()))
+        augmented.append(list(batch.numpy()))
+    return report.preview_html(originals, augmented, cfg.augmentation)
+
+
+def _staging_dir(output: str) -> str:
+    if storage.is_gcs(output):
+        return output
+    if os.path.isdir(output) and os.listdir(output):
+        raise FileExistsError(f"--output {output} exists and is not empty; choose a new folder")
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    return os.path.join(parent, f".{os.path.basename(output)}.partial-{uuid.uuid4().hex[:8]}")
+
+
+def _publish(staging: str, output: str) -> None:
+    storage.write_text(storage.join(staging, COMPLETE_MARKER), "")
+    if staging != output:
+        if os.path.isdir(output):
+            os.rmdir(output)
+        os.replace(staging, output)
+
+
+def run(cfg: PrepareConfig) -> dict:
+    """Validate, de-duplicate, split and shard ``cfg.source`` into ``cfg.output``."""
+    cfg.validate()
+    files = list_source(cfg.source)
+    data_fingerprint = fingerprint(files)
+    log.info("listed %d files from %s (fingerprint %s)", len(files), cfg.source,
+             data_fingerprint[:12])
+    staging = _staging_dir(cfg.output)
+    work_dir = tempfile.mkdtemp(prefix="prepare-")
+    try:
+        inspected = beam_job.inspect_all([{**asdict(f), "key": i} for i, f in enumerate(files)], work_dir, cfg.min_side,
+                                         cfg.max_pixels, cfg.beam_args)
+        valid = [r for r in inspected if not r.get("skip_reason")]
+        decisions = assign_splits(
+            [Candidate(r["key"], r["uri"], r["label"], r["sha256"], r["dhash"]) for r in valid],
+            cfg.fractions, _read_split_state(cfg.split_state), cfg.near_duplicates,
+            cfg.allow_small_classes,
+        )
+        by_key = {d.key: (d.split, d.skip_reason) for d in decisions}
+        manifest = _manifest(inspected, by_key)
+        labels = sorted({r["label"] for r in manifest if r["status"] == "accepted"})
+        label_index = {label: i for i, label in enumerate(labels)}
+        shard_rows = []
+        for split in SPLITS:
+            rows = sorted((r for r in valid if by_key[r["key"]][0] == split),
+                          key=lambda r: r["sha256"])
+            n_shards = max(1, math.ceil(len(rows) / cfg.examples_per_shard))
+            for i, row in enumerate(rows):
+                shard = f"{split}/{split}-{i % n_shards:05d}-of-{n_shards:05d}.tfrecord"
+                shard_rows.append({**row, "shard": shard, "label_index": label_index[row["label"]]})
+        beam_job.write_shards(shard_rows, staging, cfg.max_pixels, cfg.resize_max_side,
+                              cfg.beam_args)
+        stats = report.compute_stats(manifest, labels, data_fingerprint)
+        stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args)}
+        outputs = {
+            "labels.txt": "\n".join(labels) + "\n",
+            "manifest.jsonl": "".join(json.dumps(r) + "\n" for r in manifest),
+            "stats.json": json.dumps(stats, indent=2),
+            "augmentation.json": json.dumps(cfg.augmentation.to_dict(), indent=2),
+            "data_report.md": report.markdown_report(stats, cfg.augmentation),
+            "augmentation_preview.html": _preview(manifest, cfg),
+        }
+        for name, text in outputs.items():
+            storage.write_text(storage.join(staging, name), text)
+        _publish(staging, cfg.output)
+    except BaseException:
+        if staging != cfg.output and os.path.isdir(staging):
+            shutil.rmtree(staging)
+        raise
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if cfg.split_state:
+        state = {**_read_split_state(cfg.split_state),
+                 **{r["sha256"]: r["split"] for r in manifest if r["status"] == "accepted"}}
+        storage.write_text(cfg.split_state, "".join(
+            json.dumps({"sha256": k, "split": v}) + "\n" for k, v in sorted(state.items())))
+    log.info("wrote %d examples (%s), skipped %d", stats["accepted"], stats["split_totals"],
+             stats["skipped"])
+    return stats

@@ -1,0 +1,65 @@
+"""Shared fixtures: demo images, a prepared examples folder, a GCS emulator."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import uuid
+
+import pytest
+
+from tests import gcs_emulator
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory):
+    """A real GCS emulator on loopback; yields a client. Buckets are per test."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs_storage
+
+    from components.common import storage
+
+    port = gcs_emulator.free_port()
+    server = gcs_emulator.start(port)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    storage._client.cache_clear()
+    client = gcs_storage.Client(project="test", credentials=AnonymousCredentials())
+    yield client
+    storage._client.cache_clear()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    server.stop()
+
+
+@pytest.fixture
+def bucket(gcs):
+    """A fresh bucket; yields its ``gs://`` URI."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    gcs.create_bucket(name)
+    return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    from components.common.demo_data import write_demo_data
+
+    out = tmp_path_factory.mktemp("demo") / "images"
+    write_demo_data(str(out), classes=3, per_class=20, size=64, seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def examples_dir(tmp_path_factory, demo_dir):
+    """The demo images through the real data step (Beam DirectRunner)."""
+    from components.prepare_data.config import PrepareConfig
+    from components.prepare_data.run import run
+
+    out = tmp_path_factory.mktemp("examples") / "examples"
+    run(PrepareConfig(source=str(demo_dir), output=str(out)))
+    return out

@@ -1,0 +1,56 @@
+"""Image files of every kind the data step must accept or reject, made on the fly."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def pixels(w: int, h: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+
+
+def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    out = io.BytesIO()
+    img.save(out, format=fmt, **kwargs)
+    return out.getvalue()
+
+
+def rgb(w=48, h=40, seed=0, fmt="PNG") -> bytes:
+    return encode(Image.fromarray(pixels(w, h, seed)), fmt)
+
+
+def valid_variants(seed: int = 100) -> dict[str, bytes]:
+    """File name -> bytes for every colour mode and format that must be accepted."""
+    base = Image.fromarray(pixels(48, 40, seed))
+    rgba = base.convert("RGBA")
+    rgba.putalpha(128)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sixteen = Image.fromarray((pixels(48, 40, seed + 1)[..., 0].astype(np.uint16) * 257))
+    return {
+        "rgb.jpg": encode(base, "JPEG"),
+        "gray.png": encode(base.convert("L"), "PNG"),
+        "rgba.png": encode(rgba, "PNG"),
+        "cmyk.jpg": encode(Image.fromarray(pixels(48, 40, seed + 2)).convert("CMYK"), "JPEG"),
+        "sixteen.png": encode(sixteen, "PNG"),
+        "palette.gif": encode(Image.fromarray(pixels(48, 40, seed + 3)).convert("P"), "GIF"),
+        "bitmap.bmp": encode(Image.fromarray(pixels(48, 40, seed + 4)), "BMP"),
+        "lossy.webp": encode(Image.fromarray(pixels(48, 40, seed + 5)), "WEBP"),
+        "rotated.jpg": encode(Image.fromarray(pixels(60, 40, seed + 6)), "JPEG", exif=exif),
+    }
+
+
+def invalid_variants() -> dict[str, tuple[bytes, str]]:
+    """File name -> (bytes, expected start of the skip reason)."""
+    full = rgb(64, 64, 7, "JPEG")
+    return {
+        "empty.jpg": (b"", "empty file"),
+        "notes.jpg": (b"this is text, not pixels\n" * 4, "not an image"),
+        "truncated.jpg": (full[: len(full) // 2], "truncated or corrupt"),
+        "tiny.png": (rgb(16, 16, 8), "too small"),
+        "huge.png": (encode(Image.new("L", (3000, 3000)), "PNG"), "too many pixels"),
+        "scan.tiff": (encode(Image.fromarray(pixels(48, 40, 9)), "TIFF"), "unsupported format"),
+    }

@@ -1,0 +1,26 @@
+"""Each component under a real kfp.local SubprocessRunner (no cluster)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp import local
+
+
+@pytest.fixture
+def kfp_local(tmp_path):
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    return tmp_path
+
+
+def test_prepare_data_component(kfp_local, demo_dir):
+    from components.prepare_data.component import prepare_data
+
+    task = prepare_data(source=str(demo_dir), data_fingerprint="")
+    examples = Path(task.outputs["examples"].path)
+    stats = json.loads((examples / "stats.json").read_text())
+    assert task.outputs["num_classes"] == 3
+    assert task.outputs["fingerprint"] == stats["fingerprint"]
+    assert task.outputs["examples"].metadata["split_totals"] == stats["split_totals"]
+    assert "Data report" in Path(task.outputs["data_report"].path).read_text()
+    assert "<img" in Path(task.outputs["augmentation_preview"].path).read_text()

@@ -1,0 +1,193 @@
+"""The data step end to end: real Beam (DirectRunner), real TFRecords, real decoding."""
+
+import json
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from components.common import storage
+from components.common.errors import ConfigError
+from components.common.examples import parse, shard_files
+from components.prepare_data.config import SPLITS, PrepareConfig
+from components.prepare_data.run import run
+from components.prepare_data.split import target_counts
+from tests.images_factory import invalid_variants, rgb, valid_variants
+
+
+def manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def read_examples(out: Path, split: str) -> list[dict]:
+    records = tf.data.TFRecordDataset(shard_files(str(out), split)).map(parse)
+    return [{k: v.numpy() for k, v in r.items()} for r in records]
+
+
+@pytest.fixture
+def messy_source(tmp_path, demo_dir):
+    """Demo images plus one file for every skip reason and every accepted colour mode."""
+    src = tmp_path / "messy"
+    shutil.copytree(demo_dir, src)
+    cls = sorted(p.name for p in src.iterdir())
+    for name, data in valid_variants().items():
+        (src / cls[0] / name).write_bytes(data)
+    for name, (data, _reason) in invalid_variants().items():
+        (src / cls[1] / name).write_bytes(data)
+    (src / cls[0] / ".DS_Store").write_bytes(b"junk")
+    (src / "README.txt").write_text("not in a class folder")
+    dup = rgb(50, 50, 42, "PNG")
+    (src / cls[0] / "dup_a.png").write_bytes(dup)
+    (src / cls[0] / "dup_b.png").write_bytes(dup)
+    conflict = rgb(50, 50, 43, "PNG")
+    (src / cls[1] / "conflict.png").write_bytes(conflict)
+    (src / cls[2] / "conflict.png").write_bytes(conflict)
+    return src
+
+
+def test_every_input_is_accounted_for(messy_source, tmp_path):
+    out = tmp_path / "examples"
+    stats = run(PrepareConfig(source=str(messy_source), output=str(out), max_pixels=4_000_000))
+    rows = manifest(out)
+    inputs = sorted(str(p) for p in messy_source.rglob("*") if p.is_file())
+    assert sorted(r["uri"] for r in rows) == inputs
+    assert stats["inputs"] == len(inputs) == stats["accepted"] + stats["skipped"]
+    reasons = {Path(r["uri"]).name: r["reason"] for r in rows if r["status"] == "skipped"}
+    for name, (_data, reason) in invalid_variants().items():
+        assert reasons[name].startswith(reason), name
+    assert reasons[".DS_Store"] == "hidden file"
+    assert reasons["README.txt"] == "not inside a class folder"
+    assert reasons["dup_b.png"].startswith("exact duplicate of")
+    assert "dup_a.png" not in reasons
+    conflicts = [r for r in rows if Path(r["uri"]).name == "conflict.png"]
+    assert all("conflicting labels" in r["reason"] for r in conflicts) and len(conflicts) == 2
+    for name in valid_variants():
+        assert name not in reasons, name
+    written = sum(len(read_examples(out, s)) for s in SPLITS)
+    assert written == stats["accepted"]
+    assert (out / "_SUCCESS").exists()
+    assert "too many pixels" in (out / "data_report.md").read_text()
+
+
+def test_no_image_in_two_splits_and_examples_decode(examples_dir):
+    seen = defaultdict(set)
+    labels = (examples_dir / "labels.txt").read_text().split()
+    for split in SPLITS:
+        for ex in read_examples(examples_dir, split):
+            seen[ex["image/sha256"]].add(split)
+            assert labels[ex["image/class/label"]] == ex["image/class/text"].decode()
+            image = tf.io.decode_image(ex["image/encoded"], channels=3)
+            assert image.shape[-1] == 3
+    assert all(len(splits) == 1 for splits in seen.values())
+
+
+def test_split_is_stratified_within_one_image_per_class(examples_dir):
+    stats = json.loads((examples_dir / "stats.json").read_text())
+    fractions = dict(zip(SPLITS, (0.8, 0.1, 0.1), strict=True))
+    for label, total in stats["class_totals"].items():
+        targets = target_counts(total, fractions)
+        for split in SPLITS:
+            assert abs(stats["counts"][split][label] - targets[split]) <= 1
+
+
+def test_adding_files_never_moves_existing_ones(demo_dir, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir, src)
+    state = tmp_path / "split_state.jsonl"
+    run(PrepareConfig(source=str(src), output=str(tmp_path / "v1"), split_state=str(state)))
+    before = {r["sha256"]: r["split"] for r in manifest(tmp_path / "v1")}
+    for cls in sorted(src.iterdir()):
+        for i in range(6):
+            (cls / f"new_{i}.png").write_bytes(rgb(48, 48, hash((cls.name, i)) % 10_000))
+    run(PrepareConfig(source=str(src), output=str(tmp_path / "v2"), split_state=str(state)))
+    after = {r["sha256"]: r["split"] for r in manifest(tmp_path / "v2")}
+    assert {sha: after[sha] for sha in before} == before
+    assert len(after) == len(before) + 18
+    assert set(Counter(after.values())) == set(SPLITS)
+
+
+def test_near_duplicates_share_a_split(tmp_path, demo_dir):
+    from PIL import Image
+
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir, src)
+    for cls in sorted(src.iterdir()):
+        original = next(iter(sorted(cls.glob("*.jpg"))))
+        Image.open(original).resize((80, 80)).save(cls / "near_copy.png")
+    out = tmp_path / "out"
+    run(PrepareConfig(source=str(src), output=str(out)))
+    rows = {Path(r["uri"]).parent.name + "/" + Path(r["uri"]).name: r for r in manifest(out)}
+    for cls in sorted(src.iterdir()):
+        original = next(iter(sorted(cls.glob("*.jpg"))))
+        assert rows[f"{cls.name}/near_copy.png"]["split"] == rows[f"{cls.name}/{original.name}"][
+            "split"]
+
+
+def test_csv_source_and_its_faults(tmp_path, demo_dir):
+    files = sorted(p for p in demo_dir.rglob("*") if p.is_file())
+    lines = ["path,label"] + [f"{p},{p.parent.name}" for p in files]
+    lines += ["missing.jpg,class_x", f"{files[0]},"]
+    csv = tmp_path / "data.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    stats = run(PrepareConfig(source=str(csv), output=str(out)))
+    reasons = Counter(r["reason"] for r in manifest(out) if r["status"] == "skipped")
+    assert reasons == {"listed in the CSV but missing": 1, "empty label in the CSV": 1}
+    assert stats["accepted"] == len(files)
+
+
+def test_gcs_source(bucket, demo_dir, tmp_path):
+    uploaded = sorted(demo_dir.rglob("*.png")) + sorted(demo_dir.rglob("*.jpg"))[:30]
+    for p in uploaded:
+        storage.write_bytes(f"{bucket}/images/{p.parent.name}/{p.name}", p.read_bytes())
+    out = tmp_path / "out"
+    stats = run(PrepareConfig(source=f"{bucket}/images", output=str(out),
+                              allow_small_classes=True))
+    assert stats["inputs"] == stats["accepted"] == len(uploaded)
+    assert all(r["uri"].startswith(f"{bucket}/images/") for r in manifest(out))
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(train_fraction=0.9), "sum to 1.1"),
+        (dict(test_fraction=0.0, train_fraction=0.9), "test fractions must be > 0"),
+        (dict(source=""), "--source is empty"),
+        (dict(resize_max_side=8), "--resize-max-side 8"),
+    ],
+)
+def test_bad_settings_fail_before_reading(change, message, tmp_path):
+    cfg = PrepareConfig(source="/does/not/matter", output=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match=message):
+        run(PrepareConfig(**{**cfg.__dict__, **change}))
+
+
+def test_bad_sources_name_the_value_and_leave_nothing(tmp_path, demo_dir):
+    one_class = tmp_path / "one"
+    shutil.copytree(next(demo_dir.iterdir()), one_class / "only")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    small = tmp_path / "small"
+    shutil.copytree(demo_dir, small)
+    for p in sorted((small / sorted(p.name for p in small.iterdir())[0]).iterdir())[3:]:
+        p.unlink()
+    cases = [(tmp_path / "missing", "not a directory"), (empty, "no files found"),
+             (one_class, "at least 2"), (small, "too few for a")]
+    for source, message in cases:
+        out = tmp_path / f"out_{source.name}"
+        with pytest.raises(ConfigError, match=message) as err:
+            run(PrepareConfig(source=str(source), output=str(out)))
+        assert str(source) in str(err.value) or "class" in str(err.value)
+        assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_refuses_a_non_empty_output(tmp_path, demo_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="not empty"):
+        run(PrepareConfig(source=str(demo_dir), output=str(out)))
+    assert (out / "keep.txt").read_text() == "precious"
