@@ -77,3 +77,37 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
     stats = run(PrepareConfig(augmentation=policy, beam_args=beam_args, **kwargs))
     _print_json({k: stats[k] for k in ("fingerprint", "inputs", "accepted", "skipped",
                                        "split_totals", "skip_reasons")})
+
+
+@main.command("train")
+@click.option("--examples", required=True, help="Examples artifact from prepare-data.")
+@click.option("--output", required=True, help="Folder for the trained_model artifact.")
+@click.option("--image-size", default=224, show_default=True)
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--optimizer", default="adam", show_default=True)
+@click.option("--schedule", default="cosine", show_default=True)
+@click.option("--bn-policy", default="frozen", show_default=True)
+@click.option("--fine-tune-blocks", default=0, show_default=True)
+@click.option("--fine-tune-epochs", default=0, show_default=True)
+@click.option("--bn-momentum", default=0.0, show_default=True, help="0 keeps Keras' 0.99.")
+@click.option("--bn-reestimate-batches", default=0, show_default=True)
+@click.option("--sync-bn", is_flag=True)
+@click.option("--clip", default="global_norm", show_default=True)
+@click.option("--clip-threshold", default=1.0, show_default=True)
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet, none, or a .weights.h5 path (local or gs://).")
+@click.option("--precision", default="auto", show_default=True)
+@click.option("--xla", default="auto", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--backup-dir", default="", help="Stable URI for resumable checkpoints.")
+@click.option("--steps-per-epoch", default=0, show_default=True, help="0: one pass.")
+def train(**kwargs) -> None:
+    """Fine-tune ResNet50 with a BN policy and measured gradient clipping."""
+    from components.train.config import TrainConfig
+
+    cfg = TrainConfig(**kwargs).validate()
+    from components.train.run import run
+
+    _print_json(run(cfg))

@@ -29,7 +29,7 @@ def valid_variants(seed: int = 100) -> dict[str, bytes]:
     rgba.putalpha(128)
     exif = Image.Exif()
     exif[0x0112] = 6
-    sixteen = Image.fromarray((pixels(48, 40, seed + 1)[..., 0].astype(np.uint16) * 257))
+    sixteen = Image.fromarray(pixels(48, 40, seed + 1)[..., 0].astype(np.uint16) * 257)
     return {
         "rgb.jpg": encode(base, "JPEG"),
         "gray.png": encode(base.convert("L"), "PNG"),

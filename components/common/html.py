@@ -33,3 +33,34 @@ def page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"{body}</body></html>")
+
+
+def line_chart(title: str, series: dict[str, list[float]], width: int = 420,
+               height: int = 220) -> str:
+    """An inline SVG line chart of one or more series over epochs (NaN points skipped)."""
+    colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    values = [v for vs in series.values() for v in vs if v == v]
+    if not values:
+        return f"<p>{html.escape(title)}: no data</p>"
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    longest = max(len(vs) for vs in series.values())
+    pad = 30
+
+    def point(i: int, v: float) -> str:
+        x = pad + (width - 2 * pad) * (i / max(1, longest - 1))
+        y = height - pad - (height - 2 * pad) * ((v - low) / span)
+        return f"{x:.1f},{y:.1f}"
+
+    lines = []
+    for color, (name, vs) in zip(colors, series.items(), strict=False):
+        points = " ".join(point(i, v) for i, v in enumerate(vs) if v == v)
+        lines.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>'
+                     f'<text x="{width - pad}" y="{pad + 14 * len(lines)}" fill="{color}" '
+                     f'text-anchor="end" font-size="11">{html.escape(name)}</text>')
+    return (f'<figure><svg width="{width}" height="{height}" role="img">'
+            f'<text x="{pad}" y="16" font-size="13">{html.escape(title)}</text>'
+            f'<text x="2" y="{pad}" font-size="10">{high:.3g}</text>'
+            f'<text x="2" y="{height - pad}" font-size="10">{low:.3g}</text>'
+            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+            f'stroke="#999"/>{"".join(lines)}</svg></figure>')

@@ -1,0 +1,51 @@
+"""Callbacks: per-epoch clipping statistics, learning rate, and a resumable history."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+
+from components.common import storage
+
+
+class ClipStatsLogger(keras.callbacks.Callback):
+    """Adds grad_norm_mean/max, clip_rate and learning_rate to each epoch's logs.
+
+    Put it before TensorBoard and the history logger so they see the values.
+    """
+
+    def __init__(self, optimizer):
+        super().__init__()
+        self._optimizer = optimizer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._optimizer.reset_clip_stats()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs.update(self._optimizer.read_clip_stats())
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self._optimizer.learning_rate))
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Appends each finished epoch to a JSON-lines file that survives a restarted pod."""
+
+    def __init__(self, uri: str, phase: int):
+        super().__init__()
+        self.uri = uri
+        self.phase = phase
+
+    def on_epoch_end(self, epoch, logs=None):
+        rows = read_history(self.uri)
+        rows = [r for r in rows if r["epoch"] != epoch]
+        rows.append({"epoch": epoch, "phase": self.phase,
+                     **{k: float(v) for k, v in (logs or {}).items()}})
+        storage.write_text(self.uri, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_history(uri: str) -> list[dict]:
+    if not storage.exists(uri):
+        return []
+    return [json.loads(line) for line in storage.read_text(uri).splitlines() if line]

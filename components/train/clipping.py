@@ -1,0 +1,142 @@
+"""Gradient clipping on the aggregated gradient, measured every step.
+
+``clip_gradients`` is pure ``keras.ops`` (any Keras backend). ``ClippingMixin`` puts it
+in an optimizer's update step: after the TensorFlow replica all-reduce (Keras' own
+``clipnorm`` clips each replica's partial gradient before aggregation), after
+loss-scale unscaling (a LossScaleOptimizer calls the inner optimizer with unscaled,
+finite gradients only, so overflow steps never reach the statistics), and it records
+the pre-clip global norm and whether the step was clipped in optimizer variables, so
+the numbers survive XLA compilation.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+MODES = ("none", "value", "norm", "global_norm", "agc")
+# stats vector: [sum of pre-clip global norms, max norm, steps, clipped steps]
+STAT_FIELDS = 4
+
+
+def global_norm(grads) -> keras.KerasTensor:
+    return ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads))
+
+
+def unitwise_norm(x):
+    """Norm per output unit: over all axes but the last (vectors and scalars: abs)."""
+    x = ops.cast(x, "float32")
+    if len(x.shape) <= 1:
+        return ops.abs(x)
+    axes = tuple(range(len(x.shape) - 1))
+    return ops.sqrt(ops.sum(ops.square(x), axis=axes, keepdims=True))
+
+
+def clip_gradients(grads, variables, mode: str, threshold: float, agc_eps: float = 1e-3,
+                   agc_exclude: frozenset[int] = frozenset()):
+    """Returns ``(clipped_grads, pre_clip_global_norm, was_clipped)``.
+
+    ``agc``: adaptive gradient clipping (Brock et al. 2021): each unit's gradient is
+    scaled down to ``threshold * max(|w_unit|, agc_eps)`` when larger; ``agc_exclude``
+    holds indices of variables left unclipped (the final classifier layer).
+    """
+    norm = global_norm(grads)
+    if mode == "none":
+        return list(grads), norm, ops.convert_to_tensor(False)
+    if mode == "global_norm":
+        scale = ops.minimum(1.0, threshold / ops.maximum(norm, 1e-12))
+        return [g * ops.cast(scale, g.dtype) for g in grads], norm, norm > threshold
+    if mode == "value":
+        clipped = [ops.clip(g, -threshold, threshold) for g in grads]
+        hit = ops.any(ops.stack([ops.max(ops.abs(g)) > threshold for g in grads]))
+        return clipped, norm, hit
+    if mode == "norm":
+        norms = [ops.sqrt(ops.sum(ops.square(ops.cast(g, "float32")))) for g in grads]
+        clipped = [g * ops.cast(ops.minimum(1.0, threshold / ops.maximum(n, 1e-12)), g.dtype)
+                   for g, n in zip(grads, norms, strict=True)]
+        return clipped, norm, ops.any(ops.stack([n > threshold for n in norms]))
+    if mode == "agc":
+        clipped, hits = [], []
+        for i, (g, v) in enumerate(zip(grads, variables, strict=True)):
+            if i in agc_exclude:
+                clipped.append(g)
+                continue
+            max_norm = threshold * ops.maximum(unitwise_norm(v), agc_eps)
+            g_norm = unitwise_norm(g)
+            trigger = g_norm > max_norm
+            scaled = ops.cast(g, "float32") * (max_norm / ops.maximum(g_norm, 1e-6))
+            clipped.append(ops.cast(ops.where(trigger, scaled, ops.cast(g, "float32")), g.dtype))
+            hits.append(ops.any(trigger))
+        hit = ops.any(ops.stack(hits)) if hits else ops.convert_to_tensor(False)
+        return clipped, norm, hit
+    raise ValueError(f"unknown clip mode {mode!r}; use one of {MODES}")
+
+
+class ClippingMixin:
+    """Mix into a Keras optimizer class: clip the aggregated gradient and record stats."""
+
+    clip_mode = "none"
+    clip_threshold = 1.0
+    agc_eps = 1e-3
+    agc_exclude_names: tuple[str, ...] = ()
+
+    def build(self, variables):
+        super().build(variables)
+        self.clip_stats = self.add_variable(
+            shape=(STAT_FIELDS,), initializer="zeros", dtype="float32", name="clip_stats",
+            aggregation="only_first_replica",
+        )
+        self._agc_exclude = frozenset(
+            i for i, v in enumerate(variables)
+            if any(name in v.path for name in self.agc_exclude_names)
+        )
+
+    def _clip_and_record(self, grads, variables):
+        grads, norm, hit = clip_gradients(grads, variables, self.clip_mode, self.clip_threshold,
+                                          self.agc_eps, self._agc_exclude)
+        stats = self.clip_stats
+        self.assign(stats, ops.stack([
+            stats[0] + norm, ops.maximum(stats[1], norm), stats[2] + 1.0,
+            stats[3] + ops.cast(hit, "float32"),
+        ]))
+        return grads
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if keras.backend.backend() != "tensorflow":
+            grads = self._clip_and_record(grads, trainable_variables)
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        import tensorflow as tf
+
+        values = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        reduced = self._all_reduce_sum_gradients(list(zip(grads, values, strict=True)))
+        grads = self._clip_and_record([g for g, _ in reduced], trainable_variables)
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step, self._distribution_strategy,
+            list(zip(grads, values, strict=True)), learning_rate,
+        )
+
+    def read_clip_stats(self) -> dict[str, float]:
+        if not self.built:
+            return {"grad_norm_mean": float("nan"), "grad_norm_max": float("nan"),
+                    "clip_rate": float("nan"), "optimizer_steps": 0.0}
+        total, peak, steps, clipped = (float(x) for x in ops.convert_to_numpy(self.clip_stats))
+        return {
+            "grad_norm_mean": total / steps if steps else float("nan"),
+            "grad_norm_max": peak if steps else float("nan"),
+            "clip_rate": clipped / steps if steps else float("nan"),
+            "optimizer_steps": steps,
+        }
+
+    def reset_clip_stats(self) -> None:
+        if self.built:
+            self.clip_stats.assign(ops.zeros((STAT_FIELDS,)))
+
+
+def clipping_optimizer(base_cls, mode: str, threshold: float, agc_eps: float = 1e-3,
+                       agc_exclude_names: tuple[str, ...] = (), **kwargs):
+    """An instance of ``base_cls`` (e.g. keras.optimizers.Adam) with measured clipping."""
+    cls = type(f"Clipped{base_cls.__name__}", (ClippingMixin, base_cls), {
+        "clip_mode": mode, "clip_threshold": threshold, "agc_eps": agc_eps,
+        "agc_exclude_names": tuple(agc_exclude_names),
+    })
+    return cls(**kwargs)

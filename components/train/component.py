@@ -1,0 +1,44 @@
+"""Kubeflow wrapper of the training step."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE)
+def train(
+    examples: Input[Dataset],
+    trained_model: Output[Model],
+    metrics: Output[Metrics],
+    training_curves: Output[HTML],
+    config_json: str = "{}",
+    backup_dir: str = "",
+):
+    """Fine-tune ResNet50; ``config_json`` holds TrainConfig fields (validated first).
+
+    ``backup_dir`` should be a stable URI (not the output artifact) so a retried pod
+    resumes from its last finished epoch.
+    """
+    import json
+    import logging
+    import shutil
+
+    from components.train.config import TrainConfig
+    from components.train.run import run
+
+    logging.basicConfig(level=logging.INFO)
+    cfg = TrainConfig(examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
+                      **json.loads(config_json))
+    summary = run(cfg)
+    for key, value in summary.items():
+        if isinstance(value, float):
+            metrics.log_metric(key, value)
+    metrics.log_metric("epochs_run", summary["epochs_run"])
+    resolved = json.loads(open(f"{trained_model.path}/config.json").read())
+    trained_model.metadata.update({
+        "bn_policy": cfg.bn_policy, "clip": cfg.clip, "clip_threshold": cfg.clip_threshold,
+        "image_size": cfg.image_size, "config_hash": summary["config_hash"],
+        "labels": resolved["labels"], "precision": resolved["runtime"]["precision"],
+    })
+    shutil.copyfile(f"{trained_model.path}/training_curves.html", training_curves.path)

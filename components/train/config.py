@@ -1,0 +1,99 @@
+"""Training settings, validated before any data is read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from components.common.errors import ConfigError
+from components.train.clipping import MODES as CLIP_MODES
+
+BN_POLICIES = ("frozen", "bn_only", "full")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "plateau")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+RESNET50_BLOCKS = 16
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    examples: str
+    output: str
+    image_size: int = 224
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_weights: bool = True
+    dropout: float = 0.2
+    bn_policy: str = "frozen"
+    fine_tune_blocks: int = 0
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate_factor: float = 0.1
+    bn_momentum: float = 0.0
+    bn_reestimate_batches: int = 0
+    sync_bn: bool = False
+    clip: str = "global_norm"
+    clip_threshold: float = 1.0
+    agc_eps: float = 1e-3
+    weights: str = "imagenet"
+    seed: int = 0
+    precision: str = "auto"
+    xla: str = "auto"
+    early_stopping_patience: int = 5
+    backup_dir: str = ""
+    steps_per_epoch: int = 0
+
+    def validate(self) -> TrainConfig:
+        def choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+            if value not in allowed:
+                raise ConfigError(f"--{name.replace('_', '-')} {value!r}: use one of "
+                                  f"{', '.join(allowed)}")
+
+        choice("bn_policy", self.bn_policy, BN_POLICIES)
+        choice("clip", self.clip, CLIP_MODES)
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("schedule", self.schedule, SCHEDULES)
+        choice("precision", self.precision, PRECISIONS)
+        choice("xla", self.xla, ("auto", "on", "off"))
+        if self.image_size < 32:
+            raise ConfigError(f"--image-size {self.image_size}: ResNet50 needs at least 32 px")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"--epochs {self.epochs} / --batch-size {self.batch_size}: use >= 1")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"--learning-rate {self.learning_rate}: must be > 0")
+        if self.clip != "none" and self.clip_threshold <= 0:
+            raise ConfigError(f"--clip-threshold {self.clip_threshold}: must be > 0 for "
+                              f"--clip {self.clip} (or use --clip none)")
+        if not 0 <= self.fine_tune_blocks <= RESNET50_BLOCKS:
+            raise ConfigError(f"--fine-tune-blocks {self.fine_tune_blocks}: ResNet50 has "
+                              f"{RESNET50_BLOCKS} residual blocks; use 0 to {RESNET50_BLOCKS}")
+        if self.fine_tune_blocks and self.bn_policy != "frozen":
+            raise ConfigError(
+                f"--fine-tune-blocks {self.fine_tune_blocks} with --bn-policy "
+                f"{self.bn_policy}: unfreezing top blocks is the second phase of the 'frozen' "
+                "policy; use --bn-policy frozen, or --fine-tune-blocks 0"
+            )
+        if bool(self.fine_tune_blocks) != bool(self.fine_tune_epochs):
+            raise ConfigError("--fine-tune-blocks and --fine-tune-epochs go together: set both "
+                              "(phase 2) or neither")
+        if self.bn_reestimate_batches and self.bn_policy == "frozen":
+            raise ConfigError("--bn-reestimate-batches re-estimates statistics of trained BN "
+                              "layers; with --bn-policy frozen they never change: set it to 0")
+        if self.bn_momentum and not 0 < self.bn_momentum < 1:
+            raise ConfigError(f"--bn-momentum {self.bn_momentum}: use 0 (keep 0.99) or 0 < m < 1")
+        if self.sync_bn and self.bn_policy != "full":
+            raise ConfigError("--sync-bn synchronises batch statistics across replicas: "
+                              "only meaningful with --bn-policy full")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
+            raise ConfigError("--label-smoothing and --dropout must be in [0, 1)")
+        if not self.weights:
+            raise ConfigError("--weights is empty: use imagenet, none, or a weights file path")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)

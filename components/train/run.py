@@ -1,0 +1,171 @@
+"""The training step: examples in, the ``trained_model`` artifact out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+
+import keras
+import numpy as np
+
+from components.common import storage
+from components.common.augment_policy import AugmentPolicy
+from components.common.examples import read_labels, read_stats, require_complete
+from components.common.html import line_chart, page
+from components.train import model as model_lib
+from components.train.callbacks import ClipStatsLogger, HistoryLog, read_history
+from components.train.clipping import clipping_optimizer
+from components.train.config import TrainConfig
+from components.train.data import make_dataset
+from components.train.runtime import resolve_runtime
+
+log = logging.getLogger(__name__)
+OPTIMIZER_CLASSES = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+                     "sgd": keras.optimizers.SGD}
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def class_weights(stats: dict, labels: list[str]) -> dict[int, float] | None:
+    """Inverse-frequency weights (mean 1) when the training split is imbalanced (> 1.5x)."""
+    counts = np.array([stats["counts"]["train"][label] for label in labels], dtype=float)
+    if counts.min() == 0 or counts.max() / counts.min() <= 1.5:
+        return None
+    weights = counts.sum() / (len(counts) * counts)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _schedule(cfg: TrainConfig, steps_per_epoch: int, epochs: int, learning_rate: float):
+    if cfg.schedule == "plateau":
+        return learning_rate
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(total - 1, int(cfg.warmup_epochs * steps_per_epoch))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate if warmup == 0 else learning_rate * 0.01,
+        decay_steps=total - warmup, warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup, alpha=0.01,
+    )
+
+
+def _optimizer(cfg: TrainConfig, schedule):
+    kwargs = {"learning_rate": schedule}
+    if cfg.optimizer == "adamw":
+        kwargs["weight_decay"] = cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        kwargs.update(momentum=cfg.momentum, nesterov=True)
+    return clipping_optimizer(OPTIMIZER_CLASSES[cfg.optimizer], cfg.clip, cfg.clip_threshold,
+                              cfg.agc_eps, agc_exclude_names=(model_lib.HEAD_NAME,), **kwargs)
+
+
+def _compile(model, cfg: TrainConfig, runtime, schedule):
+    optimizer = _optimizer(cfg, schedule)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"], jit_compile=runtime.jit_compile,
+    )
+    return optimizer
+
+
+def _fit(model, cfg, runtime, train_ds, val_ds, steps, epochs, initial_epoch, learning_rate,
+         backup, phase, weights, extra_callbacks):
+    optimizer = _compile(model, cfg, runtime, _schedule(cfg, steps, epochs, learning_rate))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(storage.join(backup, f"phase{phase}")),
+        ClipStatsLogger(optimizer),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.TensorBoard(storage.join(cfg.output, "tensorboard")),
+        HistoryLog(storage.join(backup, "history.jsonl"), phase),
+        *extra_callbacks,
+    ]
+    if cfg.schedule == "plateau":
+        callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
+    model.fit(train_ds, validation_data=val_ds, epochs=initial_epoch + epochs,
+              initial_epoch=initial_epoch, steps_per_epoch=steps,
+              class_weight=weights, callbacks=callbacks, verbose=2)
+
+
+def curves_html(history: list[dict], cfg: TrainConfig) -> str:
+    def series(*keys):
+        return {k: [r.get(k, float("nan")) for r in history] for k in keys}
+
+    charts = [
+        line_chart("loss", series("loss", "val_loss")),
+        line_chart("accuracy", series("accuracy", "val_accuracy")),
+        line_chart("learning rate", series("learning_rate")),
+        line_chart("pre-clip global gradient norm", series("grad_norm_mean", "grad_norm_max")),
+        line_chart(f"share of steps clipped ({cfg.clip}, threshold {cfg.clip_threshold})",
+                   series("clip_rate")),
+    ]
+    return page("Training curves", f"<p>BN policy <b>{cfg.bn_policy}</b>, clipping "
+                f"<b>{cfg.clip}</b>.</p>" + "".join(charts))
+
+
+def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
+    """Fine-tune ResNet50 on ``cfg.examples``; write the model, history and reports."""
+    cfg.validate()
+    require_complete(cfg.examples)
+    labels, stats = read_labels(cfg.examples), read_stats(cfg.examples)
+    policy = AugmentPolicy.from_dict(json.loads(
+        storage.read_text(storage.join(cfg.examples, "augmentation.json"))))
+    runtime = resolve_runtime(cfg.precision, cfg.xla)
+    keras.utils.set_random_seed(cfg.seed)
+    batch_warning = model_lib.warn_small_batch(cfg.bn_policy, cfg.batch_size // runtime.replicas)
+    with runtime.strategy.scope():
+        model = model_lib.build_model(len(labels), cfg.image_size, cfg.weights, cfg.dropout)
+        model_lib.apply_bn_policy(model, cfg.bn_policy, 0, cfg.bn_momentum, cfg.sync_bn)
+    train_ds = make_dataset(cfg.examples, "train", cfg.image_size, cfg.batch_size, len(labels),
+                            augment=policy, shuffle=True, seed=cfg.seed).repeat()
+    val_ds = make_dataset(cfg.examples, "val", cfg.image_size, cfg.batch_size, len(labels))
+    steps = cfg.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / cfg.batch_size)
+    weights = class_weights(stats, labels) if cfg.class_weights else None
+    backup = cfg.backup_dir or storage.join(cfg.output, "backup")
+    phase1_done = storage.join(backup, "phase1.weights.h5")
+    with runtime.strategy.scope():
+        if storage.exists(phase1_done):
+            log.info("phase 1 finished in an earlier attempt: loading %s", phase1_done)
+            model.load_weights(phase1_done)
+        else:
+            _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.epochs, 0, cfg.learning_rate,
+                 backup, 1, weights, extra_callbacks)
+            if cfg.fine_tune_epochs:
+                model.save_weights(phase1_done)
+        if cfg.fine_tune_epochs:
+            model_lib.apply_bn_policy(model, cfg.bn_policy, cfg.fine_tune_blocks,
+                                      cfg.bn_momentum, cfg.sync_bn)
+            _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.fine_tune_epochs, cfg.epochs,
+                 cfg.learning_rate * cfg.fine_tune_learning_rate_factor, backup, 2, weights,
+                 extra_callbacks)
+    reestimated = 0
+    if cfg.bn_reestimate_batches:
+        clean = make_dataset(cfg.examples, "train", cfg.image_size, cfg.batch_size, len(labels))
+        reestimated = model_lib.reestimate_bn_statistics(model, clean.take(
+            cfg.bn_reestimate_batches))
+    history = read_history(storage.join(backup, "history.jsonl"))
+    storage.write_text(storage.join(cfg.output, "history.json"), json.dumps(history, indent=2))
+    resolved = {**cfg.to_dict(), "labels": labels, "runtime": runtime.describe(),
+                "config_hash": config_hash(cfg), "class_weights": weights,
+                "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
+                "bn_reestimated_batches": reestimated, "warnings": [w for w in [batch_warning] if w]}
+    storage.write_text(storage.join(cfg.output, "config.json"), json.dumps(resolved, indent=2))
+    storage.write_text(storage.join(cfg.output, "training_curves.html"),
+                       curves_html(history, cfg))
+    model_path = storage.join(cfg.output, "model.keras")
+    if storage.is_gcs(model_path):
+        local = os.path.join(storage.local_copy(cfg.output), "model.keras")
+        model.save(local)
+        storage.write_bytes(model_path, open(local, "rb").read())
+    else:
+        model.save(model_path)
+    last = history[-1] if history else {}
+    best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
+    return {"epochs_run": len(history), "best_val_accuracy": best_val,
+            **{k: last[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
+                                    "grad_norm_mean", "grad_norm_max", "clip_rate") if k in last},
+            "config_hash": resolved["config_hash"]}

@@ -1,0 +1,54 @@
+"""Devices, precision, XLA and the distribution strategy, resolved once at start-up."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    strategy: object
+    replicas: int
+    gpus: list[str]
+    precision: str
+    jit_compile: bool
+
+    def describe(self) -> dict:
+        import keras
+        import tensorflow as tf
+
+        return {"tensorflow": tf.__version__, "keras": keras.__version__,
+                "python": platform.python_version(), "gpus": self.gpus,
+                "replicas": self.replicas, "precision": self.precision,
+                "xla": self.jit_compile}
+
+
+def _gpu_precision(gpus) -> str:
+    import tensorflow as tf
+
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))
+                    for g in gpus]
+    return "mixed_bfloat16" if min(capabilities) >= (8, 0) else "mixed_float16"
+
+
+def resolve_runtime(precision: str = "auto", xla: str = "auto") -> Runtime:
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if precision == "auto":
+        precision = _gpu_precision(gpus) if gpus else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    jit = xla == "on" or (xla == "auto" and bool(gpus))
+    strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
+                else tf.distribute.get_strategy())
+    runtime = Runtime(strategy, strategy.num_replicas_in_sync, [g.name for g in gpus],
+                      precision, jit)
+    log.info("runtime: %s", runtime.describe())
+    return runtime

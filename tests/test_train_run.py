@@ -1,0 +1,76 @@
+"""The training step end to end on demo data (real TensorFlow, 32-64 px, few steps)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from components.train.config import TrainConfig
+from components.train.data import make_dataset
+from components.train.run import run
+
+TINY = dict(image_size=32, batch_size=8, weights="none", steps_per_epoch=2, precision="float32")
+
+
+class Crash(keras.callbacks.Callback):
+    """Stands in for a killed pod: fails after the given epoch has been backed up."""
+
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise RuntimeError("pod killed")
+
+
+def test_interrupted_training_resumes_at_the_right_epoch(examples_dir, tmp_path):
+    cfg = TrainConfig(examples=str(examples_dir), output=str(tmp_path / "out"), epochs=3, **TINY)
+    with pytest.raises(RuntimeError, match="pod killed"):
+        run(cfg, extra_callbacks=(Crash(after_epoch=1),))
+    summary = run(cfg)
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    assert summary["epochs_run"] == 3
+    for row in history:
+        assert {"grad_norm_mean", "grad_norm_max", "clip_rate", "learning_rate"} <= set(row)
+
+
+def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):
+    out = tmp_path / "out"
+    cfg = TrainConfig(examples=str(examples_dir), output=str(out), epochs=1, fine_tune_blocks=2,
+                      fine_tune_epochs=1, **TINY)
+    run(cfg)
+    history = json.loads((out / "history.json").read_text())
+    assert [r["phase"] for r in history] == [1, 2]
+    assert history[1]["learning_rate"] < history[0]["learning_rate"] * 0.5
+    config = json.loads((out / "config.json").read_text())
+    assert config["runtime"]["precision"] == "float32" and config["labels"]
+    assert "<svg" in (out / "training_curves.html").read_text()
+    assert list((out / "tensorboard").rglob("*tfevents*"))
+    keras.models.load_model(out / "model.keras", compile=False)
+
+
+@pytest.mark.slow
+def test_the_model_learns_the_demo_data(tmp_path_factory):
+    """3 classes, chance = 1/3. >= 0.6 on the 24 val+test images has a binomial tail
+    probability under chance of about 0.1%, so passing means it learned."""
+    from components.common.demo_data import write_demo_data
+    from components.prepare_data.config import PrepareConfig
+    from components.prepare_data.run import run as prepare
+
+    root = tmp_path_factory.mktemp("learn")
+    write_demo_data(str(root / "src"), classes=3, per_class=40, size=64, seed=3)
+    prepare(PrepareConfig(source=str(root / "src"), output=str(root / "ex")))
+    cfg = TrainConfig(examples=str(root / "ex"), output=str(root / "model"), image_size=64,
+                      epochs=5, batch_size=16, weights="none", bn_policy="full",
+                      bn_momentum=0.9, bn_reestimate_batches=6, learning_rate=1e-3, seed=0)
+    run(cfg)
+    model = keras.models.load_model(root / "model" / "model.keras", compile=False)
+    hits = []
+    for split in ("val", "test"):
+        for x, y in make_dataset(str(root / "ex"), split, 64, 16, 3):
+            hits += list(model(x).numpy().argmax(1) == y.numpy().argmax(1))
+    assert len(hits) == 24
+    assert np.mean(hits) >= 0.6

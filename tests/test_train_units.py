@@ -1,0 +1,177 @@
+"""Training building blocks with real TensorFlow on tiny inputs."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from components.common.errors import ConfigError
+from components.train import model as model_lib
+from components.train.clipping import clipping_optimizer
+from components.train.config import TrainConfig
+
+SIZE = 32
+
+
+def fit_two_steps(policy, unfreeze=0):
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model(3, SIZE, "none", 0.0)
+    model_lib.apply_bn_policy(model, policy, unfreeze)
+    model.compile(optimizer=clipping_optimizer(keras.optimizers.SGD, "global_norm", 10.0,
+                                               learning_rate=0.1), loss="categorical_crossentropy")
+    before = {v.path: v.numpy().copy() for v in model.weights}
+    x = np.random.default_rng(0).uniform(0, 255, (8, SIZE, SIZE, 3)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(8) % 3, 3)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    return {p: not np.array_equal(before[p], v.numpy()) for p, v in
+            ((v.path, v) for v in model.weights)}
+
+
+def changed(result, *fragments):
+    return {p: c for p, c in result.items() if all(f in p for f in fragments)}
+
+
+def test_frozen_policy_trains_only_the_head_and_keeps_bn_statistics():
+    result = fit_two_steps("frozen")
+    assert all(changed(result, "classifier").values())
+    assert not any(changed(result, "resnet50").values())
+
+
+def test_frozen_with_unfrozen_top_block_keeps_its_bn_in_inference_mode():
+    result = fit_two_steps("frozen", unfreeze=1)
+    assert all(changed(result, "conv5_block3_3_conv", "kernel").values())
+    assert not any(changed(result, "conv5_block3_3_bn").values())
+    assert not any(changed(result, "conv5_block2_3_conv").values())
+
+
+def test_bn_only_trains_bn_and_its_statistics_not_convolutions():
+    result = fit_two_steps("bn_only")
+    assert all(changed(result, "conv1_bn", "gamma").values())
+    assert all(changed(result, "conv1_bn", "moving_mean").values())
+    assert not any(changed(result, "_conv", "kernel").values())
+
+
+def test_full_trains_everything():
+    result = fit_two_steps("full")
+    assert all(changed(result, "conv1_conv", "kernel").values())
+    assert all(changed(result, "conv5_block3_3_bn", "moving_variance").values())
+
+
+def test_bn_reestimation_sets_statistics_to_the_batch_average():
+    model = model_lib.build_model(3, SIZE, "none", 0.0)
+    model_lib.apply_bn_policy(model, "full")
+    batches = [(np.full((4, SIZE, SIZE, 3), v, "float32"), None) for v in (10.0, 50.0)]
+    assert model_lib.reestimate_bn_statistics(model, batches) == 2
+    bn = model.get_layer("resnet50").get_layer("conv1_bn")
+    assert bn.momentum == 0.99
+    assert np.isfinite(bn.moving_mean.numpy()).all()
+
+
+def test_small_batch_warning():
+    assert "per-replica batch 8" in model_lib.warn_small_batch("full", 8)
+    assert model_lib.warn_small_batch("frozen", 8) == ""
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(bn_policy="bn_only", fine_tune_blocks=2, fine_tune_epochs=1), "second phase"),
+    (dict(clip_threshold=0.0), "--clip-threshold 0.0"),
+    (dict(image_size=16), "--image-size 16"),
+    (dict(bn_policy="sideways"), "--bn-policy 'sideways'"),
+    (dict(fine_tune_blocks=3), "go together"),
+    (dict(bn_reestimate_batches=4), "never change"),
+])
+def test_conflicting_settings_fail_first(change, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(examples="x", output="y", **change).validate()
+
+
+def test_a_weights_file_that_does_not_fit_is_refused(tmp_path):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = str(tmp_path / "other.weights.h5")
+    other.save_weights(path)
+    with pytest.raises(ConfigError, match="does not fit ResNet50"):
+        model_lib.build_model(3, SIZE, path, 0.0)
+    with pytest.raises(ConfigError, match="no such file"):
+        model_lib.build_model(3, SIZE, str(tmp_path / "missing.weights.h5"), 0.0)
+
+
+def test_a_weights_file_that_fits_is_loaded(tmp_path):
+    base = keras.applications.ResNet50(include_top=False, weights=None,
+                                       input_shape=(SIZE, SIZE, 3))
+    path = str(tmp_path / "base.weights.h5")
+    base.save_weights(path)
+    model = model_lib.build_model(3, SIZE, path, 0.0)
+    np.testing.assert_array_equal(model.get_layer("resnet50").get_layer("conv1_conv").kernel,
+                                  base.get_layer("conv1_conv").kernel)
+
+
+FLOAT16_SCRIPT = """
+import json, keras, numpy as np
+from components.train.clipping import clipping_optimizer, global_norm
+keras.mixed_precision.set_global_policy("mixed_float16")
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8),
+                          keras.layers.Dense(2, dtype="float32")])
+inner = clipping_optimizer(keras.optimizers.SGD, "global_norm", 0.5, learning_rate=0.0)
+model.compile(optimizer=inner, loss="mse", jit_compile=True)
+x = np.random.default_rng(1).normal(size=(16, 6)).astype("float32")
+y = np.random.default_rng(2).normal(size=(16, 2)).astype("float32") * 10
+with keras.src.backend.tensorflow.core.tf.GradientTape() as tape:
+    loss = keras.losses.MeanSquaredError()(y, model(x, training=True))
+reference = float(global_norm(tape.gradient(loss, model.trainable_weights)))
+model.fit(x, y, batch_size=16, epochs=20, verbose=0)
+print(json.dumps({"type": type(model.optimizer).__name__, "stats": inner.read_clip_stats(),
+                  "reference": reference}))
+"""
+
+
+def test_gradient_norm_logging_under_float16_loss_scaling():
+    out = subprocess.run([sys.executable, "-c", FLOAT16_SCRIPT], capture_output=True, text=True,
+                         check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["type"] == "LossScaleOptimizer"
+    stats, reference = result["stats"], result["reference"]
+    # learning rate 0: every applied step sees the same gradient. The first steps overflow
+    # at the initial loss scale; they are skipped and must not reach the statistics.
+    assert 1 <= stats["optimizer_steps"] < 20
+    assert abs(stats["grad_norm_mean"] - reference) < 0.02 * reference
+    assert abs(stats["grad_norm_max"] - reference) < 0.02 * reference
+    assert stats["clip_rate"] == 1.0
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+import json, keras, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from components.train.clipping import clipping_optimizer
+x = np.random.default_rng(1).normal(size=(8, 5)).astype("float32")
+y = np.random.default_rng(2).normal(size=(8, 3)).astype("float32") * 5
+
+def one_step(strategy):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        opt = clipping_optimizer(keras.optimizers.SGD, "global_norm", 0.1, learning_rate=1.0)
+        model.compile(optimizer=opt, loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    return [w.tolist() for w in model.get_weights()], opt.read_clip_stats()
+
+single = one_step(tf.distribute.get_strategy())
+mirrored = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+print(json.dumps({"single": single, "mirrored": mirrored}))
+""")
+
+
+def test_mirrored_update_equals_single_device_update():
+    out = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True,
+                         check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    (w1, s1), (w2, s2) = result["single"], result["mirrored"]
+    for a, b in zip(w1, w2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert s1["clip_rate"] == s2["clip_rate"] == 1.0
+    np.testing.assert_allclose(s1["grad_norm_mean"], s2["grad_norm_mean"], rtol=1e-5)
