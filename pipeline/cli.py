@@ -111,3 +111,14 @@ def train(**kwargs) -> None:
     from components.train.run import run
 
     _print_json(run(cfg))
+
+
+@main.command("export")
+@click.option("--model", "model_dir", required=True, help="trained_model folder.")
+@click.option("--examples", required=True, help="Examples artifact (parity images).")
+@click.option("--output", required=True, help="New folder for the SavedModel.")
+def export(model_dir: str, examples: str, output: str) -> None:
+    """Export and infra-validate a SavedModel that serves raw image bytes."""
+    from components.export.run import run
+
+    _print_json(run(model_dir, examples, output))

@@ -63,3 +63,27 @@ def examples_dir(tmp_path_factory, demo_dir):
     out = tmp_path_factory.mktemp("examples") / "examples"
     run(PrepareConfig(source=str(demo_dir), output=str(out)))
     return out
+
+
+TINY_TRAIN = dict(image_size=32, batch_size=8, weights="none", steps_per_epoch=2,
+                  precision="float32", epochs=1)
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory, examples_dir):
+    """A tiny real training run (32 px, 2 steps)."""
+    from components.train.config import TrainConfig
+    from components.train.run import run
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    run(TrainConfig(examples=str(examples_dir), output=str(out), **TINY_TRAIN))
+    return out
+
+
+@pytest.fixture(scope="session")
+def saved_model_dir(tmp_path_factory, trained_dir, examples_dir):
+    from components.export.run import run
+
+    out = tmp_path_factory.mktemp("exported") / "saved_model"
+    run(str(trained_dir), str(examples_dir), str(out))
+    return out

@@ -127,3 +127,8 @@ def reestimate_bn_statistics(model: keras.Model, batches) -> int:
     for layer, momentum in zip(bn_layers, saved, strict=True):
         layer.momentum = momentum
     return count
+
+
+def load_trained_model(path: str) -> keras.Model:
+    """Load ``model.keras`` (this module registers its custom preprocessing layer)."""
+    return keras.models.load_model(path, compile=False)

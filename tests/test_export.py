@@ -1,0 +1,94 @@
+"""The exported SavedModel: signatures, parity on every input kind, errors, REST form."""
+
+import base64
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.common.preprocess import decode_resize
+from components.export.validate import EXPECTED_SIGNATURES, InfraValidationError, check_parity
+from components.train.model import load_trained_model
+from tests.images_factory import valid_variants
+
+
+@pytest.fixture(scope="module")
+def served(saved_model_dir):
+    return tf.saved_model.load(str(saved_model_dir))
+
+
+@pytest.fixture(scope="module")
+def keras_model(trained_dir):
+    return load_trained_model(str(trained_dir / "model.keras"))
+
+
+def test_metadata_records_validation_size_and_latency(saved_model_dir):
+    meta = json.loads((saved_model_dir / "export_metadata.json").read_text())
+    assert meta["infra_validation"]["passed"]
+    assert meta["size_ratio"] < 1.1, "weights must be stored once"
+    for batch in ("batch_1", "batch_32"):
+        assert 0 < meta["infra_validation"]["latency"][batch]["p50_ms"]
+    assert meta["input_size"] == 32 and meta["bn_policy"] == "frozen"
+    assert (saved_model_dir / "assets" / "labels.txt").read_text().split() == meta["labels"]
+
+
+def test_signatures_have_documented_names(served):
+    assert set(EXPECTED_SIGNATURES) <= set(served.signatures)
+    spec = served.signatures["serving_default"].structured_input_signature[1]
+    assert spec["image_bytes"].dtype == tf.string and spec["image_bytes"].shape.as_list() == [None]
+    outputs = served.signatures["serving_default"].structured_outputs
+    assert outputs["classes"].shape.as_list() == [None, 1]
+
+
+@pytest.mark.parametrize("name", ["rgb.jpg", "gray.png", "rgba.png", "palette.gif", "bitmap.bmp"])
+def test_bytes_signature_matches_keras(served, keras_model, name):
+    from components.common.images import normalize_image
+
+    data = valid_variants()[name]
+    out = served.signatures["serving_default"](image_bytes=tf.constant([data]))
+    pixels = decode_resize(tf.constant(data), 32)[None]
+    expected = keras.ops.convert_to_numpy(keras_model(pixels))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-4)
+    normalized = normalize_image(data, 10**7)
+    assert out["top_k_scores"].shape[1] == 3
+    assert out["classes"].numpy()[0, 0] == out["top_k_classes"].numpy()[0, 0]
+    assert normalized
+
+
+def test_pixels_signature_agrees_with_bytes(served):
+    data = valid_variants()["rgb.jpg"]
+    by_bytes = served.signatures["serving_default"](image_bytes=tf.constant([data]))
+    pixels = decode_resize(tf.constant(data), 32)[None]
+    by_pixels = served.signatures["serving_pixels"](pixels=pixels)
+    np.testing.assert_allclose(by_bytes["probabilities"], by_pixels["probabilities"], atol=1e-6)
+
+
+@pytest.mark.parametrize("batch,message", [
+    ([b"not an image"], "Unknown image file format"),
+    ([], "empty batch"),
+])
+def test_bad_input_gives_a_clear_error(served, batch, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        served.signatures["serving_default"](image_bytes=tf.constant(batch, dtype=tf.string))
+
+
+def test_rest_json_base64_round_trip(served):
+    """TF Serving's REST form decodes {"b64": ...} to the same bytes the signature gets."""
+    data = valid_variants()["rgb.jpg"]
+    body = json.dumps({"instances": [{"image_bytes": {"b64": base64.b64encode(data).decode()}}]})
+    decoded = [base64.b64decode(i["image_bytes"]["b64"]) for i in json.loads(body)["instances"]]
+    direct = served.signatures["serving_default"](image_bytes=tf.constant([data]))
+    via_rest = served.signatures["serving_default"](image_bytes=tf.constant(decoded))
+    np.testing.assert_array_equal(direct["probabilities"], via_rest["probabilities"])
+
+
+def test_parity_check_rejects_disagreement():
+    probs = np.array([[0.7, 0.2, 0.1]])
+    with pytest.raises(InfraValidationError, match="top-1 differs"):
+        check_parity(probs, {"probabilities": probs.tolist(), "classes": ["b"]}, ["a", "b", "c"],
+                     1e-4)
+    with pytest.raises(InfraValidationError, match="differ by"):
+        check_parity(probs, {"probabilities": [[0.6, 0.3, 0.1]], "classes": ["a"]},
+                     ["a", "b", "c"], 1e-4)
