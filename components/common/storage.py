@@ -150,8 +150,12 @@ def list_files(uri: str, with_md5: bool = False) -> list[FileInfo]:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             path = Path(dirpath, name)
-            md5 = _file_md5(path) if with_md5 else ""
-            infos.append(FileInfo(str(path), path.stat().st_size, md5))
+            try:
+                size = path.stat().st_size
+                md5 = _file_md5(path) if with_md5 else ""
+            except FileNotFoundError:
+                continue  # removed while listing (another writer's temporary file)
+            infos.append(FileInfo(str(path), size, md5))
     return sorted(infos, key=lambda i: i.uri)
 
 

@@ -1,0 +1,181 @@
+"""A model registry on plain storage (local folder or gs://) with atomic pointers.
+
+Layout under ``<root>/<model_name>/``:
+- ``versions/<N>/``: the SavedModel of version N, immutable. This folder is the serving
+  base path for TF Serving (numeric sub-folders) and ``versions/<N>`` a KServe storageUri.
+- ``records/<N>.json``: version N's record. Written last, create-only: the commit point.
+  A version without a record is invisible.
+- ``claims/<N>.json``: which run claimed number N (create-only), so two runs never share N.
+- ``aliases/<alias>/<seq>.json``: the alias history. The highest ``seq`` is current; moving
+  an alias writes ``seq + 1`` create-only (GCS ``if_generation_match=0``, a hard link
+  locally): a compare-and-swap in which exactly one of two racing writers wins.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from components.common import storage
+
+PRODUCTION = "production"
+SEQ_WIDTH = 8
+
+
+class RegistryError(RuntimeError):
+    """A missing or corrupt registry object; the message names it."""
+
+
+class ConflictError(RegistryError):
+    """Another writer moved the alias first; re-read and retry on the new state."""
+
+
+class Registry:
+    def __init__(self, root: str, model_name: str):
+        if not model_name or "/" in model_name:
+            raise RegistryError(f"model name {model_name!r}: use a non-empty name without '/'")
+        self.root = root
+        self.model_name = model_name
+        self.base = storage.join(root, model_name)
+
+    def _path(self, *parts: str) -> str:
+        return storage.join(self.base, *parts)
+
+    def version_uri(self, version: int) -> str:
+        return self._path("versions", str(version))
+
+    def _numbers(self, folder: str) -> list[int]:
+        if not storage.is_dir(self._path(folder)):
+            return []
+        names = [info.uri.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+                 for info in storage.list_files(self._path(folder))]
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+    def _read_json(self, uri: str) -> dict:
+        try:
+            return json.loads(storage.read_text(uri))
+        except FileNotFoundError as err:
+            raise RegistryError(f"registry object missing: {uri}") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RegistryError(f"registry object is corrupt (not JSON): {uri}: {err}") from err
+
+    # versions -----------------------------------------------------------------------
+    def list_versions(self) -> list[dict]:
+        return [self.get_version(n) for n in self._numbers("records")]
+
+    def get_version(self, version: int) -> dict:
+        record = self._read_json(self._path("records", f"{version}.json"))
+        if record.get("version") != version:
+            raise RegistryError(f"registry record {self._path('records', f'{version}.json')} "
+                                f"says version {record.get('version')}, expected {version}")
+        return record
+
+    def find_by_run(self, run_id: str) -> dict | None:
+        return next((r for r in self.list_versions() if r.get("run_id") == run_id), None)
+
+    def _claim(self, run_id: str) -> int:
+        for number in self._numbers("claims"):
+            claim = self._read_json(self._path("claims", f"{number}.json"))
+            if claim.get("run_id") == run_id and number not in self._numbers("records"):
+                return number
+        number = max(self._numbers("claims") + self._numbers("records") + [0]) + 1
+        while True:
+            try:
+                storage.write_text(self._path("claims", f"{number}.json"),
+                                   json.dumps({"run_id": run_id, "time": time.time()}),
+                                   create_only=True)
+                return number
+            except storage.AlreadyExists:
+                number += 1
+
+    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
+        """Add a version (idempotent per ``run_id``): stage files, then commit the record."""
+        if not run_id:
+            raise RegistryError("run id is empty: promotion needs it to stay idempotent")
+        existing = self.find_by_run(run_id)
+        if existing:
+            return existing
+        number = self._claim(run_id)
+        target = self.version_uri(number)
+        files = storage.list_files(saved_model_dir)
+        root = saved_model_dir.rstrip("/")
+        # saved_model.pb last: a server watching versions/ never sees a partial model.
+        for info_file in sorted(files, key=lambda f: f.uri.endswith("saved_model.pb")):
+            relative = info_file.uri[len(root) + 1 :].replace("\\", "/")
+            storage.write_bytes(storage.join(target, relative), storage.read_bytes(info_file.uri))
+        record = {"version": number, "model_name": self.model_name, "run_id": run_id,
+                  "uri": target, "time": time.time(),
+                  "production_at_registration": self.current(PRODUCTION), **(info or {})}
+        try:
+            storage.write_text(self._path("records", f"{number}.json"),
+                               json.dumps(record, indent=2), create_only=True)
+        except storage.AlreadyExists:
+            return self.get_version(number)
+        return record
+
+    # aliases ------------------------------------------------------------------------
+    def history(self, alias: str = PRODUCTION) -> list[dict]:
+        return [self._read_json(self._path("aliases", alias, f"{seq:0{SEQ_WIDTH}d}.json"))
+                for seq in self._numbers(storage.join("aliases", alias))]
+
+    def _head(self, alias: str) -> tuple[int, dict | None]:
+        seqs = self._numbers(storage.join("aliases", alias))
+        if not seqs:
+            return 0, None
+        head = self._read_json(self._path("aliases", alias, f"{seqs[-1]:0{SEQ_WIDTH}d}.json"))
+        return seqs[-1], head
+
+    def current(self, alias: str = PRODUCTION) -> int | None:
+        _seq, head = self._head(alias)
+        return None if head is None else head["version"]
+
+    def _move(self, alias: str, version: int, action: str, run_id: str,
+              expected_version: int | None, check_expected: bool) -> dict:
+        self.get_version(version)
+        seq, head = self._head(alias)
+        current = head["version"] if head else None
+        if check_expected and current != expected_version:
+            raise ConflictError(f"{alias} of {self.model_name} is version {current}, not "
+                                f"{expected_version} as expected; re-read and retry")
+        entry = {"alias": alias, "version": version, "previous_version": current,
+                 "action": action, "run_id": run_id, "time": time.time(), "seq": seq + 1}
+        try:
+            storage.write_text(self._path("aliases", alias, f"{seq + 1:0{SEQ_WIDTH}d}.json"),
+                               json.dumps(entry, indent=2), create_only=True)
+        except storage.AlreadyExists as err:
+            raise ConflictError(f"{alias} of {self.model_name} was moved concurrently "
+                                f"(entry {seq + 1} exists); re-read and retry") from err
+        return entry
+
+    def promote(self, version: int, run_id: str = "", alias: str = PRODUCTION,
+                expected_version: int | None = None, check_expected: bool = False) -> dict:
+        """Point ``alias`` at ``version``; a no-op entry is not written if it already is."""
+        _seq, head = self._head(alias)
+        if head and head["version"] == version:
+            return head
+        return self._move(alias, version, "promote", run_id, expected_version, check_expected)
+
+    def rollback(self, alias: str = PRODUCTION, run_id: str = "") -> dict:
+        """Point ``alias`` back at the version it held before the current one."""
+        seq, head = self._head(alias)
+        if head is None:
+            raise RegistryError(f"{alias} of {self.model_name} is not set: nothing to roll "
+                                "back to")
+        previous = head.get("previous_version")
+        if previous is None:
+            raise RegistryError(f"{alias} of {self.model_name} has no previous version")
+        return self._move(alias, previous, "rollback", run_id, head["version"], True)
+
+    def resolve(self, ref: str) -> dict:
+        """A version number or an alias name -> the version record."""
+        if str(ref).isdigit():
+            return self.get_version(int(ref))
+        version = self.current(ref)
+        if version is None:
+            raise RegistryError(f"alias {ref!r} of {self.model_name} is not set")
+        return self.get_version(version)
+
+    def production_saved_model(self) -> str | None:
+        """The SavedModel URI of the production version, or None on a first run."""
+        version = self.current(PRODUCTION)
+        return None if version is None else self.get_version(version)["uri"]

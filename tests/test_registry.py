@@ -1,0 +1,113 @@
+"""The registry on local disk and on a real GCS emulator (412 enforced by the fixture)."""
+
+import json
+import multiprocessing
+import threading
+
+import pytest
+
+from components.common import storage
+from components.promote.registry import ConflictError, Registry, RegistryError
+
+
+@pytest.fixture(params=["local", "gcs"])
+def root(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "registry")
+    return request.getfixturevalue("bucket") + "/registry"
+
+
+@pytest.fixture
+def fake_saved_model(tmp_path):
+    """Stands in for a SavedModel folder: the registry only moves its files."""
+    folder = tmp_path / "sm"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables" / "variables.index").write_bytes(b"index")
+    return str(folder)
+
+
+def test_versions_are_numbered_immutable_and_idempotent(root, fake_saved_model):
+    reg = Registry(root, "flowers")
+    assert reg.production_saved_model() is None
+    v1 = reg.register(fake_saved_model, "run-1", {"metrics": {"accuracy": 0.9}})
+    again = reg.register(fake_saved_model, "run-1")
+    v2 = reg.register(fake_saved_model, "run-2")
+    assert (v1["version"], again["version"], v2["version"]) == (1, 1, 2)
+    assert [r["version"] for r in reg.list_versions()] == [1, 2]
+    assert storage.read_bytes(storage.join(reg.version_uri(2), "saved_model.pb")) == b"graph"
+    assert reg.get_version(1)["metrics"] == {"accuracy": 0.9}
+
+
+def test_promote_and_rollback_move_only_the_pointer(root, fake_saved_model):
+    reg = Registry(root, "flowers")
+    for run in ("a", "b"):
+        reg.promote(reg.register(fake_saved_model, run)["version"], run)
+    assert reg.current() == 2
+    assert reg.production_saved_model() == reg.version_uri(2)
+    entry = reg.rollback()
+    assert (entry["version"], entry["previous_version"], entry["action"]) == (1, 2, "rollback")
+    assert reg.current() == 1
+    assert [h["version"] for h in reg.history()] == [1, 2, 1]
+    assert [r["version"] for r in reg.list_versions()] == [1, 2]
+    assert reg.promote(1)["seq"] == 3, "promoting the current version writes nothing"
+
+
+def test_an_uncommitted_version_is_invisible(root, fake_saved_model):
+    reg = Registry(root, "flowers")
+    storage.write_text(storage.join(reg.version_uri(1), "saved_model.pb"), "partial")
+    assert reg.list_versions() == []
+    assert reg.register(fake_saved_model, "run-1")["version"] == 1
+
+
+def test_racing_promotions_have_one_winner_and_a_clear_conflict(root, fake_saved_model):
+    reg = Registry(root, "flowers")
+    versions = [reg.register(fake_saved_model, f"run-{i}")["version"] for i in range(6)]
+    outcomes = []
+
+    def promote(version):
+        try:
+            outcomes.append(("won", Registry(root, "flowers").promote(
+                version, expected_version=None, check_expected=True)["version"]))
+        except ConflictError as err:
+            outcomes.append(("conflict", str(err)))
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if o[0] == "won"]
+    assert len(winners) == 1
+    assert all("re-read and retry" in o[1] or "not None" in o[1] for o in outcomes
+               if o[0] == "conflict")
+    assert reg.current() == winners[0][1]
+    assert len(reg.history()) == 1
+
+
+def _register_in_process(args):
+    root, saved_model, run_id = args
+    return Registry(root, "flowers").register(saved_model, run_id)["version"]
+
+
+def test_concurrent_registrations_in_processes_get_distinct_numbers(tmp_path, fake_saved_model):
+    root = str(tmp_path / "registry")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        numbers = pool.map(_register_in_process, [(root, fake_saved_model, f"r{i}")
+                                                  for i in range(8)])
+    assert sorted(numbers) == list(range(1, 9))
+
+
+def test_corrupt_or_missing_objects_are_named(root, fake_saved_model):
+    reg = Registry(root, "flowers")
+    reg.promote(reg.register(fake_saved_model, "a")["version"])
+    record = storage.join(reg.base, "records", "1.json")
+    storage.write_text(record, "{not json")
+    with pytest.raises(RegistryError, match="corrupt.*records/1.json"):
+        reg.production_saved_model()
+    pointer = storage.join(reg.base, "aliases", "production", "00000002.json")
+    storage.write_text(pointer, json.dumps({"version": 7, "previous_version": 1}))
+    with pytest.raises(RegistryError, match="missing.*records/7.json"):
+        reg.resolve("production")
+    with pytest.raises(RegistryError, match="alias 'staging'"):
+        reg.resolve("staging")
