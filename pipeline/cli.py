@@ -17,10 +17,11 @@ class Group(click.Group):
 
     def invoke(self, ctx):
         from components.common.errors import ConfigError
+        from components.promote.registry import RegistryError
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, FileNotFoundError, FileExistsError) as err:
+        except (ConfigError, FileNotFoundError, FileExistsError, RegistryError) as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
 
@@ -122,3 +123,128 @@ def export(model_dir: str, examples: str, output: str) -> None:
     from components.export.run import run
 
     _print_json(run(model_dir, examples, output))
+
+
+@main.command("evaluate")
+@click.option("--candidate", required=True, help="Candidate SavedModel folder.")
+@click.option("--examples", required=True)
+@click.option("--output", required=True)
+@click.option("--baseline", default="", help="Production SavedModel folder.")
+@click.option("--registry", default="", help="Registry URI (instead of --baseline).")
+@click.option("--model-name", default="")
+@click.option("--gate", "gate_json", default='{"min_accuracy": 0.5}', show_default=True,
+              help="JSON of GateConfig fields.")
+def evaluate(candidate, examples, output, baseline, registry, model_name, gate_json) -> None:
+    """Score candidate vs production on the same test split and apply the gate."""
+    from components.evaluate.gate import GateConfig
+    from components.evaluate.run import resolve_baseline, run
+
+    gate = GateConfig(**json.loads(gate_json)).validate()
+    base, version = resolve_baseline(baseline, registry, model_name)
+    result = run(candidate, examples, output, gate, base, version)
+    _print_json({"decision": result["decision"], "reasons": result["reasons"]})
+
+
+@main.group("registry")
+def registry_group() -> None:
+    """Inspect the registry, promote a version, roll production back."""
+
+
+def _registry(registry: str, model_name: str):
+    from components.promote.registry import Registry
+
+    return Registry(registry, model_name)
+
+
+def _registry_options(func):
+    func = click.option("--model-name", required=True)(func)
+    return click.option("--registry", "registry_uri", required=True)(func)
+
+
+@registry_group.command("list")
+@_registry_options
+@click.option("--json", "as_json", is_flag=True)
+def registry_list(registry_uri, model_name, as_json) -> None:
+    reg = _registry(registry_uri, model_name)
+    versions, production = reg.list_versions(), reg.current()
+    if as_json:
+        _print_json({"production": production, "versions": versions})
+        return
+    for record in versions:
+        mark = " <- production" if record["version"] == production else ""
+        acc = record.get("metrics", {}).get("accuracy")
+        click.echo(f"v{record['version']}  run={record['run_id']}  accuracy={acc}{mark}")
+
+
+@registry_group.command("show")
+@_registry_options
+@click.argument("ref", default="production")
+@click.option("--json", "as_json", is_flag=True)
+def registry_show(registry_uri, model_name, ref, as_json) -> None:
+    """Show a version number or an alias (default production)."""
+    reg = _registry(registry_uri, model_name)
+    record = reg.resolve(ref)
+    _print_json(record if as_json else {k: record[k] for k in ("version", "uri", "run_id")})
+
+
+@registry_group.command("promote")
+@_registry_options
+@click.option("--saved-model", default="", help="Register this SavedModel first.")
+@click.option("--run-id", default="", help="Idempotency key of the registration.")
+@click.option("--version", type=int, default=None, help="Promote an existing version.")
+def registry_promote(registry_uri, model_name, saved_model, run_id, version) -> None:
+    reg = _registry(registry_uri, model_name)
+    if saved_model:
+        version = reg.register(saved_model, run_id or saved_model)["version"]
+    if version is None:
+        raise click.UsageError("give --saved-model (and --run-id) or --version")
+    _print_json(reg.promote(version, run_id))
+
+
+@registry_group.command("rollback")
+@_registry_options
+def registry_rollback(registry_uri, model_name) -> None:
+    """Point production back at its previous version (recorded in the history)."""
+    _print_json(_registry(registry_uri, model_name).rollback())
+
+
+@main.command("run-local")
+@click.option("--workdir", default="runs/local", show_default=True)
+@click.option("--data", default="", help="Image source; default: generated demo data.")
+@click.option("--registry", default="", help="Registry URI; default: WORKDIR/registry.")
+@click.option("--model-name", default="demo", show_default=True)
+@click.option("--epochs", type=int, default=None)
+@click.option("--learning-rate", type=float, default=None)
+@click.option("--image-size", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--bn-policy", default=None)
+@click.option("--clip", default=None)
+@click.option("--clip-threshold", type=float, default=None)
+@click.option("--weights", default=None)
+@click.option("--min-accuracy", type=float, default=None)
+def run_local(workdir, data, registry, model_name, **params) -> None:
+    """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
+    from pipeline.local_run import run_local as run
+
+    summary = run(workdir, data, registry, model_name, **params)
+    _print_json(summary)
+    click.echo(f"\ngate: {summary['gate']['decision'].upper()}: "
+               f"{'; '.join(summary['gate']['reasons'])}")
+    click.echo(f"production version: {summary['production_version']} in {summary['registry']}")
+
+
+@main.command("compile")
+@click.option("--output", default="pipeline.yaml", show_default=True)
+@click.option("--image", default="", help="Image for every step (prefer a digest: ...@sha256:).")
+@click.option("--accelerator", default="nvidia.com/gpu", show_default=True,
+              help="nvidia.com/gpu on Kubeflow, or a Vertex name like NVIDIA_H100_80GB.")
+@click.option("--gpus", default=1, show_default=True)
+def compile_command(output, image, accelerator, gpus) -> None:
+    """Compile the pipeline to YAML (needs no TensorFlow)."""
+    if image:
+        os.environ["FINETUNE_IMAGE"] = image
+    from pipeline.pipeline import compile_pipeline
+    from pipeline.platform import PlatformConfig
+
+    compile_pipeline(output, PlatformConfig(accelerator=accelerator, gpus=gpus))
+    click.echo(output)

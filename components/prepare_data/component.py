@@ -57,3 +57,12 @@ def prepare_data(
     shutil.copyfile(f"{examples.path}/augmentation_preview.html", augmentation_preview.path)
     outputs = namedtuple("Outputs", ["fingerprint", "num_classes"])
     return outputs(stats["fingerprint"], len(stats["labels"]))
+
+
+@dsl.component(base_image=IMAGE)
+def fingerprint_data(source: str) -> str:
+    """Hash of the source listing (paths, sizes, checksums): never cached, it keys the
+    data step's cache so a changed bucket is never served a stale split."""
+    from components.prepare_data.listing import fingerprint, list_source
+
+    return fingerprint(list_source(source))

@@ -12,10 +12,19 @@ def train(
     trained_model: Output[Model],
     metrics: Output[Metrics],
     training_curves: Output[HTML],
-    config_json: str = "{}",
+    image_size: int = 224,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    bn_policy: str = "frozen",
+    clip: str = "global_norm",
+    clip_threshold: float = 1.0,
+    weights: str = "imagenet",
+    seed: int = 0,
     backup_dir: str = "",
+    extra_json: str = "{}",
 ):
-    """Fine-tune ResNet50; ``config_json`` holds TrainConfig fields (validated first).
+    """Fine-tune ResNet50; ``extra_json`` holds further TrainConfig fields (validated first).
 
     ``backup_dir`` should be a stable URI (not the output artifact) so a retried pod
     resumes from its last finished epoch.
@@ -29,7 +38,10 @@ def train(
 
     logging.basicConfig(level=logging.INFO)
     cfg = TrainConfig(examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
-                      **json.loads(config_json))
+                      image_size=image_size, epochs=epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
+                      clip_threshold=clip_threshold, weights=weights, seed=seed,
+                      **json.loads(extra_json))
     summary = run(cfg)
     for key, value in summary.items():
         if isinstance(value, float):

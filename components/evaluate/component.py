@@ -1,0 +1,61 @@
+"""Kubeflow wrapper of the evaluate step (never cached: production can change)."""
+
+from kfp import dsl
+from kfp.dsl import (HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics,
+                     Model, Output)
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE)
+def evaluate(
+    examples: Input[Dataset],
+    saved_model: Input[Model],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    confusion_matrix: Output[ClassificationMetrics],
+    evaluation_report: Output[Markdown],
+    worst_mistakes: Output[HTML],
+    registry_uri: str = "",
+    model_name: str = "",
+    baseline_uri: str = "",
+    min_accuracy: float = 0.5,
+    max_ece: float = -1.0,
+    non_inferiority_margin: float = 0.01,
+    mcnemar_alpha: float = 0.05,
+    max_class_recall_drop: float = 0.1,
+    allow_label_change: bool = False,
+) -> str:
+    """Score candidate and production on the same test split; return promote or reject.
+
+    A single ``str`` output on purpose: kfp.local resolves ``dsl.If`` conditions only on a
+    task's single ``Output``, not on a named output.
+
+    Gate thresholds below 0 are off (KFP parameters cannot be None).
+    """
+    import logging
+    import shutil
+
+    from components.evaluate.gate import GateConfig
+    from components.evaluate.run import resolve_baseline, run
+
+    logging.basicConfig(level=logging.INFO)
+    thresholds = {"min_accuracy": min_accuracy, "max_ece": max_ece,
+                  "non_inferiority_margin": non_inferiority_margin,
+                  "mcnemar_alpha": mcnemar_alpha, "max_class_recall_drop": max_class_recall_drop}
+    gate = {k: (v if v >= 0 else None) for k, v in thresholds.items()}
+    gate["allow_label_change"] = allow_label_change
+    baseline, version = resolve_baseline(baseline_uri, registry_uri, model_name)
+    result = run(saved_model.path, examples.path, evaluation.path,
+                 GateConfig(**gate), baseline, version)
+    for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
+        metrics.log_metric(f"candidate_{key}", result["candidate"][key])
+        if result["baseline"]:
+            metrics.log_metric(f"production_{key}", result["baseline"][key])
+    confusion_matrix.log_confusion_matrix(result["labels"],
+                                          result["candidate"]["confusion_matrix"])
+    evaluation.metadata.update({"decision": result["decision"], "reasons": result["reasons"],
+                                "baseline": baseline or "", "baseline_version": version})
+    shutil.copyfile(f"{evaluation.path}/report.md", evaluation_report.path)
+    shutil.copyfile(f"{evaluation.path}/worst_mistakes.html", worst_mistakes.path)
+    return result["decision"]

@@ -1,0 +1,59 @@
+"""Batch inference over the test shards with tfx-bsl's RunInference (Apache Beam)."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
+from tfx_bsl.public.beam import RunInference
+from tfx_bsl.public.proto import model_spec_pb2
+
+from components.common import storage
+from components.common.examples import ENCODED, LABEL, SHA256, SOURCE, parse
+from components.prepare_data.beam_job import DEFAULT_BEAM_ARGS
+
+
+def _keyed_bytes(serialized: bytes) -> tuple[str, bytes]:
+    example = parse(tf.constant(serialized))
+    key = json.dumps({"sha256": example[SHA256].numpy().decode(),
+                      "source": example[SOURCE].numpy().decode(),
+                      "label": int(example[LABEL].numpy())})
+    return key, example[ENCODED].numpy()
+
+
+def _to_row(item) -> str:
+    key, log = item
+    outputs = log.predict_log.response.outputs
+    probabilities = tf.make_ndarray(outputs["probabilities"])[0]
+    return json.dumps({**json.loads(key), "probabilities": probabilities.tolist()})
+
+
+def predict(saved_model: str, shard_files: list[str], output_prefix: str,
+            beam_args: tuple[str, ...] = ()) -> list[dict]:
+    """Score every test image through ``serving_default`` (raw bytes); rows sorted by sha256."""
+    spec = model_spec_pb2.InferenceSpecType(saved_model_spec=model_spec_pb2.SavedModelSpec(
+        model_path=saved_model, signature_name=["serving_default"]))
+    with beam.Pipeline(options=PipelineOptions(list(beam_args or DEFAULT_BEAM_ARGS))) as p:
+        _ = (
+            p
+            | "Read" >> beam.io.ReadFromTFRecord(shard_files[0].rsplit("/", 1)[0] + "/*.tfrecord")
+            | "Key" >> beam.Map(_keyed_bytes).with_output_types(tuple[str, bytes])
+            | "Infer" >> RunInference(spec)
+            | "Row" >> beam.Map(_to_row)
+            | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".jsonl")
+        )
+    folder, stem = output_prefix.rsplit("/", 1)
+    rows = []
+    for info in storage.list_files(folder):
+        name = info.uri.rsplit("/", 1)[-1]
+        if name.startswith(stem) and name.endswith(".jsonl"):
+            rows += [json.loads(line) for line in storage.read_text(info.uri).splitlines()]
+    return sorted(rows, key=lambda r: r["sha256"])
+
+
+def as_arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([r["probabilities"] for r in rows], dtype=np.float64),
+            np.array([r["label"] for r in rows], dtype=int))

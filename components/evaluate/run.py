@@ -1,0 +1,89 @@
+"""The evaluate step: candidate and production scored on the same test split, then gated."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from components.common import storage
+from components.common.examples import ENCODED, SHA256, parse, read_labels, require_complete
+from components.common.examples import shard_files as list_shards
+from components.common.preprocess import decode_resize
+from components.evaluate import inference, report
+from components.evaluate.gate import GateConfig, decide
+from components.evaluate.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+
+def saved_model_labels(saved_model: str) -> list[str]:
+    return storage.read_text(storage.join(saved_model, "assets", "labels.txt")).splitlines()
+
+
+def resolve_baseline(baseline: str = "", registry: str = "",
+                     model_name: str = "") -> tuple[str | None, int | None]:
+    """The production SavedModel and its registry version: an explicit folder (no
+    version), the registry's production, or ``(None, None)`` on a first run."""
+    if baseline:
+        return baseline, None
+    if registry and model_name:
+        from components.promote.registry import Registry
+
+        reg = Registry(registry, model_name)
+        return reg.production_saved_model(), reg.current()
+    return None, None
+
+
+def _thumbnails(shards: list[str], size: int = 96) -> dict[str, object]:
+    thumbs = {}
+    for record in tf.data.TFRecordDataset(shards).map(parse):
+        thumbs[record[SHA256].numpy().decode()] = decode_resize(record[ENCODED], size).numpy()
+    return thumbs
+
+
+def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,
+        baseline_version: int | None = None, beam_args: tuple[str, ...] = ()) -> dict:
+    gate.validate()
+    require_complete(examples)
+    labels = read_labels(examples)
+    shards = list_shards(examples, "test")
+    os.makedirs(output, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="evaluate-", dir=output)
+    rows = inference.predict(candidate, shards, f"{work}/candidate", beam_args)
+    cand = classification_metrics(*inference.as_arrays(rows), labels)
+    base, base_rows, discordant, labels_match = None, None, None, True
+    if baseline:
+        labels_match = saved_model_labels(baseline) == labels
+        if labels_match:
+            base_rows = inference.predict(baseline, shards, f"{work}/baseline", beam_args)
+            base = classification_metrics(*inference.as_arrays(base_rows), labels)
+            right_c = [max(range(len(labels)), key=r["probabilities"].__getitem__) == r["label"]
+                       for r in rows]
+            right_b = [max(range(len(labels)), key=r["probabilities"].__getitem__) == r["label"]
+                       for r in base_rows]
+            discordant = (sum(c and not b for c, b in zip(right_c, right_b, strict=True)),
+                          sum(b and not c for c, b in zip(right_c, right_b, strict=True)))
+    result = decide(gate, cand, base, discordant, labels_match).to_dict()
+    result.update(baseline=baseline, baseline_version=baseline_version, discordant=discordant,
+                  gate_config=gate.__dict__)
+    outputs = {
+        "predictions_candidate.jsonl": "".join(json.dumps(r) + "\n" for r in rows),
+        "metrics.json": json.dumps({"candidate": cand, "baseline": base}, indent=2),
+        "gate.json": json.dumps(result, indent=2),
+        "report.md": report.markdown(cand, base, result, labels),
+        "worst_mistakes.html": report.worst_mistakes_html(rows, _thumbnails(shards), labels),
+    }
+    if base_rows is not None:
+        outputs["predictions_baseline.jsonl"] = "".join(json.dumps(r) + "\n" for r in base_rows)
+    for name, text in outputs.items():
+        storage.write_text(storage.join(output, name), text)
+    storage.write_text(storage.join(output, "decision.txt"), result["decision"])
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("gate: %s (%s)", result["decision"], "; ".join(result["reasons"]))
+    return {"decision": result["decision"], "reasons": result["reasons"], "candidate": cand,
+            "baseline": base, "labels": labels}

@@ -1,0 +1,39 @@
+"""The promote step: register the gated SavedModel and move ``production`` to it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from components.common import storage
+from components.common.errors import ConfigError
+from components.promote.registry import PRODUCTION, Registry
+
+log = logging.getLogger(__name__)
+
+
+def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
+        run_id: str) -> dict:
+    """Idempotent per ``run_id``; refuses a rejected evaluation; the pointer moves only if
+    production is still the version the gate compared against (compare-and-swap)."""
+    gate = json.loads(storage.read_text(storage.join(evaluation, "gate.json")))
+    if gate["decision"] != "promote":
+        raise ConfigError(f"the gate rejected this model ({'; '.join(gate['reasons'])}); "
+                          "nothing is promoted")
+    metadata = json.loads(storage.read_text(storage.join(saved_model, "export_metadata.json")))
+    metrics = json.loads(storage.read_text(storage.join(evaluation, "metrics.json")))
+    registry = Registry(registry_uri, model_name)
+    record = registry.register(saved_model, run_id, {
+        "data_fingerprint": metadata.get("data_fingerprint"),
+        "config_hash": metadata.get("config_hash"), "labels": metadata.get("labels"),
+        "metrics": {k: v for k, v in metrics["candidate"].items() if not isinstance(v, dict)},
+        "gate": {k: gate[k] for k in ("decision", "reasons", "mode", "checks")},
+    })
+    previous = registry.current(PRODUCTION)
+    expected = gate.get("baseline_version") if gate.get("baseline") else None
+    entry = registry.promote(record["version"], run_id, expected_version=expected,
+                             check_expected=previous != record["version"])
+    log.info("promoted %s version %d (previous production: %s)", model_name, record["version"],
+             entry["previous_version"])
+    return {"version": record["version"], "uri": record["uri"],
+            "previous_version": entry["previous_version"], "registry": registry.base}

@@ -1,0 +1,84 @@
+"""The DAG: fingerprint -> prepare_data -> train -> export -> evaluate -> If(promote)."""
+
+from kfp import dsl
+
+from components.evaluate.component import evaluate
+from components.export.component import export_model
+from components.prepare_data.component import fingerprint_data, prepare_data
+from components.promote.component import promote
+from components.train.component import train
+from pipeline.platform import PlatformConfig, configure_step, configure_train
+
+PIPELINE_NAME = "resnet50-finetune"
+
+
+def build_pipeline(platform: PlatformConfig = PlatformConfig()):
+    @dsl.pipeline(name=PIPELINE_NAME,
+                  description="Fine-tune ResNet50 with a BN policy and gradient clipping; "
+                              "promote only through the gate.")
+    def finetune_pipeline(
+        source: str,
+        registry_uri: str,
+        model_name: str = "resnet50-classifier",
+        image_size: int = 224,
+        train_fraction: float = 0.8,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_state: str = "",
+        bn_policy: str = "frozen",
+        clip: str = "global_norm",
+        clip_threshold: float = 1.0,
+        epochs: int = 10,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        weights: str = "imagenet",
+        train_extra_json: str = "{}",
+        backup_dir: str = "",
+        min_accuracy: float = 0.5,
+        max_ece: float = -1.0,
+        non_inferiority_margin: float = 0.01,
+        mcnemar_alpha: float = 0.05,
+        max_class_recall_drop: float = 0.1,
+        seed: int = 0,
+    ):
+        listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
+        configure_step(listing, platform, cache=False)
+        data = prepare_data(
+            source=source, data_fingerprint=listing.output, train_fraction=train_fraction,
+            val_fraction=val_fraction, test_fraction=test_fraction, split_state=split_state,
+        ).set_display_name("Prepare data")
+        configure_step(data, platform, cache=True)
+        trained = train(
+            examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
+            clip_threshold=clip_threshold, weights=weights, seed=seed, backup_dir=backup_dir,
+            extra_json=train_extra_json,
+        ).set_display_name("Train ResNet50")
+        configure_train(trained, platform)
+        exported = export_model(examples=data.outputs["examples"],
+                                trained_model=trained.outputs["trained_model"])
+        exported.set_display_name("Export SavedModel")
+        configure_step(exported, platform, cache=True)
+        evaluated = evaluate(
+            examples=data.outputs["examples"], saved_model=exported.outputs["saved_model"],
+            registry_uri=registry_uri, model_name=model_name, min_accuracy=min_accuracy,
+            max_ece=max_ece, non_inferiority_margin=non_inferiority_margin,
+            mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop,
+        ).set_display_name("Evaluate vs production")
+        configure_step(evaluated, platform, cache=False)
+        with dsl.If(evaluated.outputs["Output"] == "promote", name="gate-passed"):
+            promoted = promote(
+                saved_model=exported.outputs["saved_model"],
+                evaluation=evaluated.outputs["evaluation"], registry_uri=registry_uri,
+                model_name=model_name, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            ).set_display_name("Promote to production")
+            configure_step(promoted, platform, cache=False)
+
+    return finetune_pipeline
+
+
+def compile_pipeline(output: str, platform: PlatformConfig = PlatformConfig()) -> str:
+    from kfp import compiler
+
+    compiler.Compiler().compile(build_pipeline(platform), package_path=output)
+    return output
