@@ -1,7 +1,6 @@
 """``finetune run-local``: the compiled pipeline under kfp.local, no cluster needed."""
 
 import json
-import os
 import time
 from pathlib import Path
 

@@ -12,7 +12,10 @@ from pipeline.platform import PlatformConfig, configure_step, configure_train
 PIPELINE_NAME = "resnet50-finetune"
 
 
-def build_pipeline(platform: PlatformConfig = PlatformConfig()):
+DEFAULT_PLATFORM = PlatformConfig()
+
+
+def build_pipeline(platform: PlatformConfig = DEFAULT_PLATFORM):
     @dsl.pipeline(name=PIPELINE_NAME,
                   description="Fine-tune ResNet50 with a BN policy and gradient clipping; "
                               "promote only through the gate.")
@@ -77,7 +80,7 @@ def build_pipeline(platform: PlatformConfig = PlatformConfig()):
     return finetune_pipeline
 
 
-def compile_pipeline(output: str, platform: PlatformConfig = PlatformConfig()) -> str:
+def compile_pipeline(output: str, platform: PlatformConfig = DEFAULT_PLATFORM) -> str:
     from kfp import compiler
 
     compiler.Compiler().compile(build_pipeline(platform), package_path=output)

@@ -26,8 +26,11 @@ def reference(mode, t, eps=1e-3, exclude=()):
         if i in exclude:
             out.append(g)
             continue
-        axes = tuple(range(g.ndim - 1))
-        unit = (lambda x: np.sqrt((x**2).sum(axis=axes, keepdims=True))) if g.ndim > 1 else np.abs
+        def unit(x):
+            if x.ndim <= 1:
+                return np.abs(x)
+            return np.sqrt((x**2).sum(axis=tuple(range(x.ndim - 1)), keepdims=True))
+
         max_norm = t * np.maximum(unit(w), eps)
         g_norm = unit(g)
         trigger = g_norm > max_norm

@@ -1,8 +1,17 @@
 """Kubeflow wrapper of the evaluate step (never cached: production can change)."""
 
 from kfp import dsl
-from kfp.dsl import (HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics,
-                     Model, Output)
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 from components.image import IMAGE
 

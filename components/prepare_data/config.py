@@ -30,7 +30,8 @@ class PrepareConfig:
 
     @property
     def fractions(self) -> dict[str, float]:
-        return dict(zip(SPLITS, (self.train_fraction, self.val_fraction, self.test_fraction), strict=True))
+        values = (self.train_fraction, self.val_fraction, self.test_fraction)
+        return dict(zip(SPLITS, values, strict=True))
 
     def validate(self) -> PrepareConfig:
         if not self.source:

@@ -16,7 +16,7 @@ def compute_stats(manifest: list[dict], labels: list[str], fingerprint: str) -> 
     accepted = [r for r in manifest if r["status"] == "accepted"]
     per_split = {s: Counter(r["label"] for r in accepted if r["split"] == s) for s in SPLITS}
     per_class = Counter(r["label"] for r in accepted)
-    sizes = np.array([[r["width"], r["height"]] for r in accepted]) if accepted else np.zeros((1, 2))
+    sizes = np.array([[r["width"], r["height"]] for r in accepted] or [[0, 0]])
     return {
         "fingerprint": fingerprint,
         "inputs": len(manifest),

@@ -90,8 +90,9 @@ def run(cfg: PrepareConfig) -> dict:
     staging = _staging_dir(cfg.output)
     work_dir = tempfile.mkdtemp(prefix="prepare-")
     try:
-        inspected = beam_job.inspect_all([{**asdict(f), "key": i} for i, f in enumerate(files)], work_dir, cfg.min_side,
-                                         cfg.max_pixels, cfg.beam_args)
+        keyed = [{**asdict(f), "key": i} for i, f in enumerate(files)]
+        inspected = beam_job.inspect_all(keyed, work_dir, cfg.min_side, cfg.max_pixels,
+                                         cfg.beam_args)
         valid = [r for r in inspected if not r.get("skip_reason")]
         decisions = assign_splits(
             [Candidate(r["key"], r["uri"], r["label"], r["sha256"], r["dhash"]) for r in valid],
@@ -109,7 +110,8 @@ def run(cfg: PrepareConfig) -> dict:
             n_shards = max(1, math.ceil(len(rows) / cfg.examples_per_shard))
             for i, row in enumerate(rows):
                 shard = f"{split}/{split}-{i % n_shards:05d}-of-{n_shards:05d}.tfrecord"
-                shard_rows.append({**row, "shard": shard, "label_index": label_index[row["label"]]})
+                shard_rows.append({**row, "shard": shard,
+                                   "label_index": label_index[row["label"]]})
         beam_job.write_shards(shard_rows, staging, cfg.max_pixels, cfg.resize_max_side,
                               cfg.beam_args)
         stats = report.compute_stats(manifest, labels, data_fingerprint)

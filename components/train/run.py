@@ -152,7 +152,8 @@ def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
     resolved = {**cfg.to_dict(), "labels": labels, "runtime": runtime.describe(),
                 "config_hash": config_hash(cfg), "class_weights": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
-                "bn_reestimated_batches": reestimated, "warnings": [w for w in [batch_warning] if w]}
+                "bn_reestimated_batches": reestimated,
+                "warnings": [batch_warning] if batch_warning else []}
     storage.write_text(storage.join(cfg.output, "config.json"), json.dumps(resolved, indent=2))
     storage.write_text(storage.join(cfg.output, "training_curves.html"),
                        curves_html(history, cfg))
