@@ -27,6 +27,7 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     from kfp import local
 
     from pipeline.pipeline import build_pipeline, compile_pipeline
+    from pipeline.platform import PlatformConfig
 
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     root = work / "pipeline-root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     compile_pipeline(str(work / "pipeline.yaml"))
-    pipeline = build_pipeline()
+    pipeline = build_pipeline(PlatformConfig(train_retries=0))
     arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None},
                  "source": data, "registry_uri": registry, "model_name": model_name,
                  "split_state": str(work / "split_state.jsonl")}

@@ -26,7 +26,9 @@ def configure_train(task, cfg: PlatformConfig) -> None:
     """GPU node, resources and retries: training resumes from its backup on retry."""
     task.set_accelerator_type(cfg.accelerator).set_accelerator_limit(cfg.gpus)
     task.set_cpu_request(cfg.train_cpu).set_memory_request(cfg.train_memory)
-    task.set_retry(num_retries=cfg.train_retries, backoff_duration="60s", backoff_factor=2.0)
+    if cfg.train_retries:
+        task.set_retry(num_retries=cfg.train_retries, backoff_duration="60s",
+                       backoff_factor=2.0)
     for key, value in cfg.gpu_node_selector:
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     kubernetes.add_toleration(task, key=KUBEFLOW_GPU, operator="Exists", effect="NoSchedule")

@@ -68,8 +68,8 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
 
     first = run_local(str(tmp_path), image_size=32, epochs=3)
     assert first["gate"]["decision"] == "promote" and first["production_version"] == 1
-    worse = run_local(str(tmp_path), image_size=32, epochs=1, learning_rate=1e-9,
-                      train_extra_json=json.dumps({"precision": "float32", "seed": 5}))
+    worse = run_local(str(tmp_path), image_size=32, epochs=1, learning_rate=1e-9, seed=5,
+                      train_extra_json=json.dumps({"precision": "float32"}))
     assert worse["gate"]["decision"] == "reject", worse["gate"]
     reg = Registry(str(tmp_path / "registry"), "demo")
     assert reg.current() == 1 and len(reg.list_versions()) == 1

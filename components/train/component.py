@@ -37,11 +37,17 @@ def train(
     from components.train.run import run
 
     logging.basicConfig(level=logging.INFO)
+    extra = json.loads(extra_json)
+    named = {"image_size", "epochs", "batch_size", "learning_rate", "bn_policy", "clip",
+             "clip_threshold", "weights", "seed", "backup_dir", "examples", "output"}
+    if named & set(extra):
+        raise ValueError(f"extra_json sets {sorted(named & set(extra))}, which are parameters "
+                         "of their own: set them there and remove them from extra_json")
     cfg = TrainConfig(examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
                       image_size=image_size, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
                       clip_threshold=clip_threshold, weights=weights, seed=seed,
-                      **json.loads(extra_json))
+                      **extra)
     summary = run(cfg)
     for key, value in summary.items():
         if isinstance(value, float):
