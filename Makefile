@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 IMAGE ?= ghcr.io/resnet-finetune/resnet-finetune:0.1.0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test test-fast lint compile bench image lock clean
+.PHONY: install run test test-fast lint compile bench image lock clean golden
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,6 @@ lock:  ## re-resolve requirements.lock after changing pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+golden: install  ## refresh the reviewed copy of the compiled pipeline after a deliberate change
+	FINETUNE_IMAGE=$(IMAGE) $(BIN)/finetune compile --output tests/golden/pipeline.yaml

@@ -248,3 +248,63 @@ def compile_command(output, image, accelerator, gpus) -> None:
 
     compile_pipeline(output, PlatformConfig(accelerator=accelerator, gpus=gpus))
     click.echo(output)
+
+
+def _params(pairs: tuple[str, ...]) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE", param_hint="--param")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _kfp_options(func):
+    for option in reversed([
+        click.option("--host", required=True, help="KFP API endpoint, e.g. https://.../pipeline"),
+        click.option("--namespace", default="", help="Kubeflow profile namespace."),
+        click.option("--experiment", default="resnet50-finetune", show_default=True),
+        click.option("--pipeline", "pipeline_yaml", default="",
+                     help="Compiled YAML; compiled now when not given."),
+        click.option("--param", "params", multiple=True, help="NAME=VALUE (repeatable)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _compiled(pipeline_yaml: str) -> str:
+    if pipeline_yaml:
+        return pipeline_yaml
+    from pipeline.pipeline import compile_pipeline
+
+    return compile_pipeline("pipeline.yaml")
+
+
+@main.command("submit")
+@_kfp_options
+@click.option("--run-name", default="resnet50-finetune", show_default=True)
+def submit(host, namespace, experiment, pipeline_yaml, params, run_name) -> None:
+    """Start one run on a Kubeflow Pipelines server."""
+    from pipeline.kfp_api import submit as submit_run
+
+    run_id = submit_run(host, namespace, experiment, _compiled(pipeline_yaml), _params(params),
+                        run_name)
+    click.echo(run_id)
+
+
+@main.command("schedule")
+@_kfp_options
+@click.option("--name", default="resnet50-finetune-nightly", show_default=True)
+@click.option("--cron", required=True, help="6-field KFP cron (seconds first); 5 is translated.")
+def schedule(host, namespace, experiment, pipeline_yaml, params, name, cron) -> None:
+    """Create (or replace) the recurring run: max one at a time, no catch-up."""
+    from pipeline.kfp_api import schedule as schedule_run
+    from pipeline.kfp_api import to_kfp_cron
+
+    cron = to_kfp_cron(cron)
+    click.echo(schedule_run(host, namespace, experiment, _compiled(pipeline_yaml),
+                            _params(params), name, cron))
