@@ -88,3 +88,15 @@ def test_parity_check_rejects_disagreement():
     with pytest.raises(InfraValidationError, match="differ by"):
         check_parity(probs, {"probabilities": [[0.6, 0.3, 0.1]], "classes": ["a"]},
                      ["a", "b", "c"], 1e-4)
+
+
+def test_a_non_empty_output_is_refused_before_exporting(trained_dir, examples_dir, tmp_path):
+    from components.export.run import run
+
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="not empty"):
+        run(str(trained_dir), str(examples_dir), str(out))
+    assert (out / "keep.txt").read_text() == "precious"
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]

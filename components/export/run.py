@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 
 import keras
 import numpy as np
@@ -16,6 +15,7 @@ import tensorflow as tf
 from components.common import storage
 from components.common.examples import ENCODED, parse, require_complete, shard_files
 from components.common.preprocess import decode_resize
+from components.common.publish import publish, staging_dir
 from components.export import validate
 from components.export.serving import save_serving_model
 from components.train.model import load_trained_model
@@ -40,9 +40,7 @@ def run(model_dir: str, examples: str, output: str, parity_images: int = 32) -> 
     labels, image_size = config["labels"], config["image_size"]
     model = load_trained_model(storage.join(model_dir, "model.keras"))
     validate.require_labels_match(model.output_shape[-1], labels)
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(output)}.partial-{uuid.uuid4().hex[:8]}")
+    staging = staging_dir(output)
     scratch = tempfile.mkdtemp(prefix="export-")
     try:
         save_serving_model(model, labels, image_size, staging)
@@ -77,9 +75,7 @@ def run(model_dir: str, examples: str, output: str, parity_images: int = 32) -> 
         }
         with open(os.path.join(staging, METADATA_FILE), "w") as handle:
             json.dump(metadata, handle, indent=2)
-        if os.path.isdir(output):
-            shutil.rmtree(output) if not os.listdir(output) else None
-        os.replace(staging, output)
+        publish(staging, output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,12 +8,12 @@ import math
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import asdict
 
 from components.common import storage
 from components.common.examples import COMPLETE_MARKER
 from components.common.images import normalize_image
+from components.common.publish import publish, staging_dir
 from components.prepare_data import beam_job, report
 from components.prepare_data.config import SPLITS, PrepareConfig
 from components.prepare_data.listing import fingerprint, list_source
@@ -62,22 +62,10 @@ def _preview(manifest: list[dict], cfg: PrepareConfig) -> str:
     return report.preview_html(originals, augmented, cfg.augmentation)
 
 
-def _staging_dir(output: str) -> str:
-    if storage.is_gcs(output):
-        return output
-    if os.path.isdir(output) and os.listdir(output):
-        raise FileExistsError(f"--output {output} exists and is not empty; choose a new folder")
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    return os.path.join(parent, f".{os.path.basename(output)}.partial-{uuid.uuid4().hex[:8]}")
-
-
 def _publish(staging: str, output: str) -> None:
     storage.write_text(storage.join(staging, COMPLETE_MARKER), "")
     if staging != output:
-        if os.path.isdir(output):
-            os.rmdir(output)
-        os.replace(staging, output)
+        publish(staging, output)
 
 
 def run(cfg: PrepareConfig) -> dict:
@@ -87,7 +75,7 @@ def run(cfg: PrepareConfig) -> dict:
     data_fingerprint = fingerprint(files)
     log.info("listed %d files from %s (fingerprint %s)", len(files), cfg.source,
              data_fingerprint[:12])
-    staging = _staging_dir(cfg.output)
+    staging = cfg.output if storage.is_gcs(cfg.output) else staging_dir(cfg.output)
     work_dir = tempfile.mkdtemp(prefix="prepare-")
     try:
         keyed = [{**asdict(f), "key": i} for i, f in enumerate(files)]
