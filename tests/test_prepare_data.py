@@ -191,3 +191,16 @@ def test_refuses_a_non_empty_output(tmp_path, demo_dir):
     with pytest.raises(FileExistsError, match="not empty"):
         run(PrepareConfig(source=str(demo_dir), output=str(out)))
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_a_near_duplicate_chain_cannot_swallow_a_class():
+    """Low-detail images chain through dHash collisions; a chain larger than a few percent
+    of the class is not a duplicate set and must not put the whole class in one split."""
+    from components.prepare_data.split import Candidate, assign_splits
+
+    fractions = dict(zip(SPLITS, (0.8, 0.1, 0.1), strict=True))
+    candidates = [Candidate(key, f"{label}/{i}", label, f"{label}{i:04d}", dhash=f"{i % 2:016x}")
+                  for key, (label, i) in enumerate((lb, i) for lb in "ab" for i in range(100))]
+    label_of = {c.key: c.label for c in candidates}
+    splits = Counter((label_of[d.key], d.split) for d in assign_splits(candidates, fractions))
+    assert splits[("a", "test")] == 10 and splits[("b", "val")] == 10

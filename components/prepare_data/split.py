@@ -11,6 +11,7 @@ A file's split is decided per class from its content hash:
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -66,13 +67,18 @@ def _dedupe(candidates: list[Candidate]) -> tuple[list[Candidate], list[Decision
 
 
 NEAR_DUPLICATE_BITS = 6
+MAX_GROUP_SHARE = 0.02
+log = logging.getLogger(__name__)
 
 
 def _units(items: list[Candidate], near_duplicates: bool) -> list[list[Candidate]]:
     """Groups of near-duplicates: dHashes within ``NEAR_DUPLICATE_BITS`` bits, transitively.
 
     Two 64-bit hashes that differ in at most 7 bits agree exactly on at least one of
-    their eight bytes, so only items sharing a byte bucket are compared.
+    their eight bytes, so only items sharing a byte bucket are compared. Low-detail images
+    (flat objects on plain backgrounds) chain into huge groups through dHash collisions;
+    a group larger than max(4, 2% of the class) is not a set of duplicates, so its images
+    are placed one by one (and a warning says how many).
     """
     if not near_duplicates:
         return [[c] for c in items]
@@ -98,7 +104,17 @@ def _units(items: list[Candidate], near_duplicates: bool) -> list[list[Candidate
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, c in enumerate(items):
         groups[root(i)].append(c)
-    return list(groups.values())
+    cap = max(4, int(MAX_GROUP_SHARE * len(items)))
+    units = []
+    for group in groups.values():
+        if len(group) > cap:
+            log.warning("class %r: %d images form one near-duplicate chain (> %d); treated as "
+                        "distinct images (low-detail images collide in dHash)",
+                        group[0].label, len(group), cap)
+            units += [[c] for c in group]
+        else:
+            units.append(group)
+    return units
 
 
 def assign_splits(
