@@ -35,7 +35,8 @@ compile: install
 	$(BIN)/finetune compile --output pipeline.yaml --image $(IMAGE)
 
 bench: install
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	for name in prepare_data_scaling input_pipeline train_throughput gpu_train export_latency \
+	  batch_inference run_local_overhead; do $(BIN)/python -m benchmarks.$$name || exit 1; done
 
 image:  ## build and push the one image all steps run in (needs a Docker engine)
 	docker build -t $(IMAGE) .
@@ -49,4 +50,4 @@ clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 golden: install  ## refresh the reviewed copy of the compiled pipeline after a deliberate change
-	FINETUNE_IMAGE=$(IMAGE) $(BIN)/finetune compile --output tests/golden/pipeline.yaml
+	$(BIN)/finetune compile --output tests/golden/pipeline.yaml

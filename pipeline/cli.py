@@ -241,12 +241,10 @@ def run_local(workdir, data, registry, model_name, **params) -> None:
 @click.option("--gpus", default=1, show_default=True)
 def compile_command(output, image, accelerator, gpus) -> None:
     """Compile the pipeline to YAML (needs no TensorFlow)."""
-    if image:
-        os.environ["FINETUNE_IMAGE"] = image
     from pipeline.pipeline import compile_pipeline
     from pipeline.platform import PlatformConfig
 
-    compile_pipeline(output, PlatformConfig(accelerator=accelerator, gpus=gpus))
+    compile_pipeline(output, PlatformConfig(accelerator=accelerator, gpus=gpus), image)
     click.echo(output)
 
 

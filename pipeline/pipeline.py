@@ -80,8 +80,19 @@ def build_pipeline(platform: PlatformConfig = DEFAULT_PLATFORM):
     return finetune_pipeline
 
 
-def compile_pipeline(output: str, platform: PlatformConfig = DEFAULT_PLATFORM) -> str:
+def compile_pipeline(output: str, platform: PlatformConfig = DEFAULT_PLATFORM,
+                     image: str = "") -> str:
+    """Compile to YAML; ``image`` replaces every step's image in the compiled spec."""
     from kfp import compiler
 
     compiler.Compiler().compile(build_pipeline(platform), package_path=output)
+    if image:
+        import yaml
+
+        with open(output) as handle:
+            documents = list(yaml.safe_load_all(handle))
+        for executor in documents[0]["deploymentSpec"]["executors"].values():
+            executor["container"]["image"] = image
+        with open(output, "w") as handle:
+            yaml.safe_dump_all(documents, handle, sort_keys=False)
     return output

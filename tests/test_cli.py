@@ -1,0 +1,50 @@
+"""The finetune command as a user types it: one-line errors, exit codes, JSON output."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args))
+
+
+def test_bad_input_is_one_line_and_exit_code_2(cli, tmp_path):
+    result = cli("prepare-data", "--source", str(tmp_path / "missing"), "--output",
+                 str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: --source")
+    result = cli("train", "--examples", "x", "--output", "y", "--clip-threshold", "0")
+    assert result.exit_code == 2 and "--clip-threshold 0.0" in result.output
+
+
+def test_registry_commands_print_json(cli, tmp_path):
+    sm = tmp_path / "sm"
+    (sm / "variables").mkdir(parents=True)
+    (sm / "saved_model.pb").write_bytes(b"stand-in graph")
+    reg = str(tmp_path / "reg")
+    common = ["--registry", reg, "--model-name", "m"]
+    assert cli("registry", "promote", *common, "--saved-model", str(sm), "--run-id", "a"
+               ).exit_code == 0
+    cli("registry", "promote", *common, "--saved-model", str(sm), "--run-id", "b")
+    listed = json.loads(cli("registry", "list", *common, "--json").output)
+    assert listed["production"] == 2 and [v["version"] for v in listed["versions"]] == [1, 2]
+    assert json.loads(cli("registry", "rollback", *common).output)["version"] == 1
+    assert json.loads(cli("registry", "show", *common, "production").output)["version"] == 1
+    result = cli("registry", "show", *common, "staging")
+    assert result.exit_code == 2 and "alias 'staging'" in result.output
+
+
+def test_compile_and_cron_refusal(cli, tmp_path):
+    out = tmp_path / "p.yaml"
+    assert cli("compile", "--output", str(out), "--image", "example.com/img@sha256:abc"
+               ).exit_code == 0
+    assert "example.com/img@sha256:abc" in out.read_text()
+    result = cli("schedule", "--host", "http://127.0.0.1:9", "--cron", "nightly",
+                 "--pipeline", str(out))
+    assert result.exit_code == 2 and "6 fields" in result.output
