@@ -1,7 +1,7 @@
 """Batch inference throughput on the test shards: the evaluate step's Beam job
 (tfx-bsl RunInference, DirectRunner) vs a plain in-process loop over the same SavedModel
 signature, vs ``model.predict`` on the Keras model. Goal: Beam >= 0.8x the plain loop.
-Usage: python benchmarks/batch_inference.py
+Usage: python -m benchmarks.batch_inference
 """
 
 import tempfile

@@ -1,6 +1,6 @@
 """Per-image latency of the exported SavedModel's bytes signature (decode included) vs
 ``keras_model.predict`` on already-decoded images, batch 1 and 32, on CPU. Medians.
-Usage: python benchmarks/export_latency.py
+Usage: python -m benchmarks.export_latency
 """
 
 import tempfile

@@ -5,19 +5,16 @@ clipping on. The JAX run uses Keras' own JAX train step (our TF BackupAndRestore
 tf.data are not involved); the clipping runs in the optimizer mixin's non-TF branch.
 Runs on CPU (small defaults); on a GPU machine pass e.g. ``--batch 256 --steps 30``.
 Reports the fraction of an H100's 989 TFLOP/s bf16 peak (training ~23.2 GFLOP/image).
-Usage: python benchmarks/gpu_train.py [--batch 8 --steps 3 --size 224]
+Usage: python -m benchmarks.gpu_train [--batch 8 --steps 3 --size 224]
 """
 
 import argparse
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "jax"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GFLOP_PER_IMAGE = 23.2
 H100_BF16_TFLOPS = 989.0

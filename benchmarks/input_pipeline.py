@@ -1,7 +1,7 @@
 """Input pipeline images/s at 224 px: ours (TFRecords, tf.data, batched augmentation) vs
 the original tutorial's ImageDataGenerator.flow_from_directory, same images, same
 augmentations (shear, zoom 0.2, horizontal flip), same batch size. Medians of 3.
-Usage: python benchmarks/input_pipeline.py
+Usage: python -m benchmarks.input_pipeline
 """
 
 import os

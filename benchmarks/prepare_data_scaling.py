@@ -2,7 +2,7 @@
 
 Each size runs in a fresh subprocess so its peak RSS is its own. Memory should stay
 flat as the data grows: only small rows, never pixels, are held for the whole set.
-Usage: python benchmarks/prepare_data_scaling.py [--sizes 1000 10000]
+Usage: python -m benchmarks.prepare_data_scaling [--sizes 1000 10000]
 """
 
 from __future__ import annotations

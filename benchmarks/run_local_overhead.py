@@ -1,7 +1,7 @@
 """Wall time of ``finetune run-local`` on the default demo data, split into time inside the
 steps (the same five run() calls made directly, in this process) and orchestration
 overhead (kfp.local: one Python process per task, its imports, artifact bookkeeping).
-Usage: python benchmarks/run_local_overhead.py
+Usage: python -m benchmarks.run_local_overhead
 """
 
 import json

@@ -1,7 +1,7 @@
 """Training images/s at 64 px on CPU: our fit (tf.data, clipping optimizer, BN policy) vs
 a tutorial-style fit (ImageDataGenerator input, float32, plain Adam, no clipping), same
 model, same images. Median of 3 epochs after a warm-up epoch.
-Usage: python benchmarks/train_throughput.py
+Usage: python -m benchmarks.train_throughput
 """
 
 import tempfile
