@@ -44,7 +44,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     report(f"Input pipeline at {SIZE} px, batch {BATCH}, full augmentation, {cores} cores "
            f"(tf {tf.__version__})",
-           [("ours: tf.data + batched projective augmentation", ours_rate, "img/s"),
+           [("ours: tf.data + batched banded-crop augmentation", ours_rate, "img/s"),
             ("ours per core", ours_rate / cores, "img/s/core"),
             ("tutorial: ImageDataGenerator.flow_from_directory", tutorial_rate, "img/s")],
            ("speed-up (ours / tutorial)", ours_rate / tutorial_rate))
