@@ -12,16 +12,21 @@ from tfx_bsl.public.beam import RunInference
 from tfx_bsl.public.proto import model_spec_pb2
 
 from components.common import storage
-from components.common.examples import ENCODED, LABEL, SHA256, SOURCE, parse
-from components.prepare_data.beam_job import DEFAULT_BEAM_ARGS
+from components.common.examples import ENCODED, LABEL, SHA256, SOURCE
+# Beam's adaptive batching starts at one element; whole batches keep the model busy.
+BATCH_SIZE = 32
+# One DirectRunner worker: TensorFlow already spreads each batch over every core, and
+# more worker threads only contend with it (measured in benchmarks/batch_inference.py).
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 def _keyed_bytes(serialized: bytes) -> tuple[str, bytes]:
-    example = parse(tf.constant(serialized))
-    key = json.dumps({"sha256": example[SHA256].numpy().decode(),
-                      "source": example[SOURCE].numpy().decode(),
-                      "label": int(example[LABEL].numpy())})
-    return key, example[ENCODED].numpy()
+    """Protobuf parsing in Python: an eager TF op per element costs more than inference."""
+    feature = tf.train.Example.FromString(serialized).features.feature
+    key = json.dumps({"sha256": feature[SHA256].bytes_list.value[0].decode(),
+                      "source": feature[SOURCE].bytes_list.value[0].decode(),
+                      "label": int(feature[LABEL].int64_list.value[0])})
+    return key, feature[ENCODED].bytes_list.value[0]
 
 
 def _to_row(item) -> str:
@@ -34,8 +39,11 @@ def _to_row(item) -> str:
 def predict(saved_model: str, shard_files: list[str], output_prefix: str,
             beam_args: tuple[str, ...] = ()) -> list[dict]:
     """Score every test image through ``serving_default`` (raw bytes); rows sorted by sha256."""
-    spec = model_spec_pb2.InferenceSpecType(saved_model_spec=model_spec_pb2.SavedModelSpec(
-        model_path=saved_model, signature_name=["serving_default"]))
+    spec = model_spec_pb2.InferenceSpecType(
+        saved_model_spec=model_spec_pb2.SavedModelSpec(model_path=saved_model,
+                                                       signature_name=["serving_default"]),
+        batch_parameters=model_spec_pb2.BatchParameters(min_batch_size=BATCH_SIZE,
+                                                        max_batch_size=2 * BATCH_SIZE))
     with beam.Pipeline(options=PipelineOptions(list(beam_args or DEFAULT_BEAM_ARGS))) as p:
         _ = (
             p
