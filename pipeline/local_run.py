@@ -19,14 +19,13 @@ def _latest(root: Path, pattern: str) -> Path | None:
 
 def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
               **params) -> dict:
-    """Compile the YAML (as a check), run the pipeline with kfp.local; summarise the run.
+    """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run.
 
-    kfp.local 2.17 runs a pipeline loaded from YAML but does not resolve the ``dsl.If``
-    condition on a task output there (the promote branch is always skipped), so the
-    run uses the same pipeline function the YAML is compiled from."""
-    from kfp import local
+    Locally the train step gets no retries: a failure should stop the run at once rather
+    than wait out the cluster's retry backoff."""
+    from kfp import components, local
 
-    from pipeline.pipeline import build_pipeline, compile_pipeline
+    from pipeline.pipeline import compile_pipeline
     from pipeline.platform import PlatformConfig
 
     work = Path(workdir).resolve()
@@ -40,8 +39,8 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     registry = registry or str(work / "registry")
     root = work / "pipeline-root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    compile_pipeline(str(work / "pipeline.yaml"))
-    pipeline = build_pipeline(PlatformConfig(train_retries=0))
+    pipeline_yaml = compile_pipeline(str(work / "pipeline.yaml"), PlatformConfig(train_retries=0))
+    pipeline = components.load_component_from_file(pipeline_yaml)
     arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None},
                  "source": data, "registry_uri": registry, "model_name": model_name,
                  "split_state": str(work / "split_state.jsonl")}
