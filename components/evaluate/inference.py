@@ -13,6 +13,7 @@ from tfx_bsl.public.proto import model_spec_pb2
 
 from components.common import storage
 from components.common.examples import ENCODED, LABEL, SHA256, SOURCE
+
 # Beam's adaptive batching starts at one element; whole batches keep the model busy.
 BATCH_SIZE = 32
 # One DirectRunner worker: TensorFlow already spreads each batch over every core, and
