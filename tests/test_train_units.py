@@ -175,3 +175,15 @@ def test_mirrored_update_equals_single_device_update():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert s1["clip_rate"] == s2["clip_rate"] == 1.0
     np.testing.assert_allclose(s1["grad_norm_mean"], s2["grad_norm_mean"], rtol=1e-5)
+
+
+def test_class_weights_only_for_imbalanced_training_data():
+    from components.train.run import class_weights
+
+    balanced = {"counts": {"train": {"a": 50, "b": 45}}}
+    assert class_weights(balanced, ["a", "b"]) is None
+    skewed = {"counts": {"train": {"a": 90, "b": 10}}}
+    weights = class_weights(skewed, ["a", "b"])
+    assert weights[1] > weights[0]
+    assert sum(w * n for w, n in zip(weights.values(), (90, 10), strict=True)) == \
+        pytest.approx(100)
