@@ -39,6 +39,8 @@ CASES = [
      "max_class_recall_drop failed"),
     ("label set changed: refused by default", GateConfig(min_accuracy=0.5), metrics(0.9),
      metrics(0.8), None, False, REJECT, "label_set failed"),
+    ("label set changed, baseline not scored: still refused", GateConfig(min_accuracy=0.5),
+     metrics(0.9), None, None, False, REJECT, "label_set failed"),
     ("label set changed with override: absolute only",
      GateConfig(min_accuracy=0.5, allow_label_change=True), metrics(0.9), metrics(0.8), None,
      False, PROMOTE, "label set changed"),

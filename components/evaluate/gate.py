@@ -73,14 +73,14 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
         check("max_ece", candidate["ece"] <= config.max_ece,
               f"calibration error {candidate['ece']:.4f} vs maximum {config.max_ece:.4f}")
     mode = "absolute and comparison"
-    if baseline is None:
-        mode = "first run: absolute thresholds only (no production model to compare with)"
-    elif not labels_match:
+    if not labels_match:  # before the first-run case: such a baseline is never scored
         if not config.allow_label_change:
             check("label_set", False, "the production model has a different label set; "
                   "refusing by default. Set allow_label_change to gate on absolute "
                   "thresholds only")
         mode = "label set changed: absolute thresholds only (allow_label_change)"
+    elif baseline is None:
+        mode = "first run: absolute thresholds only (no production model to compare with)"
     else:
         metric = config.metric
         delta = candidate[metric] - baseline[metric]

@@ -48,6 +48,8 @@ def _thumbnails(shards: list[str], size: int = 96) -> dict[str, object]:
 
 def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,
         baseline_version: int | None = None, beam_args: tuple[str, ...] = ()) -> dict:
+    """Score ``candidate`` (and ``baseline``, when given) on the test split, gate, write
+    metrics, predictions, ``gate.json``, the report and the gallery to ``output``."""
     gate.validate()
     require_complete(examples)
     labels = read_labels(examples)
@@ -55,19 +57,18 @@ def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: 
     os.makedirs(output, exist_ok=True)
     work = tempfile.mkdtemp(prefix="evaluate-", dir=output)
     rows = inference.predict(candidate, shards, f"{work}/candidate", beam_args)
-    cand = classification_metrics(*inference.as_arrays(rows), labels)
+    probs, truth = inference.as_arrays(rows)
+    cand = classification_metrics(probs, truth, labels)
     base, base_rows, discordant, labels_match = None, None, None, True
     if baseline:
         labels_match = saved_model_labels(baseline) == labels
         if labels_match:
+            # Rows of both models are sorted by sha256: example i is the same image in both.
             base_rows = inference.predict(baseline, shards, f"{work}/baseline", beam_args)
-            base = classification_metrics(*inference.as_arrays(base_rows), labels)
-            right_c = [max(range(len(labels)), key=r["probabilities"].__getitem__) == r["label"]
-                       for r in rows]
-            right_b = [max(range(len(labels)), key=r["probabilities"].__getitem__) == r["label"]
-                       for r in base_rows]
-            discordant = (sum(c and not b for c, b in zip(right_c, right_b, strict=True)),
-                          sum(b and not c for c, b in zip(right_c, right_b, strict=True)))
+            base_probs, _ = inference.as_arrays(base_rows)
+            base = classification_metrics(base_probs, truth, labels)
+            right, base_right = probs.argmax(1) == truth, base_probs.argmax(1) == truth
+            discordant = (int((right & ~base_right).sum()), int((base_right & ~right).sum()))
     result = decide(gate, cand, base, discordant, labels_match).to_dict()
     result.update(baseline=baseline, baseline_version=baseline_version, discordant=discordant,
                   gate_config=gate.__dict__)

@@ -1,0 +1,36 @@
+"""The evaluate step with real SavedModels and the real Beam RunInference job."""
+
+import json
+import shutil
+
+from components.evaluate.gate import GateConfig
+from components.evaluate.run import run
+
+
+def test_candidate_against_itself_has_no_disagreements(saved_model_dir, examples_dir, tmp_path):
+    out = tmp_path / "evaluation"
+    result = run(str(saved_model_dir), str(examples_dir), str(out),
+                 GateConfig(min_accuracy=0.0, non_inferiority_margin=0.0, mcnemar_alpha=0.05),
+                 baseline=str(saved_model_dir))
+    gate = json.loads((out / "gate.json").read_text())
+    assert result["decision"] == gate["decision"] == "promote"
+    assert gate["discordant"] == [0, 0]
+    assert result["candidate"]["accuracy"] == result["baseline"]["accuracy"]
+    predictions = (out / "predictions_candidate.jsonl").read_text().splitlines()
+    assert len(predictions) == result["candidate"]["examples"] == 6
+    assert "| accuracy |" in (out / "report.md").read_text()
+    assert "<!doctype html>" in (out / "worst_mistakes.html").read_text()
+
+
+def test_a_baseline_with_other_labels_is_refused_unless_allowed(saved_model_dir, examples_dir,
+                                                                tmp_path):
+    other = tmp_path / "other_labels"
+    shutil.copytree(saved_model_dir, other)
+    (other / "assets" / "labels.txt").write_text("cat\ndog\nbird\n")
+    refused = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e1"),
+                  GateConfig(min_accuracy=0.0), baseline=str(other))
+    assert refused["decision"] == "reject"
+    assert any("different label set" in r for r in refused["reasons"])
+    allowed = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e2"),
+                  GateConfig(min_accuracy=0.0, allow_label_change=True), baseline=str(other))
+    assert allowed["decision"] == "promote" and allowed["baseline"] is None
