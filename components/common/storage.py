@@ -182,12 +182,3 @@ def copy_tree(src: str, dst: str) -> None:
     src_root = src.rstrip("/")
     for info in list_files(src):
         write_bytes(join(dst, info.uri[len(src_root) + 1 :]), read_bytes(info.uri))
-
-
-def local_copy(uri: str, cache_dir: str | None = None) -> str:
-    """A local directory holding ``uri``'s files: ``uri`` itself when it is local."""
-    if not is_gcs(uri):
-        return uri
-    target = tempfile.mkdtemp(prefix="gcs-", dir=cache_dir)
-    copy_tree(uri, target)
-    return target

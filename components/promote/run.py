@@ -29,10 +29,12 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
         "metrics": {k: v for k, v in metrics["candidate"].items() if not isinstance(v, dict)},
         "gate": {k: gate[k] for k in ("decision", "reasons", "mode", "checks")},
     })
-    previous = registry.current(PRODUCTION)
-    expected = gate.get("baseline_version") if gate.get("baseline") else None
-    entry = registry.promote(record["version"], run_id, expected_version=expected,
-                             check_expected=previous != record["version"])
+    # The gate compared against the registry's production (or found none): promote only
+    # if that is still production. An explicit --baseline folder has no version to check.
+    from_registry = not gate.get("baseline") or gate.get("baseline_version") is not None
+    entry = registry.promote(
+        record["version"], run_id, expected_version=gate.get("baseline_version"),
+        check_expected=from_registry and registry.current(PRODUCTION) != record["version"])
     log.info("promoted %s version %d (previous production: %s)", model_name, record["version"],
              entry["previous_version"])
     return {"version": record["version"], "uri": record["uri"],

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 
 import keras
 import numpy as np
@@ -159,9 +160,10 @@ def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
                        curves_html(history, cfg))
     model_path = storage.join(cfg.output, "model.keras")
     if storage.is_gcs(model_path):
-        local = os.path.join(storage.local_copy(cfg.output), "model.keras")
-        model.save(local)
-        storage.write_bytes(model_path, open(local, "rb").read())
+        with tempfile.TemporaryDirectory() as scratch:
+            local = os.path.join(scratch, "model.keras")
+            model.save(local)
+            storage.write_bytes(model_path, storage.read_bytes(local))
     else:
         model.save(model_path)
     last = history[-1] if history else {}

@@ -1,0 +1,67 @@
+"""The promote step on a real local registry, with stand-in evaluation folders."""
+
+import json
+
+import pytest
+
+from components.common.errors import ConfigError
+from components.promote.registry import ConflictError, Registry
+from components.promote.run import run
+
+
+def evaluation(tmp_path, name, decision="promote", baseline="", baseline_version=None):
+    """Stands in for the evaluate step's output folder (only the files promote reads)."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "gate.json").write_text(json.dumps({
+        "decision": decision, "reasons": ["because"], "mode": "m", "checks": [],
+        "baseline": baseline, "baseline_version": baseline_version}))
+    (folder / "metrics.json").write_text(json.dumps({"candidate": {"accuracy": 0.9}}))
+    return str(folder)
+
+
+@pytest.fixture
+def saved_model(tmp_path):
+    folder = tmp_path / "sm"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "export_metadata.json").write_text(json.dumps({"config_hash": "abc",
+                                                             "labels": ["a", "b"]}))
+    return str(folder)
+
+
+def test_promotes_records_and_is_idempotent(tmp_path, saved_model):
+    reg = str(tmp_path / "reg")
+    first = run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
+    again = run(saved_model, evaluation(tmp_path, "e1b"), reg, "m", "run-1")
+    assert first["version"] == again["version"] == 1
+    record = Registry(reg, "m").get_version(1)
+    assert record["config_hash"] == "abc" and record["gate"]["decision"] == "promote"
+    assert len(Registry(reg, "m").history()) == 1
+
+
+def test_refuses_a_rejected_evaluation(tmp_path, saved_model):
+    with pytest.raises(ConfigError, match="gate rejected"):
+        run(saved_model, evaluation(tmp_path, "e", decision="reject"), str(tmp_path / "r"),
+            "m", "run-1")
+    assert Registry(str(tmp_path / "r"), "m").list_versions() == []
+
+
+def test_a_stale_gate_conflicts_when_production_moved(tmp_path, saved_model):
+    reg = str(tmp_path / "reg")
+    run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
+    v1_uri = Registry(reg, "m").version_uri(1)
+    stale = evaluation(tmp_path, "stale", baseline=v1_uri, baseline_version=1)
+    run(saved_model, evaluation(tmp_path, "e2", baseline=v1_uri, baseline_version=1), reg, "m",
+        "run-2")
+    with pytest.raises(ConflictError, match="re-read and retry"):
+        run(saved_model, stale, reg, "m", "run-3")
+    assert Registry(reg, "m").current() == 2
+
+
+def test_an_explicit_baseline_folder_does_not_block_promotion(tmp_path, saved_model):
+    reg = str(tmp_path / "reg")
+    run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
+    result = run(saved_model, evaluation(tmp_path, "e2", baseline="/some/folder"), reg, "m",
+                 "run-2")
+    assert result["version"] == 2 and result["previous_version"] == 1
