@@ -62,12 +62,15 @@ def summarize(run_dir: Path, registry: str, model_name: str, wall_seconds: float
     evaluation = newest("evaluate/evaluation")
     stats = json.loads(Path(examples, "stats.json").read_text())
     gate = json.loads(Path(evaluation, "gate.json").read_text())
+    metrics = json.loads(Path(evaluation, "metrics.json").read_text())
     history = json.loads(Path(newest("train/trained_model"), "history.json").read_text())
     reg = Registry(registry, model_name)
     return {
         "data": {"accepted": stats["accepted"], "skipped": stats["skipped"],
                  "splits": stats["split_totals"]},
         "validation_accuracy": history[-1].get("val_accuracy") if history else None,
+        "test_accuracy": {"candidate": metrics["candidate"]["accuracy"],
+                          "production": (metrics["baseline"] or {}).get("accuracy")},
         "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "mode": gate["mode"]},
         "production_version": reg.current(),
         "registry": reg.base,
