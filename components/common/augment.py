@@ -83,10 +83,8 @@ def _banded(images: tf.Tensor, params: dict[str, tf.Tensor], band_rows: int) -> 
 def geometric(images: tf.Tensor, params: dict[str, tf.Tensor],
               band_rows: int = BAND_ROWS) -> tf.Tensor:
     """Apply the sampled affine maps; banded crops when possible, else the exact op."""
-    height = images.shape[1]
-    exact = (params["angle"].shape.rank is None or height is None or images.shape[2] is None
-             or height % band_rows)
-    if exact:
+    height, width = images.shape[1], images.shape[2]
+    if height is None or width is None or height % band_rows:
         return _projective(images, params)
     return tf.cond(tf.reduce_any(tf.not_equal(params["angle"], 0.0)),
                    lambda: _projective(images, params),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -165,6 +166,17 @@ def _file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return base64.b64encode(digest.digest()).decode("ascii")
+
+
+def read_jsonl(prefix: str) -> list[dict]:
+    """The rows of every ``PREFIX*.jsonl`` file, e.g. the shards Beam's WriteToText writes."""
+    folder, stem = prefix.rsplit("/", 1)
+    rows = []
+    for info in list_files(folder):
+        name = info.uri.rsplit("/", 1)[-1]
+        if name.startswith(stem) and name.endswith(".jsonl"):
+            rows += [json.loads(line) for line in read_text(info.uri).splitlines()]
+    return rows
 
 
 def delete(uri: str) -> None:

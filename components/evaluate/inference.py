@@ -54,13 +54,7 @@ def predict(saved_model: str, shard_files: list[str], output_prefix: str,
             | "Row" >> beam.Map(_to_row)
             | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".jsonl")
         )
-    folder, stem = output_prefix.rsplit("/", 1)
-    rows = []
-    for info in storage.list_files(folder):
-        name = info.uri.rsplit("/", 1)[-1]
-        if name.startswith(stem) and name.endswith(".jsonl"):
-            rows += [json.loads(line) for line in storage.read_text(info.uri).splitlines()]
-    return sorted(rows, key=lambda r: r["sha256"])
+    return sorted(storage.read_jsonl(output_prefix), key=lambda r: r["sha256"])
 
 
 def as_arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -59,11 +59,7 @@ def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int
             | "Json" >> beam.Map(json.dumps)
             | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
         )
-    rows = []
-    for info in storage.list_files(work_dir):
-        if info.uri.rsplit("/", 1)[-1].startswith("inspected") and info.uri.endswith(".jsonl"):
-            rows += [json.loads(line) for line in storage.read_text(info.uri).splitlines()]
-    return rows
+    return storage.read_jsonl(prefix)
 
 
 def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
