@@ -21,7 +21,8 @@ class Group(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, FileNotFoundError, FileExistsError, RegistryError) as err:
+        except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
+                RegistryError) as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
 
@@ -32,7 +33,7 @@ def main(verbose: bool) -> None:
     """Fine-tune ResNet50 image classifiers on Kubeflow Pipelines."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apache_beam", "absl", "urllib3", "google"):
+    for noisy in ("apache_beam", "absl", "urllib3", "google", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -98,7 +99,7 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 @click.option("--clip", default="global_norm", show_default=True)
 @click.option("--clip-threshold", default=1.0, show_default=True)
 @click.option("--weights", default="imagenet", show_default=True,
-              help="imagenet, none, or a .weights.h5 path (local or gs://).")
+              help="imagenet, none, or a .weights.h5 path (local, gs://, s3://).")
 @click.option("--precision", default="auto", show_default=True)
 @click.option("--xla", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True)
@@ -248,7 +249,13 @@ def compile_command(output, image, accelerator, gpus) -> None:
     click.echo(output)
 
 
+URI_PARAMETERS = ("source", "registry_uri", "split_state", "backup_dir", "weights")
+
+
 def _params(pairs: tuple[str, ...]) -> dict:
+    """``NAME=VALUE`` pairs (JSON values parsed); URIs of unsupported schemes are refused."""
+    from components.common import storage
+
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -258,6 +265,8 @@ def _params(pairs: tuple[str, ...]) -> dict:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
+        if key in URI_PARAMETERS and params[key] not in ("", "imagenet", "none"):
+            storage.check_uri(str(params[key]), f"--param {key}")
     return params
 
 

@@ -25,9 +25,15 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     than wait out the cluster's retry backoff."""
     from kfp import components, local
 
+    from components.common import storage
+    from components.common.errors import ConfigError
     from pipeline.pipeline import compile_pipeline
     from pipeline.platform import PlatformConfig
 
+    for option, value in (("--workdir", workdir), ("--data", data), ("--registry", registry)):
+        storage.check_uri(value, option)
+    if not storage.is_local(workdir):
+        raise ConfigError(f"--workdir {workdir}: kfp.local needs a local folder")
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     if not data:

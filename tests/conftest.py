@@ -1,4 +1,4 @@
-"""Shared fixtures: demo images, a prepared examples folder, a GCS emulator."""
+"""Shared fixtures: demo images, a prepared examples folder, GCS and S3 servers."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Never ask a cloud metadata server for credentials: only loopback servers exist here.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 import uuid
 
 import pytest
 
-from tests import gcs_emulator
+from tests import gcs_emulator, s3_server
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +28,10 @@ def gcs(tmp_path_factory):
     server = gcs_emulator.start(port)
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    storage._client.cache_clear()
+    storage.reset_clients()
     client = gcs_storage.Client(project="test", credentials=AnonymousCredentials())
     yield client
-    storage._client.cache_clear()
+    storage.reset_clients()
     if previous is None:
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
     else:
@@ -43,6 +45,57 @@ def bucket(gcs):
     name = f"test-{uuid.uuid4().hex[:12]}"
     gcs.create_bucket(name)
     return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API server (moto) on loopback, reached through the standard variables."""
+    from components.common import storage
+
+    server, endpoint = s3_server.start()
+    patch = pytest.MonkeyPatch()
+    for name, value in {**s3_server.CREDENTIALS, "AWS_ENDPOINT_URL_S3": endpoint}.items():
+        patch.setenv(name, value)
+    storage.reset_clients()
+    yield endpoint
+    patch.undo()
+    storage.reset_clients()
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    """A fresh S3 bucket; yields its ``s3://`` URI."""
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(params=["local", "gcs", "s3"])
+def any_root(request, tmp_path):
+    """The same test on a local folder, the GCS emulator and the S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "root")
+    return request.getfixturevalue({"gcs": "bucket", "s3": "s3_bucket"}[request.param])
+
+
+@pytest.fixture
+def no_directory_renames(monkeypatch):
+    """Stands in for Cloud Storage FUSE, which refuses directory renames by default:
+    Python-level renames of a directory raise. (TensorFlow's C++ file I/O is not covered.)"""
+    import shutil
+
+    def guard(original):
+        def rename(src, dst, *args, **kwargs):
+            if os.path.isdir(src):
+                raise OSError(f"directory rename refused (stand-in for GCS FUSE): {src}")
+            return original(src, dst, *args, **kwargs)
+        return rename
+
+    for module, name in ((os, "rename"), (os, "replace"), (os, "renames"), (shutil, "move")):
+        monkeypatch.setattr(module, name, guard(getattr(module, name)))
 
 
 @pytest.fixture(scope="session")

@@ -34,3 +34,29 @@ def test_a_baseline_with_other_labels_is_refused_unless_allowed(saved_model_dir,
     allowed = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e2"),
                   GateConfig(min_accuracy=0.0, allow_label_change=True), baseline=str(other))
     assert allowed["decision"] == "promote" and allowed["baseline"] is None
+
+
+def test_production_from_an_s3_registry_and_promotion_back_into_it(saved_model_dir,
+                                                                   examples_dir, s3_bucket):
+    """TensorFlow cannot open s3://: evaluate scores local copies; promote writes to S3."""
+    from components.common import outputs, storage
+    from components.evaluate.run import resolve_baseline
+    from components.promote.registry import Registry
+    from components.promote.run import run as promote
+
+    registry = f"{s3_bucket}/registry"
+    reg = Registry(registry, "m")
+    reg.promote(reg.register(str(saved_model_dir), "first")["version"], "first")
+    baseline, version = resolve_baseline(registry=registry, model_name="m")
+    assert (baseline, version) == (f"{registry}/m/versions/1", 1)
+    out = f"{s3_bucket}/evaluation"
+    result = run(str(saved_model_dir), str(examples_dir), out,
+                 GateConfig(min_accuracy=0.0, non_inferiority_margin=0.0), baseline, version)
+    gate = json.loads(storage.read_text(f"{out}/gate.json"))
+    assert result["decision"] == gate["decision"] == "promote"
+    assert (gate["baseline"], gate["baseline_version"], gate["discordant"]) == \
+        (baseline, 1, [0, 0])
+    assert outputs.is_complete(out)
+    summary = promote(str(saved_model_dir), out, registry, "m", "second")
+    assert (summary["version"], summary["previous_version"]) == (2, 1)
+    assert reg.current() == 2

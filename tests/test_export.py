@@ -99,4 +99,14 @@ def test_a_non_empty_output_is_refused_before_exporting(trained_dir, examples_di
     with pytest.raises(FileExistsError, match="not empty"):
         run(str(trained_dir), str(examples_dir), str(out))
     assert (out / "keep.txt").read_text() == "precious"
-    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_exports_in_place_where_directory_renames_fail(no_directory_renames, trained_dir,
+                                                       examples_dir, tmp_path):
+    from components.common import outputs
+    from components.export.run import run
+
+    out = tmp_path / "gcs-fuse" / "saved_model"
+    run(str(trained_dir), str(examples_dir), str(out), parity_images=4)
+    assert outputs.is_complete(str(out)) and (out / "saved_model.pb").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["saved_model"]

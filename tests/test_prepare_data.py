@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from components.common import storage
+from components.common import outputs, storage
 from components.common.errors import ConfigError
 from components.common.examples import parse, shard_files
 from components.prepare_data.config import SPLITS, PrepareConfig
@@ -138,15 +138,26 @@ def test_csv_source_and_its_faults(tmp_path, demo_dir):
     assert stats["accepted"] == len(files)
 
 
-def test_gcs_source(bucket, demo_dir, tmp_path):
+@pytest.mark.parametrize("store", ["bucket", "s3_bucket"])
+def test_bucket_source_and_output(store, request, demo_dir):
+    """GCS (emulator) and S3 (moto server): source, output and split state in the bucket."""
+    bucket = request.getfixturevalue(store)
     uploaded = sorted(demo_dir.rglob("*.png")) + sorted(demo_dir.rglob("*.jpg"))[:30]
     for p in uploaded:
         storage.write_bytes(f"{bucket}/images/{p.parent.name}/{p.name}", p.read_bytes())
-    out = tmp_path / "out"
-    stats = run(PrepareConfig(source=f"{bucket}/images", output=str(out),
-                              allow_small_classes=True))
-    assert stats["inputs"] == stats["accepted"] == len(uploaded)
-    assert all(r["uri"].startswith(f"{bucket}/images/") for r in manifest(out))
+    storage.write_bytes(f"{bucket}/images/notes.txt", b"not in a class folder")
+    out = f"{bucket}/examples"
+    stats = run(PrepareConfig(source=f"{bucket}/images", output=out, allow_small_classes=True,
+                              split_state=f"{bucket}/split_state.jsonl"))
+    assert stats["inputs"] == len(uploaded) + 1 and stats["accepted"] == len(uploaded)
+    rows = [json.loads(line) for line in
+            storage.read_text(f"{out}/manifest.jsonl").splitlines()]
+    assert sorted(r["uri"] for r in rows) == sorted(
+        [f"{bucket}/images/{p.parent.name}/{p.name}" for p in uploaded]
+        + [f"{bucket}/images/notes.txt"])
+    assert outputs.is_complete(out)
+    assert sum(len(storage.list_files(f"{out}/{s}")) for s in SPLITS) >= 3
+    assert len(storage.read_text(f"{bucket}/split_state.jsonl").splitlines()) == len(uploaded)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +192,6 @@ def test_bad_sources_name_the_value_and_leave_nothing(tmp_path, demo_dir):
             run(PrepareConfig(source=str(source), output=str(out)))
         assert str(source) in str(err.value) or "class" in str(err.value)
         assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
 def test_refuses_a_non_empty_output(tmp_path, demo_dir):
@@ -191,6 +201,28 @@ def test_refuses_a_non_empty_output(tmp_path, demo_dir):
     with pytest.raises(FileExistsError, match="not empty"):
         run(PrepareConfig(source=str(demo_dir), output=str(out)))
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_a_retry_clears_its_own_partial_output_and_a_complete_one_is_kept(tmp_path, demo_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / outputs.STARTED_MARKER).write_text("")
+    (out / "train").mkdir()
+    (out / "train" / "half-written.tfrecord").write_bytes(b"partial")
+    run(PrepareConfig(source=str(demo_dir), output=str(out)))
+    assert not (out / "train" / "half-written.tfrecord").exists()
+    assert outputs.is_complete(str(out))
+    before = sorted(p.stat().st_mtime_ns for p in out.rglob("*"))
+    with pytest.raises(FileExistsError, match="complete artifact"):
+        run(PrepareConfig(source=str(demo_dir), output=str(out)))
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("*")) == before
+
+
+def test_writes_in_place_where_directory_renames_fail(no_directory_renames, tmp_path,
+                                                      demo_dir):
+    out = tmp_path / "fuse" / "examples"
+    run(PrepareConfig(source=str(demo_dir), output=str(out)))
+    assert outputs.is_complete(str(out)) and shard_files(str(out), "train")
 
 
 def test_a_near_duplicate_chain_cannot_swallow_a_class():

@@ -1,4 +1,5 @@
-"""The registry on local disk and on a real GCS emulator (412 enforced by the fixture)."""
+"""The registry on local disk, a real GCS emulator (412 enforced by the fixture) and a real
+S3 server (moto)."""
 
 import json
 import multiprocessing
@@ -10,11 +11,9 @@ from components.common import storage
 from components.promote.registry import ConflictError, Registry, RegistryError
 
 
-@pytest.fixture(params=["local", "gcs"])
-def root(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "registry")
-    return request.getfixturevalue("bucket") + "/registry"
+@pytest.fixture
+def root(any_root):
+    return storage.join(any_root, "registry")
 
 
 @pytest.fixture
@@ -90,8 +89,7 @@ def _register_in_process(args):
     return Registry(root, "flowers").register(saved_model, run_id)["version"]
 
 
-def test_concurrent_registrations_in_processes_get_distinct_numbers(tmp_path, fake_saved_model):
-    root = str(tmp_path / "registry")
+def test_concurrent_registrations_in_processes_get_distinct_numbers(root, fake_saved_model):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         numbers = pool.map(_register_in_process, [(root, fake_saved_model, f"r{i}")
                                                   for i in range(8)])

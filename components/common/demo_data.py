@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components.common import storage
 from components.common.errors import ConfigError
 
 SHAPES = ("disc", "square", "triangle", "stripes", "ring", "cross")
@@ -52,6 +53,9 @@ def write_demo_data(
     out: str, classes: int = 3, per_class: int = 40, size: int = 96, seed: int = 0
 ) -> dict[str, int]:
     """Write ``classes`` folders of ``per_class`` JPEG/PNG images; returns counts per class."""
+    if not storage.is_local(out):
+        raise ConfigError(f"OUT {out}: demo data is written to a local folder; copy it to the "
+                          "bucket afterwards")
     if not 2 <= classes <= len(SHAPES) * 4:
         raise ConfigError(f"--classes {classes}: use 2 to {len(SHAPES) * 4}")
     if per_class < 1:

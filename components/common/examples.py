@@ -6,14 +6,13 @@ import json
 
 import tensorflow as tf
 
-from components.common import storage
+from components.common import outputs, storage
 
 ENCODED = "image/encoded"
 LABEL = "image/class/label"
 LABEL_TEXT = "image/class/text"
 SHA256 = "image/sha256"
 SOURCE = "image/source"
-COMPLETE_MARKER = "_SUCCESS"
 
 FEATURES = {
     ENCODED: tf.io.FixedLenFeature([], tf.string),
@@ -39,12 +38,10 @@ def make_example(encoded: bytes, label: int, label_text: str, sha256: str, sourc
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def shard_pattern(examples_dir: str, split: str) -> str:
-    return storage.join(examples_dir, split, "*.tfrecord")
-
-
 def shard_files(examples_dir: str, split: str) -> list[str]:
-    files = sorted(tf.io.gfile.glob(shard_pattern(examples_dir, split)))
+    folder = storage.join(examples_dir, split)
+    files = [f.uri for f in storage.list_files(folder) if f.uri.endswith(".tfrecord")] \
+        if storage.is_dir(folder) else []
     if not files:
         raise FileNotFoundError(f"no {split} shards in {examples_dir}: run prepare-data first")
     return files
@@ -52,11 +49,7 @@ def shard_files(examples_dir: str, split: str) -> list[str]:
 
 def require_complete(examples_dir: str) -> None:
     """Refuse an examples folder whose writer did not finish."""
-    if not storage.exists(storage.join(examples_dir, COMPLETE_MARKER)):
-        raise FileNotFoundError(
-            f"{examples_dir} is not a complete examples artifact (no {COMPLETE_MARKER}); "
-            "re-run prepare-data"
-        )
+    outputs.require_complete(examples_dir, "prepare-data")
 
 
 def read_labels(examples_dir: str) -> list[str]:

@@ -1,78 +1,93 @@
-"""One file API for local paths and ``gs://`` URIs.
+"""One file API for the whole project: local paths, ``gs://``, ``s3://`` and ``minio://``.
 
-Local paths use the file system; ``gs://bucket/key`` goes through google-cloud-storage
-with its default retry policy. Writes of whole objects are atomic on both backends
-(temporary file + rename locally; single-request upload on GCS), and
-``create_only=True`` is a compare-and-swap on absence: GCS ``if_generation_match=0``,
-an exclusive hard link locally.
+``s3://`` goes through boto3, so AWS S3 and S3-compatible stores (MinIO) work with the
+standard variables: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for the endpoint and
+the standard credential chain. ``minio://bucket/key`` (KFP's own scheme for MinIO) is
+``s3://bucket/key`` at that endpoint. Any other ``scheme://`` is refused, never taken as
+a local path. The contract is the same on every scheme (see ``storage_backends``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
 import json
-import os
-import shutil
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-GCS_PREFIX = "gs://"
+from components.common.errors import ConfigError
+from components.common.storage_backends import (
+    GCS,
+    S3,
+    AlreadyExists,
+    Local,
+    StorageSetupError,
+    s3_endpoint,
+)
+
+__all__ = ["AlreadyExists", "StorageSetupError", "UnsupportedURI", "FileInfo"]
+SCHEMES = {"gs": GCS(), "s3": S3(), "minio": S3()}
+_LOCAL = Local()
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
-class AlreadyExists(Exception):
-    """A create-only write found the object already there (GCS: HTTP 412)."""
+class UnsupportedURI(ConfigError):
+    """A URI whose scheme no backend serves."""
 
 
 @dataclass(frozen=True)
 class FileInfo:
     uri: str
     size: int
-    md5: str
+    checksum: str  # "sha256:<hex>" locally, "crc32c:<base64>" on GCS, "etag:<etag>" on S3
 
 
-def is_gcs(uri: str) -> bool:
-    return uri.startswith(GCS_PREFIX)
+def check_uri(uri: str, what: str = "URI") -> None:
+    """Refuse ``uri`` unless it is a local path or a URI of a supported scheme."""
+    _parse(uri, what)
 
 
-def split_gcs(uri: str) -> tuple[str, str]:
-    """``gs://bucket/a/b`` -> ``("bucket", "a/b")``."""
-    rest = uri[len(GCS_PREFIX) :]
-    bucket, _, key = rest.partition("/")
+def _parse(uri: str, what: str = "URI"):
+    """``uri`` -> ``(backend, scheme prefix, bucket, key)``; local: ``(Local, "", "", path)``."""
+    match = _SCHEME.match(uri)
+    if not match:
+        return _LOCAL, "", "", uri
+    scheme = match.group(1).lower()
+    if scheme not in SCHEMES or not uri[match.end():].startswith("//"):
+        raise UnsupportedURI(
+            f"{what} {uri!r}: unsupported scheme '{match.group(1)}:'; use a local path, "
+            "gs://BUCKET/PATH, s3://BUCKET/PATH or minio://BUCKET/PATH")
+    bucket, _, key = uri[match.end() + 2:].partition("/")
     if not bucket:
-        raise ValueError(f"not a gs:// URI with a bucket: {uri!r}; expected gs://BUCKET/PATH")
-    return bucket, key
+        raise UnsupportedURI(f"{what} {uri!r}: no bucket; expected {scheme}://BUCKET/PATH")
+    if scheme == "minio" and not s3_endpoint():
+        raise StorageSetupError(
+            f"{what} {uri!r}: minio:// needs the MinIO endpoint; set AWS_ENDPOINT_URL_S3 "
+            "(e.g. http://minio-service.kubeflow:9000)")
+    return SCHEMES[scheme], f"{scheme}://", bucket, key
+
+
+def is_local(uri: str) -> bool:
+    return _parse(uri)[0] is _LOCAL
 
 
 def join(base: str, *parts: str) -> str:
-    if is_gcs(base):
-        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
-    return str(Path(base, *parts))
+    if is_local(base):
+        return str(Path(base, *parts))
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-@lru_cache(maxsize=1)
-def _client():
-    from google.cloud import storage
-
-    return storage.Client()
-
-
-def _blob(uri: str):
-    bucket, key = split_gcs(uri)
-    return _client().bucket(bucket).blob(key)
+def reset_clients() -> None:
+    """Forget cached clients, e.g. after the endpoint variables changed."""
+    GCS.client.cache_clear()
+    S3.client.cache_clear()
 
 
 def read_bytes(uri: str) -> bytes:
-    if is_gcs(uri):
-        from google.api_core.exceptions import NotFound
-
-        try:
-            return _blob(uri).download_as_bytes()
-        except NotFound as err:
-            raise FileNotFoundError(f"no such object: {uri}") from err
-    return Path(uri).read_bytes()
+    backend, _prefix, bucket, key = _parse(uri)
+    return backend.read_bytes(bucket, key)
 
 
 def read_text(uri: str) -> str:
@@ -80,92 +95,63 @@ def read_text(uri: str) -> str:
 
 
 def write_bytes(uri: str, data: bytes, create_only: bool = False) -> None:
-    """Write a whole object atomically; with ``create_only`` fail if it exists."""
-    if is_gcs(uri):
-        from google.api_core.exceptions import PreconditionFailed
-
-        blob = _blob(uri)
-        kwargs = {"if_generation_match": 0} if create_only else {}
-        try:
-            blob.upload_from_string(data, **kwargs)
-        except PreconditionFailed as err:
-            raise AlreadyExists(uri) from err
-        return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if create_only:
-            try:
-                os.link(tmp, path)
-            except FileExistsError as err:
-                raise AlreadyExists(uri) from err
-        else:
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write a whole object atomically; with ``create_only`` raise ``AlreadyExists`` if it
+    is there (a compare-and-swap on absence: exactly one of racing writers wins)."""
+    backend, _prefix, bucket, key = _parse(uri)
+    backend.write_bytes(bucket, key, data, create_only)
 
 
 def write_text(uri: str, text: str, create_only: bool = False) -> None:
     write_bytes(uri, text.encode("utf-8"), create_only=create_only)
 
 
+def upload_file(local: str, uri: str) -> None:
+    """Copy a local file to ``uri`` as one atomic object write, without reading it whole."""
+    backend, _prefix, bucket, key = _parse(uri)
+    backend.upload_file(local, bucket, key)
+
+
+def download_file(uri: str, local: str) -> None:
+    backend, _prefix, bucket, key = _parse(uri)
+    Path(local).parent.mkdir(parents=True, exist_ok=True)
+    backend.download_file(bucket, key, local)
+
+
 def exists(uri: str) -> bool:
-    if is_gcs(uri):
-        return _blob(uri).exists()
-    return Path(uri).exists()
+    backend, _prefix, bucket, key = _parse(uri)
+    return backend.exists(bucket, key)
 
 
 def is_dir(uri: str) -> bool:
-    """Local: a directory. GCS: at least one object under ``uri/``."""
-    if is_gcs(uri):
-        bucket, key = split_gcs(uri)
-        prefix = key.rstrip("/") + "/" if key else ""
-        return any(True for _ in _client().list_blobs(bucket, prefix=prefix, max_results=1))
-    return Path(uri).is_dir()
+    """Local: a directory. Buckets: at least one object under ``uri/``."""
+    backend, _prefix, bucket, key = _parse(uri)
+    return backend.is_dir(bucket, key)
 
 
-def list_files(uri: str, with_md5: bool = False) -> list[FileInfo]:
-    """Every file below ``uri`` (recursive), sorted by URI.
+def stat(uri: str) -> FileInfo:
+    """Size and checksum of one object (reads a local file to hash it)."""
+    backend, prefix, bucket, key = _parse(uri)
+    entry = backend.stat(bucket, key)
+    return FileInfo(uri, entry.size, _checksum(backend, entry.checksum))
 
-    ``with_md5`` reads local files to checksum them; GCS listings carry the MD5.
-    """
-    if is_gcs(uri):
-        bucket, key = split_gcs(uri)
-        prefix = key.rstrip("/") + "/" if key else ""
-        infos = [
-            FileInfo(f"{GCS_PREFIX}{bucket}/{b.name}", int(b.size or 0), b.md5_hash or "")
-            for b in _client().list_blobs(bucket, prefix=prefix)
-            if not b.name.endswith("/")
-        ]
-        return sorted(infos, key=lambda i: i.uri)
-    root = Path(uri)
-    if not root.is_dir():
-        raise FileNotFoundError(f"not a directory: {uri}")
-    infos = []
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath, name)
-            try:
-                size = path.stat().st_size
-                md5 = _file_md5(path) if with_md5 else ""
-            except FileNotFoundError:
-                continue  # removed while listing (another writer's temporary file)
-            infos.append(FileInfo(str(path), size, md5))
+
+def _checksum(backend, value: str) -> str:
+    return f"sha256:{value}" if backend is _LOCAL and value else value
+
+
+def list_files(uri: str, with_checksum: bool = False) -> list[FileInfo]:
+    """Every file below ``uri`` (recursive), sorted by URI. Bucket listings always carry
+    a checksum; ``with_checksum`` reads local files to hash them."""
+    backend, prefix, bucket, key = _parse(uri)
+    infos = [FileInfo(f"{prefix}{bucket}/{e.key}" if prefix else e.key, e.size,
+                      _checksum(backend, e.checksum))
+             for e in backend.list(bucket, key, with_checksum)]
     return sorted(infos, key=lambda i: i.uri)
 
 
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode("ascii")
+def relative(root: str, uri: str) -> str:
+    """``uri`` below ``root`` as a ``/``-separated relative path."""
+    return uri[len(root.rstrip("/")) + 1:].replace("\\", "/")
 
 
 def read_jsonl(prefix: str) -> list[dict]:
@@ -180,17 +166,41 @@ def read_jsonl(prefix: str) -> list[dict]:
 
 
 def delete(uri: str) -> None:
-    if is_gcs(uri):
-        _blob(uri).delete()
-    else:
-        Path(uri).unlink()
+    backend, _prefix, bucket, key = _parse(uri)
+    backend.delete(bucket, key)
 
 
 def copy_tree(src: str, dst: str) -> None:
-    """Copy every file below ``src`` to the same relative path below ``dst``."""
-    if not is_gcs(src) and not is_gcs(dst):
-        shutil.copytree(src, dst, dirs_exist_ok=True)
-        return
-    src_root = src.rstrip("/")
+    """Copy every file below ``src`` to the same relative path below ``dst``, file by file."""
     for info in list_files(src):
-        write_bytes(join(dst, info.uri[len(src_root) + 1 :]), read_bytes(info.uri))
+        target = join(dst, relative(src, info.uri))
+        if is_local(info.uri):
+            upload_file(info.uri, target)
+        elif is_local(target):
+            download_file(info.uri, target)
+        else:
+            write_bytes(target, read_bytes(info.uri))
+
+
+def sync_tree(src: str, dst: str) -> None:
+    """Make the files below ``dst`` those below ``src``: copy each, delete what ``src`` lacks."""
+    if is_dir(src):
+        copy_tree(src, dst)
+    wanted = {relative(src, f.uri) for f in list_files(src)} if is_dir(src) else set()
+    for info in list_files(dst) if is_dir(dst) else []:
+        if relative(dst, info.uri) not in wanted:
+            delete(info.uri)
+
+
+@contextlib.contextmanager
+def local_copy(uri: str) -> Iterator[str]:
+    """A local folder with the files below ``uri``: itself when local, else a download
+    (for libraries that only read local files, such as TensorFlow for ``s3://``)."""
+    if is_local(uri):
+        yield uri
+        return
+    if not is_dir(uri):
+        raise FileNotFoundError(f"no files under {uri}")
+    with tempfile.TemporaryDirectory(prefix="download-") as scratch:
+        copy_tree(uri, scratch)
+        yield scratch

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
-import shutil
 import tempfile
+from dataclasses import dataclass
 
 import tensorflow as tf
 
-from components.common import storage
+from components.common import outputs, storage
 from components.common.examples import ENCODED, SHA256, parse, read_labels, require_complete
 from components.common.examples import shard_files as list_shards
 from components.common.preprocess import decode_resize
@@ -46,45 +46,69 @@ def _thumbnails(shards: list[str], size: int = 96) -> dict[str, object]:
     return thumbs
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The production model: its local copy, and what the report and promotion cite."""
+
+    local: str
+    uri: str
+    version: int | None
+
+
 def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,
         baseline_version: int | None = None, beam_args: tuple[str, ...] = ()) -> dict:
     """Score ``candidate`` (and ``baseline``, when given) on the test split, gate, write
-    metrics, predictions, ``gate.json``, the report and the gallery to ``output``."""
+    metrics, predictions, ``gate.json``, the report and the gallery to ``output``.
+    Models and examples on a bucket are read through a local copy (TF has no ``s3://``)."""
     gate.validate()
     require_complete(examples)
+    outputs.require_complete(candidate, "export")
+    with contextlib.ExitStack() as stack:
+        local = stack.enter_context(storage.local_copy(candidate))
+        examples_local = stack.enter_context(storage.local_copy(examples))
+        base = None
+        if baseline:
+            base = Baseline(stack.enter_context(storage.local_copy(baseline)), baseline,
+                            baseline_version)
+        work = stack.enter_context(tempfile.TemporaryDirectory(prefix="evaluate-"))
+        out = stack.enter_context(outputs.local_output(output))
+        result = _evaluate(local, examples_local, out, gate, base, work, beam_args)
+    log.info("gate: %s (%s)", result["decision"], "; ".join(result["reasons"]))
+    return result
+
+
+def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
+              baseline: Baseline | None, work: str, beam_args: tuple[str, ...]) -> dict:
     labels = read_labels(examples)
     shards = list_shards(examples, "test")
-    os.makedirs(output, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="evaluate-", dir=output)
     rows = inference.predict(candidate, shards, f"{work}/candidate", beam_args)
     probs, truth = inference.as_arrays(rows)
     cand = classification_metrics(probs, truth, labels)
     base, base_rows, discordant, labels_match = None, None, None, True
     if baseline:
-        labels_match = saved_model_labels(baseline) == labels
+        labels_match = saved_model_labels(baseline.local) == labels
         if labels_match:
             # Rows of both models are sorted by sha256: example i is the same image in both.
-            base_rows = inference.predict(baseline, shards, f"{work}/baseline", beam_args)
+            base_rows = inference.predict(baseline.local, shards, f"{work}/baseline", beam_args)
             base_probs, _ = inference.as_arrays(base_rows)
             base = classification_metrics(base_probs, truth, labels)
             right, base_right = probs.argmax(1) == truth, base_probs.argmax(1) == truth
             discordant = (int((right & ~base_right).sum()), int((base_right & ~right).sum()))
     result = decide(gate, cand, base, discordant, labels_match).to_dict()
-    result.update(baseline=baseline, baseline_version=baseline_version, discordant=discordant,
-                  gate_config=gate.__dict__)
-    outputs = {
+    result.update(baseline=baseline.uri if baseline else None,
+                  baseline_version=baseline.version if baseline else None,
+                  discordant=discordant, gate_config=gate.__dict__)
+    texts = {
         "predictions_candidate.jsonl": "".join(json.dumps(r) + "\n" for r in rows),
         "metrics.json": json.dumps({"candidate": cand, "baseline": base}, indent=2),
         "gate.json": json.dumps(result, indent=2),
         "report.md": report.markdown(cand, base, result, labels),
         "worst_mistakes.html": report.worst_mistakes_html(rows, _thumbnails(shards), labels),
+        "decision.txt": result["decision"],
     }
     if base_rows is not None:
-        outputs["predictions_baseline.jsonl"] = "".join(json.dumps(r) + "\n" for r in base_rows)
-    for name, text in outputs.items():
+        texts["predictions_baseline.jsonl"] = "".join(json.dumps(r) + "\n" for r in base_rows)
+    for name, text in texts.items():
         storage.write_text(storage.join(output, name), text)
-    storage.write_text(storage.join(output, "decision.txt"), result["decision"])
-    shutil.rmtree(work, ignore_errors=True)
-    log.info("gate: %s (%s)", result["decision"], "; ".join(result["reasons"]))
     return {"decision": result["decision"], "reasons": result["reasons"], "candidate": cand,
             "baseline": base, "labels": labels}

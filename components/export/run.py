@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from components.common import storage
+from components.common import outputs, storage
 from components.common.examples import ENCODED, parse, require_complete, shard_files
 from components.common.preprocess import decode_resize
-from components.common.publish import publish, staging_dir
 from components.export import validate
 from components.export.serving import save_serving_model
 from components.train.model import load_trained_model
@@ -34,51 +32,54 @@ def _test_images(examples: str, limit: int) -> list[bytes]:
 
 
 def run(model_dir: str, examples: str, output: str, parity_images: int = 32) -> dict:
-    """Export, then refuse to publish unless every infra-validation check passes."""
+    """Export, and complete ``output`` only if every infra-validation check passes."""
     require_complete(examples)
+    outputs.require_complete(model_dir, "train")
+    with storage.local_copy(model_dir) as model_local, storage.local_copy(examples) as ex, \
+            outputs.local_output(output) as out:
+        metadata = _export(model_local, ex, out, parity_images)
+    log.info("exported %s (%.1f MB, %.2fx the weights); parity %.1e", output,
+             metadata["saved_model_bytes"] / 1e6, metadata["size_ratio"],
+             metadata["infra_validation"]["max_probability_difference"])
+    return metadata
+
+
+def _export(model_dir: str, examples: str, output: str, parity_images: int) -> dict:
     config = json.loads(storage.read_text(storage.join(model_dir, "config.json")))
     labels, image_size = config["labels"], config["image_size"]
     model = load_trained_model(storage.join(model_dir, "model.keras"))
     validate.require_labels_match(model.output_shape[-1], labels)
-    staging = staging_dir(output)
-    scratch = tempfile.mkdtemp(prefix="export-")
-    try:
-        save_serving_model(model, labels, image_size, staging)
+    with tempfile.TemporaryDirectory(prefix="export-") as scratch:
+        save_serving_model(model, labels, image_size, output)
         images = _test_images(examples, parity_images)
         paths = []
         for i, data in enumerate(images):
             paths.append(os.path.join(scratch, f"{i}.img"))
             with open(paths[-1], "wb") as handle:
                 handle.write(data)
-        served = validate.load_in_fresh_process(staging, paths)
-        pixels = tf.stack([decode_resize(tf.constant(b), image_size) for b in images])
-        keras_probs = np.asarray(model(pixels, training=False), dtype=np.float32)
-        tolerance = validate.tolerance_for(config["runtime"]["precision"])
-        worst = validate.check_parity(keras_probs, served, labels, tolerance)
-        validate.check_cli_description(staging)
-        serve = tf.saved_model.load(staging).signatures["serving_default"]
-        latency = validate.measure_latency(serve, images[0])
-        weights_bytes = int(sum(np.asarray(v).nbytes for v in model.variables))
-        saved_bytes = _folder_bytes(staging)
-        metadata = {
-            "input_size": image_size, "labels": labels, "signature": "serving_default",
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "bn_policy": config["bn_policy"], "clip": config["clip"],
-            "clip_threshold": config["clip_threshold"], "config_hash": config["config_hash"],
-            "precision": config["runtime"]["precision"],
-            "data_fingerprint": config["data_fingerprint"],
-            "saved_model_bytes": saved_bytes, "weights_bytes": weights_bytes,
-            "size_ratio": round(saved_bytes / weights_bytes, 3),
-            "infra_validation": {"passed": True, "parity_images": len(images),
-                                 "max_probability_difference": worst, "tolerance": tolerance,
-                                 "latency": latency},
-        }
-        with open(os.path.join(staging, METADATA_FILE), "w") as handle:
-            json.dump(metadata, handle, indent=2)
-        publish(staging, output)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("exported %s (%.1f MB, %.2fx the weights); parity %.1e", output,
-             saved_bytes / 1e6, metadata["size_ratio"], worst)
+        served = validate.load_in_fresh_process(output, paths)
+    pixels = tf.stack([decode_resize(tf.constant(b), image_size) for b in images])
+    keras_probs = np.asarray(model(pixels, training=False), dtype=np.float32)
+    tolerance = validate.tolerance_for(config["runtime"]["precision"])
+    worst = validate.check_parity(keras_probs, served, labels, tolerance)
+    validate.check_cli_description(output)
+    serve = tf.saved_model.load(output).signatures["serving_default"]
+    latency = validate.measure_latency(serve, images[0])
+    weights_bytes = int(sum(np.asarray(v).nbytes for v in model.variables))
+    saved_bytes = _folder_bytes(output)
+    metadata = {
+        "input_size": image_size, "labels": labels, "signature": "serving_default",
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "bn_policy": config["bn_policy"], "clip": config["clip"],
+        "clip_threshold": config["clip_threshold"], "config_hash": config["config_hash"],
+        "precision": config["runtime"]["precision"],
+        "data_fingerprint": config["data_fingerprint"],
+        "saved_model_bytes": saved_bytes, "weights_bytes": weights_bytes,
+        "size_ratio": round(saved_bytes / weights_bytes, 3),
+        "infra_validation": {"passed": True, "parity_images": len(images),
+                             "max_probability_difference": worst, "tolerance": tolerance,
+                             "latency": latency},
+    }
+    with open(os.path.join(output, METADATA_FILE), "w") as handle:
+        json.dump(metadata, handle, indent=2)
     return metadata

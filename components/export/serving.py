@@ -8,6 +8,7 @@ as the ``labels.txt`` asset, read into a lookup table when the model loads.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import tensorflow as tf
 
@@ -59,11 +60,15 @@ class ServingModule(tf.Module):
 
 def save_serving_model(keras_model, labels: list[str], image_size: int, export_dir: str) -> None:
     """Write the SavedModel with ``serving_default`` (bytes) and ``serving_pixels``."""
-    tmp_labels = os.path.join(export_dir + ".labels", "labels.txt")
-    os.makedirs(os.path.dirname(tmp_labels), exist_ok=True)
-    with open(tmp_labels, "w") as handle:
-        handle.write("\n".join(labels) + "\n")
-    module = ServingModule(keras_model, tmp_labels, len(labels), image_size)
+    with tempfile.TemporaryDirectory(prefix="labels-") as scratch:
+        labels_file = os.path.join(scratch, "labels.txt")
+        with open(labels_file, "w") as handle:
+            handle.write("\n".join(labels) + "\n")
+        _save(ServingModule(keras_model, labels_file, len(labels), image_size), image_size,
+              export_dir)
+
+
+def _save(module: ServingModule, image_size: int, export_dir: str) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
     def serve_bytes(image_bytes):
@@ -78,5 +83,3 @@ def save_serving_model(keras_model, labels: list[str], image_size: int, export_d
     module.serve_pixels = serve_pixels
     tf.saved_model.save(module, export_dir, signatures={
         "serving_default": serve_bytes, PIXELS_SIGNATURE: serve_pixels})
-    os.remove(tmp_labels)
-    os.rmdir(os.path.dirname(tmp_labels))

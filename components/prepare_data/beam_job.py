@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -64,23 +66,24 @@ def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int
 
 def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
                 resize_max_side: int) -> str:
-    """Write one TFRecord shard (to a temporary name, then renamed)."""
+    """Write one TFRecord shard locally, then place it as one atomic object write (TF has
+    no ``s3://`` file system, and ``output`` may be on any scheme)."""
     import tensorflow as tf
 
     from components.common.examples import make_example
 
     shard_name, rows = item
     target = storage.join(output, shard_name)
-    tmp = target + ".tmp"
-    tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for row in sorted(rows, key=lambda r: r["sha256"]):
-            data = storage.read_bytes(row["uri"])
-            if row["needs_reencode"] or resize_max_side:
-                data = normalize_image(data, max_pixels, resize_max_side)
-            writer.write(make_example(data, row["label_index"], row["label"], row["sha256"],
-                                      row["uri"]))
-    tf.io.gfile.rename(tmp, target, overwrite=True)
+    with tempfile.TemporaryDirectory(prefix="shard-") as scratch:
+        local = os.path.join(scratch, "shard.tfrecord")
+        with tf.io.TFRecordWriter(local) as writer:
+            for row in sorted(rows, key=lambda r: r["sha256"]):
+                data = storage.read_bytes(row["uri"])
+                if row["needs_reencode"] or resize_max_side:
+                    data = normalize_image(data, max_pixels, resize_max_side)
+                writer.write(make_example(data, row["label_index"], row["label"],
+                                          row["sha256"], row["uri"]))
+        storage.upload_file(local, target)
     return target
 
 

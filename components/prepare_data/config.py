@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.common import storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.errors import ConfigError
 
@@ -38,6 +39,10 @@ class PrepareConfig:
             raise ConfigError("--source is empty: give a class-per-folder directory or a CSV")
         if not self.output:
             raise ConfigError("--output is empty: give a directory for the examples")
+        storage.check_uri(self.source, "--source")
+        storage.check_uri(self.output, "--output")
+        if self.split_state:
+            storage.check_uri(self.split_state, "--split-state")
         for name, value in self.fractions.items():
             if not 0 <= value <= 1:
                 raise ConfigError(f"{name} fraction {value}: use a number between 0 and 1")

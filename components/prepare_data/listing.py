@@ -1,4 +1,4 @@
-"""Turn a source (class-per-folder tree or ``path,label`` CSV, local or gs://) into inputs."""
+"""Turn a source (class-per-folder tree or ``path,label`` CSV, any storage scheme) into inputs."""
 
 from __future__ import annotations
 
@@ -18,25 +18,22 @@ class SourceFile:
     uri: str
     label: str
     size: int
-    md5: str = ""
+    checksum: str = ""
     skip_reason: str = ""
-
-
-def _relative_parts(root: str, uri: str) -> list[str]:
-    return uri[len(root.rstrip("/")) + 1 :].replace("\\", "/").split("/")
 
 
 def _from_tree(root: str) -> list[SourceFile]:
     files = []
-    for info in storage.list_files(root, with_md5=True):
-        parts = _relative_parts(root, info.uri)
+    for info in storage.list_files(root, with_checksum=True):
+        parts = storage.relative(root, info.uri).split("/")
         reason = ""
         if any(p.startswith(".") for p in parts):
             reason = "hidden file"
         elif len(parts) < 2:
             reason = "not inside a class folder"
         files.append(
-            SourceFile(info.uri, parts[0] if len(parts) > 1 else "", info.size, info.md5, reason)
+            SourceFile(info.uri, parts[0] if len(parts) > 1 else "", info.size, info.checksum,
+                       reason)
         )
     return files
 
@@ -49,21 +46,27 @@ def _from_csv(csv_uri: str) -> list[SourceFile]:
             f"{csv_uri}: the CSV needs a header with columns 'path,label' "
             f"(found {reader.fieldnames})"
         )
-    base = posixpath.dirname(csv_uri) if storage.is_gcs(csv_uri) else os.path.dirname(csv_uri)
+    base = (os.path.dirname if storage.is_local(csv_uri) else posixpath.dirname)(csv_uri)
     files = []
     for row in reader:
         path = (row["path"] or "").strip()
         label = (row["label"] or "").strip()
-        if not storage.is_gcs(path) and not path.startswith("/"):
+        try:
+            relative_path = storage.is_local(path) and not path.startswith("/")
+        except storage.UnsupportedURI as err:
+            files.append(SourceFile(path, label, 0, skip_reason=str(err)))
+            continue
+        if relative_path:
             path = storage.join(base, path)
         if not label:
             files.append(SourceFile(path, "", 0, skip_reason="empty label in the CSV"))
-        elif not storage.exists(path):
+            continue
+        try:
+            info = storage.stat(path)
+        except FileNotFoundError:
             files.append(SourceFile(path, label, 0, skip_reason="listed in the CSV but missing"))
-        else:
-            data = storage.read_bytes(path)
-            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            files.append(SourceFile(path, label, len(data), md5))
+            continue
+        files.append(SourceFile(path, label, info.size, info.checksum))
     return files
 
 
@@ -76,10 +79,12 @@ def list_source(source: str) -> list[SourceFile]:
     else:
         try:
             is_dir = storage.is_dir(source)
+        except ConfigError:
+            raise
         except Exception as err:  # noqa: BLE001 - any client failure becomes one clear line
             raise ConfigError(
                 f"--source {source}: cannot be listed ({err}); check the "
-                "bucket name and this identity's storage.objects.list"
+                "bucket name and that this identity may list it"
             ) from err
         if not is_dir:
             raise ConfigError(
@@ -96,5 +101,5 @@ def fingerprint(files: list[SourceFile]) -> str:
     """sha256 of the sorted listing (URI, size, checksum, label): the data step's cache key."""
     digest = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.uri):
-        digest.update(f"{f.uri}\t{f.size}\t{f.md5}\t{f.label}\n".encode())
+        digest.update(f"{f.uri}\t{f.size}\t{f.checksum}\t{f.label}\n".encode())
     return digest.hexdigest()

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict
 
-from components.common import storage
-from components.common.examples import COMPLETE_MARKER
+from components.common import outputs, storage
 from components.common.images import normalize_image
-from components.common.publish import publish, staging_dir
 from components.prepare_data import beam_job, report
 from components.prepare_data.config import SPLITS, PrepareConfig
 from components.prepare_data.listing import fingerprint, list_source
@@ -62,12 +59,6 @@ def _preview(manifest: list[dict], cfg: PrepareConfig) -> str:
     return report.preview_html(originals, augmented, cfg.augmentation)
 
 
-def _publish(staging: str, output: str) -> None:
-    storage.write_text(storage.join(staging, COMPLETE_MARKER), "")
-    if staging != output:
-        publish(staging, output)
-
-
 def run(cfg: PrepareConfig) -> dict:
     """Validate, de-duplicate, split and shard ``cfg.source`` into ``cfg.output``."""
     cfg.validate()
@@ -75,7 +66,7 @@ def run(cfg: PrepareConfig) -> dict:
     data_fingerprint = fingerprint(files)
     log.info("listed %d files from %s (fingerprint %s)", len(files), cfg.source,
              data_fingerprint[:12])
-    staging = cfg.output if storage.is_gcs(cfg.output) else staging_dir(cfg.output)
+    outputs.check_writable(cfg.output)
     work_dir = tempfile.mkdtemp(prefix="prepare-")
     try:
         keyed = [{**asdict(f), "key": i} for i, f in enumerate(files)]
@@ -100,11 +91,12 @@ def run(cfg: PrepareConfig) -> dict:
                 shard = f"{split}/{split}-{i % n_shards:05d}-of-{n_shards:05d}.tfrecord"
                 shard_rows.append({**row, "shard": shard,
                                    "label_index": label_index[row["label"]]})
-        beam_job.write_shards(shard_rows, staging, cfg.max_pixels, cfg.resize_max_side,
+        outputs.begin(cfg.output)
+        beam_job.write_shards(shard_rows, cfg.output, cfg.max_pixels, cfg.resize_max_side,
                               cfg.beam_args)
         stats = report.compute_stats(manifest, labels, data_fingerprint)
         stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args)}
-        outputs = {
+        texts = {
             "labels.txt": "\n".join(labels) + "\n",
             "manifest.jsonl": "".join(json.dumps(r) + "\n" for r in manifest),
             "stats.json": json.dumps(stats, indent=2),
@@ -112,13 +104,9 @@ def run(cfg: PrepareConfig) -> dict:
             "data_report.md": report.markdown_report(stats, cfg.augmentation),
             "augmentation_preview.html": _preview(manifest, cfg),
         }
-        for name, text in outputs.items():
-            storage.write_text(storage.join(staging, name), text)
-        _publish(staging, cfg.output)
-    except BaseException:
-        if staging != cfg.output and os.path.isdir(staging):
-            shutil.rmtree(staging)
-        raise
+        for name, text in texts.items():
+            storage.write_text(storage.join(cfg.output, name), text)
+        outputs.finish(cfg.output)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     if cfg.split_state:

@@ -1,4 +1,4 @@
-"""A model registry on plain storage (local folder or gs://) with atomic pointers.
+"""A model registry on plain storage (local folder, gs:// or s3://) with atomic pointers.
 
 Layout under ``<root>/<model_name>/``:
 - ``versions/<N>/``: the SavedModel of version N, immutable. This folder is the serving
@@ -7,8 +7,9 @@ Layout under ``<root>/<model_name>/``:
   A version without a record is invisible.
 - ``claims/<N>.json``: which run claimed number N (create-only), so two runs never share N.
 - ``aliases/<alias>/<seq>.json``: the alias history. The highest ``seq`` is current; moving
-  an alias writes ``seq + 1`` create-only (GCS ``if_generation_match=0``, a hard link
-  locally): a compare-and-swap in which exactly one of two racing writers wins.
+  an alias writes ``seq + 1`` create-only (GCS ``if_generation_match=0``, S3
+  ``If-None-Match: *``, a hard link locally): a compare-and-swap in which exactly one of
+  two racing writers wins.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Registry:
     def __init__(self, root: str, model_name: str):
         if not model_name or "/" in model_name:
             raise RegistryError(f"model name {model_name!r}: use a non-empty name without '/'")
+        storage.check_uri(root, "--registry")
         self.root = root
         self.model_name = model_name
         self.base = storage.join(root, model_name)
@@ -101,8 +103,8 @@ class Registry:
         root = saved_model_dir.rstrip("/")
         # saved_model.pb last: a server watching versions/ never sees a partial model.
         for info_file in sorted(files, key=lambda f: f.uri.endswith("saved_model.pb")):
-            relative = info_file.uri[len(root) + 1 :].replace("\\", "/")
-            storage.write_bytes(storage.join(target, relative), storage.read_bytes(info_file.uri))
+            storage.write_bytes(storage.join(target, storage.relative(root, info_file.uri)),
+                                storage.read_bytes(info_file.uri))
         record = {"version": number, "model_name": self.model_name, "run_id": run_id,
                   "uri": target, "time": time.time(),
                   "production_at_registration": self.current(PRODUCTION), **(info or {})}

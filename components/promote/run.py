@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from components.common import storage
+from components.common import outputs, storage
 from components.common.errors import ConfigError
 from components.promote.registry import PRODUCTION, Registry
 
@@ -16,6 +16,8 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
         run_id: str) -> dict:
     """Idempotent per ``run_id``; refuses a rejected evaluation; the pointer moves only if
     production is still the version the gate compared against (compare-and-swap)."""
+    outputs.require_complete(evaluation, "evaluate")
+    outputs.require_complete(saved_model, "export")
     gate = json.loads(storage.read_text(storage.join(evaluation, "gate.json")))
     if gate["decision"] != "promote":
         raise ConfigError(f"the gate rejected this model ({'; '.join(gate['reasons'])}); "

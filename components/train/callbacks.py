@@ -49,3 +49,19 @@ def read_history(uri: str) -> list[dict]:
     if not storage.exists(uri):
         return []
     return [json.loads(line) for line in storage.read_text(uri).splitlines() if line]
+
+
+class MirrorBackup(keras.callbacks.Callback):
+    """Mirrors the local backup folder to a bucket after every epoch and at the end, for
+    stores TensorFlow cannot write (``s3://``). Put it after the callbacks that write there."""
+
+    def __init__(self, local: str, remote: str):
+        super().__init__()
+        self.local = local
+        self.remote = remote
+
+    def on_epoch_end(self, epoch, logs=None):
+        storage.sync_tree(self.local, self.remote)
+
+    def on_train_end(self, logs=None):
+        storage.sync_tree(self.local, self.remote)

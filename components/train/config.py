@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from components.common import storage
 from components.common.errors import ConfigError
 from components.train.clipping import MODES as CLIP_MODES
 
@@ -93,6 +94,12 @@ class TrainConfig:
             raise ConfigError("--label-smoothing and --dropout must be in [0, 1)")
         if not self.weights:
             raise ConfigError("--weights is empty: use imagenet, none, or a weights file path")
+        storage.check_uri(self.examples, "--examples")
+        storage.check_uri(self.output, "--output")
+        if self.backup_dir:
+            storage.check_uri(self.backup_dir, "--backup-dir")
+        if self.weights not in ("imagenet", "none"):
+            storage.check_uri(self.weights, "--weights")
         return self
 
     def to_dict(self) -> dict:

@@ -30,14 +30,15 @@ class ResNetPreprocess(layers.Layer):
 
 
 def _weights_file(weights: str) -> str:
-    if storage.is_gcs(weights):
-        local = tempfile.NamedTemporaryFile(suffix=".weights.h5", delete=False).name
-        storage.write_bytes(local, storage.read_bytes(weights))
-        return local
+    """A local copy of ``weights`` (Keras reads weights files from local disk only)."""
     if not storage.exists(weights):
         raise ConfigError(f"--weights {weights}: no such file; use imagenet, none, or a path to "
                           "a ResNet50 (include_top=False) .weights.h5 file")
-    return weights
+    if storage.is_local(weights):
+        return weights
+    local = tempfile.NamedTemporaryFile(suffix=".weights.h5", delete=False).name
+    storage.download_file(weights, local)
+    return local
 
 
 def build_model(num_classes: int, image_size: int, weights: str, dropout: float) -> keras.Model:

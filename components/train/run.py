@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
-import os
 import tempfile
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from components.common import storage
+from components.common import outputs, storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.examples import read_labels, read_stats, require_complete
 from components.common.html import line_chart, page
 from components.train import model as model_lib
-from components.train.callbacks import ClipStatsLogger, HistoryLog, read_history
+from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
 from components.train.clipping import clipping_optimizer
 from components.train.config import TrainConfig
 from components.train.data import make_dataset
@@ -74,15 +75,16 @@ def _compile(model, cfg: TrainConfig, runtime, schedule):
 
 
 def _fit(model, cfg, runtime, train_ds, val_ds, steps, epochs, initial_epoch, learning_rate,
-         backup, phase, weights, extra_callbacks):
+         folders, phase, weights, extra_callbacks):
     optimizer = _compile(model, cfg, runtime, _schedule(cfg, steps, epochs, learning_rate))
     callbacks = [
-        keras.callbacks.BackupAndRestore(storage.join(backup, f"phase{phase}")),
+        keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{phase}")),
         ClipStatsLogger(optimizer),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.early_stopping_patience,
                                       restore_best_weights=True),
-        keras.callbacks.TensorBoard(storage.join(cfg.output, "tensorboard")),
-        HistoryLog(storage.join(backup, "history.jsonl"), phase),
+        keras.callbacks.TensorBoard(storage.join(folders.output, "tensorboard")),
+        HistoryLog(storage.join(folders.backup, "history.jsonl"), phase),
+        *folders.mirror_callbacks(),
         *extra_callbacks,
     ]
     if cfg.schedule == "plateau":
@@ -108,25 +110,62 @@ def curves_html(history: list[dict], cfg: TrainConfig) -> str:
                 f"<b>{cfg.clip}</b>.</p>" + "".join(charts))
 
 
+@dataclass(frozen=True)
+class Folders:
+    """Local folders of one training run: TensorFlow writes only local files (no s3://)."""
+
+    examples: str
+    output: str
+    backup: str
+    remote_backup: str = ""  # where ``backup`` is mirrored to, when TF cannot write there
+
+    def mirror_callbacks(self) -> tuple:
+        return (MirrorBackup(self.backup, self.remote_backup),) if self.remote_backup else ()
+
+    def sync_backup(self) -> None:
+        if self.remote_backup:
+            storage.sync_tree(self.backup, self.remote_backup)
+
+
+@contextlib.contextmanager
+def _backup_folder(cfg: TrainConfig, output: str):
+    """The local backup folder, and the remote ``backup_dir`` it mirrors (or "")."""
+    if not cfg.backup_dir or storage.is_local(cfg.backup_dir):
+        yield cfg.backup_dir or storage.join(output, "backup"), ""
+        return
+    with tempfile.TemporaryDirectory(prefix="backup-") as local:
+        if storage.is_dir(cfg.backup_dir):
+            storage.copy_tree(cfg.backup_dir, local)
+            log.info("resuming from the backup in %s", cfg.backup_dir)
+        yield local, cfg.backup_dir
+
+
 def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
     """Fine-tune ResNet50 on ``cfg.examples``; write the model, history and reports."""
     cfg.validate()
     require_complete(cfg.examples)
-    labels, stats = read_labels(cfg.examples), read_stats(cfg.examples)
+    with storage.local_copy(cfg.examples) as examples, \
+            outputs.local_output(cfg.output, keep=("backup",)) as output, \
+            _backup_folder(cfg, output) as (backup, remote_backup):
+        return _train(cfg, Folders(examples, output, backup, remote_backup), extra_callbacks)
+
+
+def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
+    examples, output, backup = folders.examples, folders.output, folders.backup
+    labels, stats = read_labels(examples), read_stats(examples)
     policy = AugmentPolicy.from_dict(json.loads(
-        storage.read_text(storage.join(cfg.examples, "augmentation.json"))))
+        storage.read_text(storage.join(examples, "augmentation.json"))))
     runtime = resolve_runtime(cfg.precision, cfg.xla)
     keras.utils.set_random_seed(cfg.seed)
     batch_warning = model_lib.warn_small_batch(cfg.bn_policy, cfg.batch_size // runtime.replicas)
     with runtime.strategy.scope():
         model = model_lib.build_model(len(labels), cfg.image_size, cfg.weights, cfg.dropout)
         model_lib.apply_bn_policy(model, cfg.bn_policy, 0, cfg.bn_momentum, cfg.sync_bn)
-    train_ds = make_dataset(cfg.examples, "train", cfg.image_size, cfg.batch_size, len(labels),
+    train_ds = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels),
                             augment=policy, shuffle=True, seed=cfg.seed).repeat()
-    val_ds = make_dataset(cfg.examples, "val", cfg.image_size, cfg.batch_size, len(labels))
+    val_ds = make_dataset(examples, "val", cfg.image_size, cfg.batch_size, len(labels))
     steps = cfg.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / cfg.batch_size)
     weights = class_weights(stats, labels) if cfg.class_weights else None
-    backup = cfg.backup_dir or storage.join(cfg.output, "backup")
     phase1_done = storage.join(backup, "phase1.weights.h5")
     with runtime.strategy.scope():
         if storage.exists(phase1_done):
@@ -134,38 +173,31 @@ def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
             model.load_weights(phase1_done)
         else:
             _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.epochs, 0, cfg.learning_rate,
-                 backup, 1, weights, extra_callbacks)
+                 folders, 1, weights, extra_callbacks)
             if cfg.fine_tune_epochs:
                 model.save_weights(phase1_done)
+                folders.sync_backup()
         if cfg.fine_tune_epochs:
             model_lib.apply_bn_policy(model, cfg.bn_policy, cfg.fine_tune_blocks,
                                       cfg.bn_momentum, cfg.sync_bn)
             _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.fine_tune_epochs, cfg.epochs,
-                 cfg.learning_rate * cfg.fine_tune_learning_rate_factor, backup, 2, weights,
+                 cfg.learning_rate * cfg.fine_tune_learning_rate_factor, folders, 2, weights,
                  extra_callbacks)
     reestimated = 0
     if cfg.bn_reestimate_batches:
-        clean = make_dataset(cfg.examples, "train", cfg.image_size, cfg.batch_size, len(labels))
+        clean = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels))
         reestimated = model_lib.reestimate_bn_statistics(model, clean.take(
             cfg.bn_reestimate_batches))
     history = read_history(storage.join(backup, "history.jsonl"))
-    storage.write_text(storage.join(cfg.output, "history.json"), json.dumps(history, indent=2))
+    storage.write_text(storage.join(output, "history.json"), json.dumps(history, indent=2))
     resolved = {**cfg.to_dict(), "labels": labels, "runtime": runtime.describe(),
                 "config_hash": config_hash(cfg), "class_weights": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
                 "bn_reestimated_batches": reestimated,
                 "warnings": [batch_warning] if batch_warning else []}
-    storage.write_text(storage.join(cfg.output, "config.json"), json.dumps(resolved, indent=2))
-    storage.write_text(storage.join(cfg.output, "training_curves.html"),
-                       curves_html(history, cfg))
-    model_path = storage.join(cfg.output, "model.keras")
-    if storage.is_gcs(model_path):
-        with tempfile.TemporaryDirectory() as scratch:
-            local = os.path.join(scratch, "model.keras")
-            model.save(local)
-            storage.write_bytes(model_path, storage.read_bytes(local))
-    else:
-        model.save(model_path)
+    storage.write_text(storage.join(output, "config.json"), json.dumps(resolved, indent=2))
+    storage.write_text(storage.join(output, "training_curves.html"), curves_html(history, cfg))
+    model.save(storage.join(output, "model.keras"))
     last = history[-1] if history else {}
     best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
     return {"epochs_run": len(history), "best_val_accuracy": best_val,

@@ -1,0 +1,290 @@
+"""The three object stores behind ``storage``: local files, Cloud Storage and S3.
+
+Each backend takes ``(bucket, key)`` (local: ``("", path)``) and has the same contract:
+whole-object writes are atomic, ``create_only`` is a compare-and-swap on absence that
+raises ``AlreadyExists``, a missing object raises ``FileNotFoundError``, and listings
+carry a checksum the store always has (local sha256, GCS crc32c, S3 ETag).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from components.common.errors import ConfigError
+
+S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+
+class AlreadyExists(Exception):
+    """A create-only write found the object already there (GCS and S3: HTTP 412)."""
+
+
+class StorageSetupError(ConfigError):
+    """The store cannot be reached as configured; the message names the variable to set."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    size: int
+    checksum: str
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Local:
+    """Temporary file + rename for atomic writes, an exclusive hard link for create-only."""
+
+    def read_bytes(self, _bucket: str, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def write_bytes(self, _bucket: str, path: str, data: bytes, create_only: bool) -> None:
+        with self._temporary_beside(path) as (handle, tmp):
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            self._place(tmp, path, create_only)
+
+    def upload_file(self, local: str, _bucket: str, path: str) -> None:
+        with self._temporary_beside(path) as (handle, tmp), open(local, "rb") as source:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                handle.write(chunk)
+            handle.close()
+            self._place(tmp, path, create_only=False)
+
+    def download_file(self, _bucket: str, path: str, local: str) -> None:
+        self.upload_file(path, "", local)
+
+    @contextlib.contextmanager
+    def _temporary_beside(self, path: str):
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        handle = os.fdopen(fd, "wb")
+        try:
+            yield handle, tmp
+        finally:
+            handle.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @staticmethod
+    def _place(tmp: str, path: str, create_only: bool) -> None:
+        if not create_only:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError as err:
+            raise AlreadyExists(path) from err
+
+    def exists(self, _bucket: str, path: str) -> bool:
+        return Path(path).exists()
+
+    def is_dir(self, _bucket: str, path: str) -> bool:
+        return Path(path).is_dir()
+
+    def stat(self, _bucket: str, path: str) -> Entry:
+        return Entry(path, Path(path).stat().st_size, sha256_file(path))
+
+    def list(self, _bucket: str, path: str, with_checksum: bool) -> list[Entry]:
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"not a directory: {path}")
+        entries = []
+        for dirpath, _dirs, files in os.walk(path):
+            for name in files:
+                file = os.path.join(dirpath, name)
+                try:
+                    size = os.stat(file).st_size
+                    checksum = sha256_file(file) if with_checksum else ""
+                except FileNotFoundError:
+                    continue  # removed while listing (another writer's temporary file)
+                entries.append(Entry(file, size, checksum))
+        return entries
+
+    def delete(self, _bucket: str, path: str) -> None:
+        Path(path).unlink()
+
+
+class GCS:
+    """google-cloud-storage with its default retries; ``if_generation_match=0`` for create-only."""
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def client():
+        from google.cloud import storage
+
+        return storage.Client()
+
+    def _blob(self, bucket: str, key: str):
+        return self.client().bucket(bucket).blob(key)
+
+    def read_bytes(self, bucket: str, key: str) -> bytes:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._blob(bucket, key).download_as_bytes()
+        except NotFound as err:
+            raise FileNotFoundError(f"no such object: gs://{bucket}/{key}") from err
+
+    def write_bytes(self, bucket: str, key: str, data: bytes, create_only: bool) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        kwargs = {"if_generation_match": 0} if create_only else {}
+        try:
+            self._blob(bucket, key).upload_from_string(data, **kwargs)
+        except PreconditionFailed as err:
+            raise AlreadyExists(f"gs://{bucket}/{key}") from err
+
+    def upload_file(self, local: str, bucket: str, key: str) -> None:
+        self._blob(bucket, key).upload_from_filename(local)
+
+    def download_file(self, bucket: str, key: str, local: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._blob(bucket, key).download_to_filename(local)
+        except NotFound as err:
+            raise FileNotFoundError(f"no such object: gs://{bucket}/{key}") from err
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self._blob(bucket, key).exists()
+
+    def is_dir(self, bucket: str, key: str) -> bool:
+        prefix = key.rstrip("/") + "/" if key else ""
+        return any(True for _ in self.client().list_blobs(bucket, prefix=prefix, max_results=1))
+
+    def stat(self, bucket: str, key: str) -> Entry:
+        blob = self.client().bucket(bucket).get_blob(key)
+        if blob is None:
+            raise FileNotFoundError(f"no such object: gs://{bucket}/{key}")
+        return Entry(key, int(blob.size or 0), f"crc32c:{blob.crc32c}")
+
+    def list(self, bucket: str, key: str, with_checksum: bool) -> list[Entry]:
+        prefix = key.rstrip("/") + "/" if key else ""
+        return [Entry(b.name, int(b.size or 0), f"crc32c:{b.crc32c}")
+                for b in self.client().list_blobs(bucket, prefix=prefix)
+                if not b.name.endswith("/")]
+
+    def delete(self, bucket: str, key: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._blob(bucket, key).delete()
+        except NotFound as err:
+            raise FileNotFoundError(f"no such object: gs://{bucket}/{key}") from err
+
+
+def s3_endpoint() -> str:
+    return next((os.environ[v] for v in S3_ENDPOINT_VARIABLES if os.environ.get(v)), "")
+
+
+def _etag(value: str) -> str:
+    return "etag:" + value.strip('"')
+
+
+class S3:
+    """boto3 (endpoint and credentials from the standard AWS variables and chain);
+    ``If-None-Match: *`` for create-only. ETags of multipart uploads are not MD5s of the
+    content, but they change whenever the content does, which is all a listing needs."""
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def client():
+        import boto3
+        from botocore.config import Config
+
+        # MinIO and most S3-compatible servers want path-style addressing.
+        addressing = {"addressing_style": "path"} if s3_endpoint() else {}
+        config = Config(s3=addressing, retries={"mode": "standard"})
+        return boto3.session.Session().client("s3", config=config)
+
+    @contextlib.contextmanager
+    def _errors(self, bucket: str, key: str):
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        uri = f"s3://{bucket}/{key}"
+        try:
+            yield
+        except NoCredentialsError as err:
+            raise StorageSetupError(
+                f"{uri}: no S3 credentials found; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or give the pod an IAM role)") from err
+        except EndpointConnectionError as err:
+            raise StorageSetupError(
+                f"{uri}: cannot reach the S3 endpoint {s3_endpoint() or 'of AWS'}; "
+                "check AWS_ENDPOINT_URL_S3 (e.g. http://minio-service.kubeflow:9000)") from err
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(f"no such object: {uri}") from err
+            if code == "NoSuchBucket":
+                raise FileNotFoundError(f"no such bucket: s3://{bucket}") from err
+            if code in ("PreconditionFailed", "412"):
+                raise AlreadyExists(uri) from err
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise PermissionError(f"{uri}: {code}; check the S3 credentials and that "
+                                      "they may use this bucket") from err
+            raise
+
+    def read_bytes(self, bucket: str, key: str) -> bytes:
+        with self._errors(bucket, key):
+            return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def write_bytes(self, bucket: str, key: str, data: bytes, create_only: bool) -> None:
+        kwargs = {"IfNoneMatch": "*"} if create_only else {}
+        with self._errors(bucket, key):
+            self.client().put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
+
+    def upload_file(self, local: str, bucket: str, key: str) -> None:
+        with self._errors(bucket, key):
+            self.client().upload_file(local, bucket, key)
+
+    def download_file(self, bucket: str, key: str, local: str) -> None:
+        with self._errors(bucket, key):
+            self.client().download_file(bucket, key, local)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.stat(bucket, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def is_dir(self, bucket: str, key: str) -> bool:
+        prefix = key.rstrip("/") + "/" if key else ""
+        with self._errors(bucket, key):
+            page = self.client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        return page.get("KeyCount", 0) > 0
+
+    def stat(self, bucket: str, key: str) -> Entry:
+        with self._errors(bucket, key):
+            head = self.client().head_object(Bucket=bucket, Key=key)
+        return Entry(key, int(head["ContentLength"]), _etag(head['ETag']))
+
+    def list(self, bucket: str, key: str, with_checksum: bool) -> list[Entry]:
+        prefix = key.rstrip("/") + "/" if key else ""
+        entries = []
+        with self._errors(bucket, key):
+            for page in self.client().get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix):
+                entries += [Entry(o["Key"], int(o["Size"]), _etag(o['ETag']))
+                            for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+        return entries
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._errors(bucket, key):
+            self.client().delete_object(Bucket=bucket, Key=key)
