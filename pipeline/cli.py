@@ -27,6 +27,18 @@ class Group(click.Group):
             sys.exit(2)
 
 
+class URI(click.ParamType):
+    """A local path or a URI of a scheme storage serves; any other scheme is refused."""
+
+    name = "uri"
+
+    def convert(self, value, param, ctx):
+        from components.common import storage
+
+        storage.check_uri(value, param.opts[0] if param.opts else param.human_readable_name)
+        return value
+
+
 @click.group(cls=Group)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -42,7 +54,7 @@ def _print_json(data: dict) -> None:
 
 
 @main.command("demo-data")
-@click.argument("out")
+@click.argument("out", type=URI())
 @click.option("--classes", default=3, show_default=True)
 @click.option("--per-class", default=40, show_default=True)
 @click.option("--size", default=96, show_default=True, help="Typical image side in pixels.")
@@ -55,8 +67,9 @@ def demo_data(out: str, classes: int, per_class: int, size: int, seed: int) -> N
 
 
 @main.command("prepare-data")
-@click.option("--source", required=True, help="Class-per-folder dir or path,label CSV.")
-@click.option("--output", required=True, help="New folder (or gs:// prefix) for examples.")
+@click.option("--source", required=True, type=URI(),
+              help="Class-per-folder dir or path,label CSV (local, gs://, s3://).")
+@click.option("--output", required=True, type=URI(), help="New folder or bucket prefix.")
 @click.option("--train-fraction", default=0.8, show_default=True)
 @click.option("--val-fraction", default=0.1, show_default=True)
 @click.option("--test-fraction", default=0.1, show_default=True)
@@ -65,7 +78,7 @@ def demo_data(out: str, classes: int, per_class: int, size: int, seed: int) -> N
 @click.option("--resize-max-side", default=0, show_default=True, help="0 keeps the size.")
 @click.option("--near-duplicates/--no-near-duplicates", default=True, show_default=True)
 @click.option("--allow-small-classes", is_flag=True)
-@click.option("--split-state", default="", help="File that pins splits across runs.")
+@click.option("--split-state", default="", type=URI(), help="File that pins splits across runs.")
 @click.option("--examples-per-shard", default=1000, show_default=True)
 @click.option("--augmentation", default="{}", help="JSON of AugmentPolicy fields.")
 @click.argument("beam_args", nargs=-1)
@@ -82,8 +95,10 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 
 
 @main.command("train")
-@click.option("--examples", required=True, help="Examples artifact from prepare-data.")
-@click.option("--output", required=True, help="Folder for the trained_model artifact.")
+@click.option("--examples", required=True, type=URI(),
+              help="Examples artifact from prepare-data.")
+@click.option("--output", required=True, type=URI(),
+              help="Folder for the trained_model artifact.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--epochs", default=10, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
@@ -98,12 +113,13 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 @click.option("--sync-bn", is_flag=True)
 @click.option("--clip", default="global_norm", show_default=True)
 @click.option("--clip-threshold", default=1.0, show_default=True)
-@click.option("--weights", default="imagenet", show_default=True,
+@click.option("--weights", default="imagenet", type=URI(), show_default=True,
               help="imagenet, none, or a .weights.h5 path (local, gs://, s3://).")
 @click.option("--precision", default="auto", show_default=True)
 @click.option("--xla", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--backup-dir", default="", help="Stable URI for resumable checkpoints.")
+@click.option("--backup-dir", default="", type=URI(),
+              help="Stable URI for resumable checkpoints.")
 @click.option("--steps-per-epoch", default=0, show_default=True, help="0: one pass.")
 def train(**kwargs) -> None:
     """Fine-tune ResNet50 with a BN policy and measured gradient clipping."""
@@ -116,9 +132,10 @@ def train(**kwargs) -> None:
 
 
 @main.command("export")
-@click.option("--model", "model_dir", required=True, help="trained_model folder.")
-@click.option("--examples", required=True, help="Examples artifact (parity images).")
-@click.option("--output", required=True, help="New folder for the SavedModel.")
+@click.option("--model", "model_dir", required=True, type=URI(), help="trained_model folder.")
+@click.option("--examples", required=True, type=URI(),
+              help="Examples artifact (parity images).")
+@click.option("--output", required=True, type=URI(), help="New folder for the SavedModel.")
 def export(model_dir: str, examples: str, output: str) -> None:
     """Export and infra-validate a SavedModel that serves raw image bytes."""
     from components.export.run import run
@@ -127,11 +144,12 @@ def export(model_dir: str, examples: str, output: str) -> None:
 
 
 @main.command("evaluate")
-@click.option("--candidate", required=True, help="Candidate SavedModel folder.")
-@click.option("--examples", required=True)
-@click.option("--output", required=True)
-@click.option("--baseline", default="", help="Production SavedModel folder.")
-@click.option("--registry", default="", help="Registry URI (instead of --baseline).")
+@click.option("--candidate", required=True, type=URI(), help="Candidate SavedModel folder.")
+@click.option("--examples", required=True, type=URI())
+@click.option("--output", required=True, type=URI())
+@click.option("--baseline", default="", type=URI(), help="Production SavedModel folder.")
+@click.option("--registry", default="", type=URI(),
+              help="Registry URI (instead of --baseline).")
 @click.option("--model-name", default="")
 @click.option("--gate", "gate_json", default='{"min_accuracy": 0.5}', show_default=True,
               help="JSON of GateConfig fields.")
@@ -159,7 +177,7 @@ def _registry(registry: str, model_name: str):
 
 def _registry_options(func):
     func = click.option("--model-name", required=True)(func)
-    return click.option("--registry", "registry_uri", required=True)(func)
+    return click.option("--registry", "registry_uri", required=True, type=URI())(func)
 
 
 @registry_group.command("list")
@@ -190,7 +208,7 @@ def registry_show(registry_uri, model_name, ref, as_json) -> None:
 
 @registry_group.command("promote")
 @_registry_options
-@click.option("--saved-model", default="", help="Register this SavedModel first.")
+@click.option("--saved-model", default="", type=URI(), help="Register this SavedModel first.")
 @click.option("--run-id", default="", help="Idempotency key of the registration.")
 @click.option("--version", type=int, default=None, help="Promote an existing version.")
 def registry_promote(registry_uri, model_name, saved_model, run_id, version) -> None:
@@ -210,9 +228,11 @@ def registry_rollback(registry_uri, model_name) -> None:
 
 
 @main.command("run-local")
-@click.option("--workdir", default="runs/local", show_default=True)
-@click.option("--data", default="", help="Image source; default: generated demo data.")
-@click.option("--registry", default="", help="Registry URI; default: WORKDIR/registry.")
+@click.option("--workdir", default="runs/local", type=URI(), show_default=True)
+@click.option("--data", default="", type=URI(),
+              help="Image source; default: generated demo data.")
+@click.option("--registry", default="", type=URI(),
+              help="Registry URI; default: WORKDIR/registry.")
 @click.option("--model-name", default="demo", show_default=True)
 @click.option("--epochs", type=int, default=None)
 @click.option("--learning-rate", type=float, default=None)

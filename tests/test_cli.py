@@ -48,3 +48,45 @@ def test_compile_and_cron_refusal(cli, tmp_path):
     result = cli("schedule", "--host", "http://127.0.0.1:9", "--cron", "nightly",
                  "--pipeline", str(out))
     assert result.exit_code == 2 and "6 fields" in result.output
+
+
+BAD = "hdfs://cluster/images"
+URI_ARGUMENTS = [
+    ["demo-data", BAD],
+    ["prepare-data", "--source", BAD, "--output", "out"],
+    ["prepare-data", "--source", "src", "--output", BAD],
+    ["prepare-data", "--source", "src", "--output", "out", "--split-state", BAD],
+    ["train", "--examples", BAD, "--output", "out"],
+    ["train", "--examples", "ex", "--output", BAD],
+    ["train", "--examples", "ex", "--output", "out", "--backup-dir", BAD],
+    ["train", "--examples", "ex", "--output", "out", "--weights", BAD],
+    ["export", "--model", BAD, "--examples", "ex", "--output", "out"],
+    ["export", "--model", "m", "--examples", BAD, "--output", "out"],
+    ["export", "--model", "m", "--examples", "ex", "--output", BAD],
+    ["evaluate", "--candidate", BAD, "--examples", "ex", "--output", "out"],
+    ["evaluate", "--candidate", "c", "--examples", "ex", "--output", "out", "--baseline", BAD],
+    ["evaluate", "--candidate", "c", "--examples", "ex", "--output", "out", "--registry", BAD],
+    ["registry", "list", "--registry", BAD, "--model-name", "m"],
+    ["registry", "show", "--registry", BAD, "--model-name", "m"],
+    ["registry", "promote", "--registry", BAD, "--model-name", "m", "--version", "1"],
+    ["registry", "promote", "--registry", "r", "--model-name", "m", "--saved-model", BAD],
+    ["registry", "rollback", "--registry", BAD, "--model-name", "m"],
+    ["run-local", "--data", BAD],
+    ["run-local", "--registry", BAD],
+    ["run-local", "--workdir", BAD],
+    ["submit", "--host", "http://127.0.0.1:9", "--pipeline", "p.yaml", "--param",
+     f"source={BAD}"],
+    ["schedule", "--host", "http://127.0.0.1:9", "--pipeline", "p.yaml", "--cron", "0 2 * * *",
+     "--param", f"registry_uri={BAD}"],
+]
+
+
+@pytest.mark.parametrize("args", URI_ARGUMENTS, ids=lambda a: "-".join(a[:2]))
+def test_every_uri_argument_refuses_an_unknown_scheme(cli, args, tmp_path, monkeypatch):
+    """Never a local path: no folder named 'hdfs:' appears, nothing is contacted."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0
+    assert f"'{BAD}': unsupported scheme 'hdfs:'" in result.output
+    assert list(tmp_path.iterdir()) == []
