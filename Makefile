@@ -2,8 +2,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 IMAGE ?= ghcr.io/resnet-finetune/resnet-finetune:0.1.0
+PLATFORM ?= kubeflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install run test test-fast lint compile bench image lock clean golden
@@ -11,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -32,7 +33,7 @@ lint: install
 	$(BIN)/hadolint Dockerfile
 
 compile: install
-	$(BIN)/finetune compile --output pipeline.yaml --image $(IMAGE)
+	$(BIN)/finetune compile --platform $(PLATFORM) --output pipeline.yaml --image $(IMAGE)
 
 bench: install
 	for name in prepare_data_scaling input_pipeline train_throughput gpu_train export_latency \
@@ -42,12 +43,18 @@ image:  ## build and push the one image all steps run in (needs a Docker engine)
 	docker build -t $(IMAGE) .
 	docker push $(IMAGE)
 
-lock:  ## re-resolve requirements.lock after changing pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra dev \
-	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+
+lock:  ## re-resolve both locks after changing pyproject.toml: the image's, then the dev one on it
+	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra gpu --generate-hashes \
+	  $(LOCK_TARGET) -o requirements-runtime.lock
+	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra dev --extra vertex \
+	  -c requirements-runtime.lock $(LOCK_TARGET) -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 golden: install  ## refresh the reviewed copy of the compiled pipeline after a deliberate change
-	$(BIN)/finetune compile --output tests/golden/pipeline.yaml
+	for profile in kubeflow gke vertex; do \
+	  $(BIN)/finetune compile --platform $$profile --output tests/golden/pipeline-$$profile.yaml \
+	  || exit 1; done

@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from components.common.errors import ConfigError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -16,7 +18,6 @@ class Group(click.Group):
     """Turns the project's ConfigError (and missing inputs) into one line and exit code 2."""
 
     def invoke(self, ctx):
-        from components.common.errors import ConfigError
         from components.promote.registry import RegistryError
 
         try:
@@ -254,18 +255,51 @@ def run_local(workdir, data, registry, model_name, **params) -> None:
     click.echo(f"production version: {summary['production_version']} in {summary['registry']}")
 
 
+def _platform_options(func):
+    for option in reversed([
+        click.option("--platform", default="kubeflow", show_default=True,
+                     help="Profile: kubeflow, gke, vertex, or a YAML file (see README)."),
+        click.option("--image", default=None,
+                     help="Overrides the profile's image (prefer a digest: ...@sha256:)."),
+        click.option("--accelerator", default=None,
+                     help="Overrides the profile's: nvidia.com/gpu, or NVIDIA_H100_80GB on "
+                          "gke/vertex."),
+        click.option("--gpus", type=int, default=None, help="Overrides the profile's count."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _profile(platform: str, **overrides):
+    from pipeline.profiles import load
+
+    return load(platform, overrides)
+
+
+@main.group("platform")
+def platform_group() -> None:
+    """Inspect platform profiles (built-in or from a YAML file)."""
+
+
+@platform_group.command("show")
+@click.argument("platform", default="kubeflow")
+def platform_show(platform: str) -> None:
+    """Print a profile as YAML: a starting point for your own profile file."""
+    import yaml
+
+    from pipeline.profiles import as_yaml_dict
+
+    click.echo(yaml.safe_dump(as_yaml_dict(_profile(platform)), sort_keys=False), nl=False)
+
+
 @main.command("compile")
 @click.option("--output", default="pipeline.yaml", show_default=True)
-@click.option("--image", default="", help="Image for every step (prefer a digest: ...@sha256:).")
-@click.option("--accelerator", default="nvidia.com/gpu", show_default=True,
-              help="nvidia.com/gpu on Kubeflow, or a Vertex name like NVIDIA_H100_80GB.")
-@click.option("--gpus", default=1, show_default=True)
-def compile_command(output, image, accelerator, gpus) -> None:
-    """Compile the pipeline to YAML (needs no TensorFlow)."""
+@_platform_options
+def compile_command(output, platform, **overrides) -> None:
+    """Compile the pipeline to YAML for a platform profile (needs no TensorFlow)."""
     from pipeline.pipeline import compile_pipeline
-    from pipeline.platform import PlatformConfig
 
-    compile_pipeline(output, PlatformConfig(accelerator=accelerator, gpus=gpus), image)
+    compile_pipeline(output, _profile(platform, **overrides))
     click.echo(output)
 
 
@@ -290,48 +324,87 @@ def _params(pairs: tuple[str, ...]) -> dict:
     return params
 
 
-def _kfp_options(func):
+def _run_options(func):
     for option in reversed([
-        click.option("--host", required=True, help="KFP API endpoint, e.g. https://.../pipeline"),
-        click.option("--namespace", default="", help="Kubeflow profile namespace."),
         click.option("--experiment", default="resnet50-finetune", show_default=True),
         click.option("--pipeline", "pipeline_yaml", default="",
-                     help="Compiled YAML; compiled now when not given."),
+                     help="Compiled YAML; compiled now for the profile when not given."),
         click.option("--param", "params", multiple=True, help="NAME=VALUE (repeatable)."),
+        click.option("--host", default="", help="Kubeflow: the KFP API endpoint, e.g. "
+                                                "https://kubeflow.example.com/pipeline"),
+        click.option("--namespace", default="", help="Kubeflow: the profile namespace."),
+        click.option("--token", default="", envvar="KFP_TOKEN",
+                     help="Kubeflow: a bearer token (prefer the KFP_TOKEN variable)."),
+        click.option("--token-file", default="",
+                     help="Kubeflow: a file holding a bearer token, re-read per request."),
+        click.option("--cookies", default="", envvar="KFP_COOKIES",
+                     help="Kubeflow: session cookies, e.g. 'oauth2_proxy_kubeflow=...'."),
+        click.option("--project", default=None, help="Vertex: overrides the profile's."),
+        click.option("--region", default=None, help="Vertex: overrides the profile's."),
+        _platform_options,
     ]):
         func = option(func)
     return func
 
 
-def _compiled(pipeline_yaml: str) -> str:
-    if pipeline_yaml:
-        return pipeline_yaml
+def _run_context(kwargs: dict):
+    """``(profile, compiled YAML, parameters, Kubeflow target)`` from the shared options."""
+    from pipeline.kfp_api import KfpTarget
     from pipeline.pipeline import compile_pipeline
 
-    return compile_pipeline("pipeline.yaml")
+    overrides = {k: kwargs.pop(k) for k in ("image", "accelerator", "gpus", "project", "region")}
+    profile = _profile(kwargs.pop("platform"), **overrides)
+    target = KfpTarget(*(kwargs.pop(k) for k in ("host", "namespace", "token", "token_file",
+                                                  "cookies")))
+    if profile.is_vertex:
+        profile.require_vertex_target()
+        if target.host:
+            raise ConfigError(f"--host {target.host}: the {profile.name!r} profile submits to "
+                              "Vertex AI; --host is for Kubeflow profiles")
+    elif not target.host:
+        raise ConfigError(f"--host is required for the {profile.name!r} profile: the KFP API "
+                          "endpoint, e.g. https://kubeflow.example.com/pipeline")
+    params = _params(kwargs.pop("params"))
+    pipeline_yaml = kwargs.pop("pipeline_yaml") or compile_pipeline("pipeline.yaml", profile)
+    return profile, pipeline_yaml, params, target
 
 
 @main.command("submit")
-@_kfp_options
+@_run_options
 @click.option("--run-name", default="resnet50-finetune", show_default=True)
-def submit(host, namespace, experiment, pipeline_yaml, params, run_name) -> None:
-    """Start one run on a Kubeflow Pipelines server."""
-    from pipeline.kfp_api import submit as submit_run
+def submit(run_name, experiment, **kwargs) -> None:
+    """Start one run on Kubeflow Pipelines or Vertex AI Pipelines."""
+    from pipeline.pipeline import PIPELINE_NAME
 
-    run_id = submit_run(host, namespace, experiment, _compiled(pipeline_yaml), _params(params),
-                        run_name)
-    click.echo(run_id)
+    profile, pipeline_yaml, params, target = _run_context(kwargs)
+    if profile.is_vertex:
+        from pipeline import vertex_api
+
+        click.echo(vertex_api.submit(profile, pipeline_yaml, params, run_name))
+        return
+    from pipeline import kfp_api
+
+    click.echo(kfp_api.submit(target, profile, experiment, pipeline_yaml, PIPELINE_NAME,
+                              params, run_name))
 
 
 @main.command("schedule")
-@_kfp_options
+@_run_options
 @click.option("--name", default="resnet50-finetune-nightly", show_default=True)
-@click.option("--cron", required=True, help="6-field KFP cron (seconds first); 5 is translated.")
-def schedule(host, namespace, experiment, pipeline_yaml, params, name, cron) -> None:
+@click.option("--cron", required=True,
+              help="Kubeflow: 6 fields, seconds first; Vertex: 5 fields. The other form is "
+                   "translated.")
+def schedule(name, cron, experiment, **kwargs) -> None:
     """Create (or replace) the recurring run: max one at a time, no catch-up."""
-    from pipeline.kfp_api import schedule as schedule_run
-    from pipeline.kfp_api import to_kfp_cron
+    from pipeline.pipeline import PIPELINE_NAME
 
-    cron = to_kfp_cron(cron)
-    click.echo(schedule_run(host, namespace, experiment, _compiled(pipeline_yaml),
-                            _params(params), name, cron))
+    profile, pipeline_yaml, params, target = _run_context(kwargs)
+    if profile.is_vertex:
+        from pipeline import vertex_api
+
+        click.echo(vertex_api.schedule(profile, pipeline_yaml, params, name, cron))
+        return
+    from pipeline import kfp_api
+
+    click.echo(kfp_api.schedule(target, profile, experiment, pipeline_yaml, PIPELINE_NAME,
+                                params, name, cron))

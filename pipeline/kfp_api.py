@@ -1,10 +1,35 @@
-"""Submitting and scheduling the compiled pipeline on a Kubeflow Pipelines API server."""
+"""Submitting and scheduling the compiled pipeline on a Kubeflow Pipelines API server.
 
+Every run names the profile's service account and pipeline root, and runs a pipeline
+*version* uploaded once per compiled spec (named by its content hash; the pipeline's
+first version, made by the upload that creates the pipeline, carries the pipeline's
+name), so the Kubeflow UI shows which spec each run used. Replacing a recurring run
+creates the new one first and deletes the old ones only then: a failed create leaves
+the old schedule running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
 import logging
+from dataclasses import dataclass
 
 from components.common.errors import ConfigError
+from pipeline.profiles import Profile
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KfpTarget:
+    """Where and as whom: the API endpoint, the profile namespace and the credentials."""
+
+    host: str
+    namespace: str = ""
+    token: str = ""  # an existing bearer token (e.g. `kubectl create token ...`)
+    token_file: str = ""  # a file holding one, re-read on every request
+    cookies: str = ""  # session cookies of an authenticated browser (Dex/oauth2-proxy)
 
 
 def to_kfp_cron(expression: str) -> str:
@@ -22,43 +47,91 @@ def to_kfp_cron(expression: str) -> str:
                       "(e.g. '0 0 2 * * *' for 02:00 daily) or a 5-field Unix cron")
 
 
-def _client(host: str, namespace: str):
+def _client(target: KfpTarget):
     import kfp
+    from kfp.client import ServiceAccountTokenVolumeCredentials
 
-    return kfp.Client(host=host, namespace=namespace or None)
+    if target.token and target.token_file:
+        raise ConfigError("give --token (KFP_TOKEN) or --token-file, not both")
+    credentials = ServiceAccountTokenVolumeCredentials(target.token_file) \
+        if target.token_file else None
+    return kfp.Client(host=target.host, namespace=target.namespace or "kubeflow",
+                      existing_token=target.token or None, cookies=target.cookies or None,
+                      credentials=credentials)
 
 
-def _experiment_id(client, name: str, namespace: str) -> str:
+def _namespace(target: KfpTarget) -> str | None:
+    return target.namespace or None
+
+
+def _experiment_id(client, name: str, target: KfpTarget) -> str:
     try:
-        return client.get_experiment(experiment_name=name, namespace=namespace or None
-                                     ).experiment_id
+        return client.get_experiment(experiment_name=name,
+                                     namespace=_namespace(target)).experiment_id
     except ValueError:
-        return client.create_experiment(name, namespace=namespace or None).experiment_id
+        return client.create_experiment(name, namespace=_namespace(target)).experiment_id
 
 
-def submit(host: str, namespace: str, experiment: str, pipeline_yaml: str, params: dict,
-           run_name: str) -> str:
-    client = _client(host, namespace)
-    run = client.create_run_from_pipeline_package(
-        pipeline_yaml, arguments=params, run_name=run_name, experiment_name=experiment,
-        namespace=namespace or None)
+def _name_filter(name: str) -> str:
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name",
+                                       "stringValue": name}]})
+
+
+def pipeline_version(client, pipeline_yaml: str, pipeline_name: str,
+                     target: KfpTarget) -> tuple[str, str]:
+    """``(pipeline_id, version_id)`` of the compiled spec, uploaded unless already there."""
+    with open(pipeline_yaml, "rb") as handle:
+        version_name = f"{pipeline_name}-{hashlib.sha256(handle.read()).hexdigest()[:12]}"
+    found = client.list_pipelines(filter=_name_filter(pipeline_name),
+                                  namespace=_namespace(target)).pipelines or []
+    if not found:
+        pipeline = client.upload_pipeline(pipeline_yaml, pipeline_name=pipeline_name,
+                                          namespace=_namespace(target))
+        versions = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions or []
+        log.info("uploaded pipeline %s (%s)", pipeline_name, pipeline.pipeline_id)
+        return pipeline.pipeline_id, versions[0].pipeline_version_id
+    pipeline_id = found[0].pipeline_id
+    versions = client.list_pipeline_versions(
+        pipeline_id, filter=_name_filter(version_name)).pipeline_versions or []
+    if versions:
+        return pipeline_id, versions[0].pipeline_version_id
+    version = client.upload_pipeline_version(pipeline_yaml, version_name,
+                                             pipeline_id=pipeline_id)
+    log.info("uploaded pipeline version %s (%s)", version_name, version.pipeline_version_id)
+    return pipeline_id, version.pipeline_version_id
+
+
+def _identity(profile: Profile) -> dict:
+    return {"service_account": profile.service_account or None,
+            "pipeline_root": profile.pipeline_root or None}
+
+
+def submit(target: KfpTarget, profile: Profile, experiment: str, pipeline_yaml: str,
+           pipeline_name: str, params: dict, run_name: str) -> str:
+    client = _client(target)
+    experiment_id = _experiment_id(client, experiment, target)
+    pipeline_id, version_id = pipeline_version(client, pipeline_yaml, pipeline_name, target)
+    run = client.run_pipeline(experiment_id, run_name, params=params, pipeline_id=pipeline_id,
+                              version_id=version_id, **_identity(profile))
     return run.run_id
 
 
-def schedule(host: str, namespace: str, experiment: str, pipeline_yaml: str, params: dict,
-             name: str, cron: str) -> str:
-    """Create the recurring run ``name``; an existing one of that name is replaced (KFP
-    cannot update a schedule). One run at a time, no catch-up of missed slots."""
+def schedule(target: KfpTarget, profile: Profile, experiment: str, pipeline_yaml: str,
+             pipeline_name: str, params: dict, name: str, cron: str) -> str:
+    """Create the recurring run ``name``, then delete older ones of that name (KFP cannot
+    update a schedule). One run at a time, no catch-up of missed slots."""
     cron = to_kfp_cron(cron)
-    client = _client(host, namespace)
-    experiment_id = _experiment_id(client, experiment, namespace)
+    client = _client(target)
+    experiment_id = _experiment_id(client, experiment, target)
+    pipeline_id, version_id = pipeline_version(client, pipeline_yaml, pipeline_name, target)
     existing = client.list_recurring_runs(experiment_id=experiment_id, page_size=100,
-                                          namespace=namespace or None).recurring_runs or []
-    for recurring in existing:
-        if recurring.display_name == name:
-            log.info("replacing schedule %s (%s)", name, recurring.recurring_run_id)
-            client.delete_recurring_run(recurring.recurring_run_id)
+                                          namespace=_namespace(target)).recurring_runs or []
     created = client.create_recurring_run(
         experiment_id=experiment_id, job_name=name, cron_expression=cron, max_concurrency=1,
-        no_catchup=True, params=params, pipeline_package_path=pipeline_yaml, enabled=True)
+        no_catchup=True, params=params, pipeline_id=pipeline_id, version_id=version_id,
+        enabled=True, **_identity(profile))
+    for old in existing:
+        if old.display_name == name:
+            log.info("replaced schedule %s: deleting %s", name, old.recurring_run_id)
+            client.delete_recurring_run(old.recurring_run_id)
     return created.recurring_run_id

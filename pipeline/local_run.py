@@ -28,7 +28,7 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     from components.common import storage
     from components.common.errors import ConfigError
     from pipeline.pipeline import compile_pipeline
-    from pipeline.platform import PlatformConfig
+    from pipeline.profiles import load
 
     for option, value in (("--workdir", workdir), ("--data", data), ("--registry", registry)):
         storage.check_uri(value, option)
@@ -45,7 +45,8 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     registry = registry or str(work / "registry")
     root = work / "pipeline-root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    pipeline_yaml = compile_pipeline(str(work / "pipeline.yaml"), PlatformConfig(train_retries=0))
+    pipeline_yaml = compile_pipeline(str(work / "pipeline.yaml"),
+                                     load("kubeflow", {"train_retries": 0}))
     pipeline = components.load_component_from_file(pipeline_yaml)
     arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None},
                  "source": data, "registry_uri": registry, "model_name": model_name,

@@ -7,15 +7,13 @@ from components.export.component import export_model
 from components.prepare_data.component import fingerprint_data, prepare_data
 from components.promote.component import promote
 from components.train.component import train
-from pipeline.platform import PlatformConfig, configure_step, configure_train
+from pipeline.platform import configure_step, configure_train
+from pipeline.profiles import BUILTINS, Profile
 
 PIPELINE_NAME = "resnet50-finetune"
 
 
-DEFAULT_PLATFORM = PlatformConfig()
-
-
-def build_pipeline(platform: PlatformConfig = DEFAULT_PLATFORM):
+def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
     @dsl.pipeline(name=PIPELINE_NAME,
                   description="Fine-tune ResNet50 with a BN policy and gradient clipping; "
                               "promote only through the gate.")
@@ -80,12 +78,13 @@ def build_pipeline(platform: PlatformConfig = DEFAULT_PLATFORM):
     return finetune_pipeline
 
 
-def compile_pipeline(output: str, platform: PlatformConfig = DEFAULT_PLATFORM,
-                     image: str = "") -> str:
-    """Compile to YAML; ``image`` replaces every step's image in the compiled spec."""
+def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"]) -> str:
+    """Compile to YAML; the profile's image replaces every step's image in the spec. A
+    Vertex profile compiles to one YAML document (no kfp-kubernetes section)."""
     from kfp import compiler
 
     compiler.Compiler().compile(build_pipeline(platform), package_path=output)
+    image = platform.image
     if image:
         import yaml
 

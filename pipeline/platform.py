@@ -1,39 +1,51 @@
-"""What only a cluster honours: accelerators, resources, scheduling, retries, caching."""
+"""Applies a platform profile to the DAG's tasks: what only a cluster honours."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kfp import kubernetes
 
-KUBEFLOW_GPU = "nvidia.com/gpu"
+from pipeline.profiles import Profile
 
 
-@dataclass(frozen=True)
-class PlatformConfig:
-    accelerator: str = KUBEFLOW_GPU  # or a Vertex name such as NVIDIA_H100_80GB
-    gpus: int = 1
-    train_cpu: str = "8"
-    train_memory: str = "32G"
-    step_cpu: str = "2"
-    step_memory: str = "8G"
-    gpu_node_selector: tuple[tuple[str, str], ...] = (("cloud.google.com/gke-accelerator",
-                                                       "nvidia-h100-80gb"),)
-    train_retries: int = 3
+def _environment(task, profile: Profile) -> None:
+    for name, value in profile.env:
+        task.set_env_variable(name, value)
+    if profile.env_secret:
+        kubernetes.use_secret_as_env(task, profile.env_secret,
+                                     {key: key for key in profile.env_secret_keys})
 
 
-def configure_train(task, cfg: PlatformConfig) -> None:
+def _resources(task, profile: Profile, cpu: str, memory: str) -> None:
+    # Vertex AI picks the machine from limits and ignores requests (kubeflow/pipelines#8038).
+    if profile.is_vertex:
+        task.set_cpu_limit(cpu).set_memory_limit(memory)
+    else:
+        task.set_cpu_request(cpu).set_memory_request(memory)
+
+
+def configure_train(task, profile: Profile) -> None:
     """GPU node, resources and retries: training resumes from its backup on retry."""
-    task.set_accelerator_type(cfg.accelerator).set_accelerator_limit(cfg.gpus)
-    task.set_cpu_request(cfg.train_cpu).set_memory_request(cfg.train_memory)
-    if cfg.train_retries:
-        task.set_retry(num_retries=cfg.train_retries, backoff_duration="60s",
+    if profile.gpus:
+        task.set_accelerator_type(profile.accelerator_resource)
+        task.set_accelerator_limit(profile.gpus)
+    _resources(task, profile, profile.train_cpu, profile.train_memory)
+    if profile.train_retries:
+        task.set_retry(num_retries=profile.train_retries, backoff_duration="60s",
                        backoff_factor=2.0)
-    for key, value in cfg.gpu_node_selector:
+    _environment(task, profile)
+    if profile.is_vertex:
+        return
+    for key, value in sorted(profile.train_node_selector.items()):
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
-    kubernetes.add_toleration(task, key=KUBEFLOW_GPU, operator="Exists", effect="NoSchedule")
+    for toleration in profile.tolerations:
+        kubernetes.add_toleration(task, **dict(toleration))
+    if profile.train_timeout_s:
+        kubernetes.set_timeout(task, profile.train_timeout_s)
 
 
-def configure_step(task, cfg: PlatformConfig, cache: bool) -> None:
-    task.set_cpu_request(cfg.step_cpu).set_memory_request(cfg.step_memory)
+def configure_step(task, profile: Profile, cache: bool) -> None:
+    _resources(task, profile, profile.step_cpu, profile.step_memory)
     task.set_caching_options(cache)
+    _environment(task, profile)
+    if profile.step_timeout_s and not profile.is_vertex:
+        kubernetes.set_timeout(task, profile.step_timeout_s)

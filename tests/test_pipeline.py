@@ -1,4 +1,4 @@
-"""Compile (no TensorFlow), strict spec validation, manifests, and kfp.local end to end."""
+"""Compile (no TensorFlow), strict spec validation, and kfp.local end to end."""
 
 import json
 import subprocess
@@ -49,16 +49,6 @@ def test_gpu_retry_and_caching_are_where_they_belong(compiled):
     assert toleration["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/gcp", "overlays/gpu"])
-def test_manifests_render_and_validate(overlay, tmp_path):
-    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "manifests" / overlay)],
-                              check=True, capture_output=True, text=True).stdout
-    (tmp_path / "out.yaml").write_text(rendered)
-    subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
-                    str(tmp_path / "out.yaml")], check=True, capture_output=True)
-    assert "finetune-runner" in rendered
-
-
 @pytest.mark.slow
 def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     """Two real kfp.local runs of the compiled YAML: a good model (run-local's defaults, 64
@@ -74,18 +64,3 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     assert worse["gate"]["decision"] == "reject", worse["gate"]
     reg = Registry(str(tmp_path / "registry"), "demo")
     assert reg.current() == 1 and len(reg.list_versions()) == 1
-
-
-def test_compiled_pipeline_matches_the_reviewed_golden_copy(tmp_path):
-    """Any change to the DAG, a component or the platform settings shows up as a diff
-    here; after a deliberate change run `make golden` and review the diff."""
-    import difflib
-
-    out = tmp_path / "pipeline.yaml"
-    subprocess.run([sys.executable, "-m", "pipeline", "compile", "--output", str(out)],
-                   check=True, cwd=ROOT, capture_output=True)
-    golden = (ROOT / "tests" / "golden" / "pipeline.yaml").read_text().splitlines()
-    diff = list(difflib.unified_diff(golden, out.read_text().splitlines(), "golden", "compiled",
-                                     lineterm=""))
-    assert not diff, "compiled pipeline differs from tests/golden/pipeline.yaml:\n" + "\n".join(
-        diff[:60])

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from components.common import outputs
 from components.common.errors import ConfigError
 from components.promote.registry import ConflictError, Registry
 from components.promote.run import run
@@ -17,6 +18,7 @@ def evaluation(tmp_path, name, decision="promote", baseline="", baseline_version
         "decision": decision, "reasons": ["because"], "mode": "m", "checks": [],
         "baseline": baseline, "baseline_version": baseline_version}))
     (folder / "metrics.json").write_text(json.dumps({"candidate": {"accuracy": 0.9}}))
+    outputs.finish(str(folder))
     return str(folder)
 
 
@@ -27,6 +29,7 @@ def saved_model(tmp_path):
     (folder / "saved_model.pb").write_bytes(b"graph")
     (folder / "export_metadata.json").write_text(json.dumps({"config_hash": "abc",
                                                              "labels": ["a", "b"]}))
+    outputs.finish(str(folder))
     return str(folder)
 
 
@@ -65,3 +68,11 @@ def test_an_explicit_baseline_folder_does_not_block_promotion(tmp_path, saved_mo
     result = run(saved_model, evaluation(tmp_path, "e2", baseline="/some/folder"), reg, "m",
                  "run-2")
     assert result["version"] == 2 and result["previous_version"] == 1
+
+
+def test_refuses_an_unfinished_evaluation(tmp_path, saved_model):
+    folder = evaluation(tmp_path, "e")
+    (tmp_path / "e" / outputs.COMPLETE_MARKER).unlink()
+    with pytest.raises(FileNotFoundError, match="not a complete artifact.*re-run evaluate"):
+        run(saved_model, folder, str(tmp_path / "reg"), "m", "run-1")
+    assert not (tmp_path / "reg").exists()

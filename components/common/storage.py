@@ -18,17 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common.errors import ConfigError
-from components.common.storage_backends import (
-    GCS,
-    S3,
-    AlreadyExists,
-    Local,
-    StorageSetupError,
-    s3_endpoint,
-)
+from components.common.storage_backends import GCS, S3, AlreadyExists, Local, StorageSetupError
 
 __all__ = ["AlreadyExists", "StorageSetupError", "UnsupportedURI", "FileInfo"]
-SCHEMES = {"gs": GCS(), "s3": S3(), "minio": S3()}
+SCHEMES = {"gs": GCS(), "s3": S3(), "minio": S3("minio")}
 _LOCAL = Local()
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
@@ -62,10 +55,6 @@ def _parse(uri: str, what: str = "URI"):
     bucket, _, key = uri[match.end() + 2:].partition("/")
     if not bucket:
         raise UnsupportedURI(f"{what} {uri!r}: no bucket; expected {scheme}://BUCKET/PATH")
-    if scheme == "minio" and not s3_endpoint():
-        raise StorageSetupError(
-            f"{what} {uri!r}: minio:// needs the MinIO endpoint; set AWS_ENDPOINT_URL_S3 "
-            "(e.g. http://minio-service.kubeflow:9000)")
     return SCHEMES[scheme], f"{scheme}://", bucket, key
 
 

@@ -201,6 +201,15 @@ class S3:
     ``If-None-Match: *`` for create-only. ETags of multipart uploads are not MD5s of the
     content, but they change whenever the content does, which is all a listing needs."""
 
+    def __init__(self, scheme: str = "s3"):
+        self.scheme = scheme
+
+    def _client(self):
+        if self.scheme == "minio" and not s3_endpoint():
+            raise StorageSetupError("minio:// URIs need the MinIO endpoint; set "
+                                    "AWS_ENDPOINT_URL_S3 (e.g. http://minio-service.kubeflow:9000)")
+        return self.client()
+
     @staticmethod
     @lru_cache(maxsize=1)
     def client():
@@ -242,20 +251,20 @@ class S3:
 
     def read_bytes(self, bucket: str, key: str) -> bytes:
         with self._errors(bucket, key):
-            return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def write_bytes(self, bucket: str, key: str, data: bytes, create_only: bool) -> None:
         kwargs = {"IfNoneMatch": "*"} if create_only else {}
         with self._errors(bucket, key):
-            self.client().put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
+            self._client().put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
 
     def upload_file(self, local: str, bucket: str, key: str) -> None:
         with self._errors(bucket, key):
-            self.client().upload_file(local, bucket, key)
+            self._client().upload_file(local, bucket, key)
 
     def download_file(self, bucket: str, key: str, local: str) -> None:
         with self._errors(bucket, key):
-            self.client().download_file(bucket, key, local)
+            self._client().download_file(bucket, key, local)
 
     def exists(self, bucket: str, key: str) -> bool:
         try:
@@ -267,19 +276,19 @@ class S3:
     def is_dir(self, bucket: str, key: str) -> bool:
         prefix = key.rstrip("/") + "/" if key else ""
         with self._errors(bucket, key):
-            page = self.client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            page = self._client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         return page.get("KeyCount", 0) > 0
 
     def stat(self, bucket: str, key: str) -> Entry:
         with self._errors(bucket, key):
-            head = self.client().head_object(Bucket=bucket, Key=key)
+            head = self._client().head_object(Bucket=bucket, Key=key)
         return Entry(key, int(head["ContentLength"]), _etag(head['ETag']))
 
     def list(self, bucket: str, key: str, with_checksum: bool) -> list[Entry]:
         prefix = key.rstrip("/") + "/" if key else ""
         entries = []
         with self._errors(bucket, key):
-            for page in self.client().get_paginator("list_objects_v2").paginate(
+            for page in self._client().get_paginator("list_objects_v2").paginate(
                     Bucket=bucket, Prefix=prefix):
                 entries += [Entry(o["Key"], int(o["Size"]), _etag(o['ETag']))
                             for o in page.get("Contents", []) if not o["Key"].endswith("/")]
@@ -287,4 +296,4 @@ class S3:
 
     def delete(self, bucket: str, key: str) -> None:
         with self._errors(bucket, key):
-            self.client().delete_object(Bucket=bucket, Key=key)
+            self._client().delete_object(Bucket=bucket, Key=key)

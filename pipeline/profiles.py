@@ -1,0 +1,236 @@
+"""Platform profiles: what differs per cluster (never in the DAG), validated before use.
+
+A profile is a built-in name (``kubeflow``, ``gke``, ``vertex``) or a YAML file whose
+keys are the fields of ``Profile``; ``extends: NAME`` starts from a built-in. Unknown
+names and keys are refused with a one-line error that names them. Imports no kfp.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.common.errors import ConfigError
+
+BACKENDS = ("kubeflow", "vertex")
+KUBEFLOW_GPU = "nvidia.com/gpu"
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
+_ACCELERATOR_TYPE = re.compile(r"^[A-Z][A-Z0-9_]+$")
+_LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+TOLERATION_KEYS = ("key", "operator", "value", "effect")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every per-cluster setting. Mappings are stored as sorted ``(key, value)`` tuples."""
+
+    name: str = "kubeflow"
+    backend: str = "kubeflow"  # kubeflow (any KFP cluster) or vertex (Vertex AI Pipelines)
+    accelerator: str = KUBEFLOW_GPU  # kubeflow: a GPU resource; gke/vertex: NVIDIA_H100_80GB
+    gpus: int = 1  # per training pod; 0 trains on CPU
+    gke_node_label: bool = False  # select GKE nodes by the label derived from accelerator
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[tuple[tuple[str, str], ...], ...] = (
+        (("effect", "NoSchedule"), ("key", KUBEFLOW_GPU), ("operator", "Exists")),)
+    service_account: str = ""  # runs execute as this identity (Kubeflow SA or GCP SA email)
+    pipeline_root: str = ""  # where artifacts live; "" = the cluster's default
+    image: str = ""  # the project image for every step (prefer a digest)
+    train_cpu: str = "8"
+    train_memory: str = "32G"
+    step_cpu: str = "2"
+    step_memory: str = "8G"
+    train_retries: int = 3
+    train_timeout_s: int = 0  # 0 = none (Kubernetes activeDeadlineSeconds)
+    step_timeout_s: int = 0
+    env: tuple[tuple[str, str], ...] = ()  # plain variables on every step
+    env_secret: str = ""  # a Secret whose keys reach every step as variables
+    env_secret_keys: tuple[str, ...] = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    project: str = ""  # vertex: the Google Cloud project
+    region: str = ""  # vertex: e.g. us-central1
+    labels: tuple[tuple[str, str], ...] = ()  # vertex: labels on every run
+
+    @property
+    def is_vertex(self) -> bool:
+        return self.backend == "vertex"
+
+    @property
+    def accelerator_resource(self) -> str:
+        """What the train container asks for: a resource name, or a Vertex type."""
+        return KUBEFLOW_GPU if self.gke_node_label else self.accelerator
+
+    @property
+    def train_node_selector(self) -> dict[str, str]:
+        selector = dict(self.node_selector)
+        if self.gke_node_label and self.gpus:
+            selector[GKE_ACCELERATOR_LABEL] = self.accelerator.lower().replace("_", "-")
+        return selector
+
+    def validate(self) -> Profile:
+        where = f"platform profile {self.name!r}"
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"{where}: backend {self.backend!r}; use one of "
+                              f"{', '.join(BACKENDS)}")
+        if self.gpus < 0 or self.train_retries < 0:
+            raise ConfigError(f"{where}: gpus {self.gpus} / train_retries "
+                              f"{self.train_retries}: use >= 0")
+        if self.train_timeout_s < 0 or self.step_timeout_s < 0:
+            raise ConfigError(f"{where}: timeouts must be >= 0 seconds (0 = none)")
+        for key in ("train_cpu", "train_memory", "step_cpu", "step_memory"):
+            value = getattr(self, key)
+            if not _QUANTITY.match(value):
+                raise ConfigError(f"{where}: {key} {value!r} is not a Kubernetes quantity "
+                                  "(e.g. 8, 500m, 32G, 16Gi)")
+        if self.env_secret and not self.env_secret_keys:
+            raise ConfigError(f"{where}: env_secret {self.env_secret!r} needs env_secret_keys")
+        if self.pipeline_root:
+            from components.common import storage
+
+            storage.check_uri(self.pipeline_root, f"{where}: pipeline_root")
+        if self.is_vertex:
+            self._validate_vertex(where)
+        else:
+            self._validate_kubeflow(where)
+        return self
+
+    def _validate_kubeflow(self, where: str) -> None:
+        typed = bool(_ACCELERATOR_TYPE.match(self.accelerator))
+        if self.gke_node_label and not typed:
+            raise ConfigError(f"{where}: gke_node_label needs an accelerator type such as "
+                              f"NVIDIA_H100_80GB, not {self.accelerator!r}")
+        if not self.gke_node_label and typed:
+            raise ConfigError(
+                f"{where}: accelerator {self.accelerator!r} is a GKE/Vertex type; on kubeflow "
+                f"give the resource name ({KUBEFLOW_GPU}), or use the gke or vertex profile")
+        for key in ("project", "region", "labels"):
+            if getattr(self, key):
+                raise ConfigError(f"{where}: {key} is a Vertex AI setting; remove it or use "
+                                  "backend: vertex")
+
+    def _validate_vertex(self, where: str) -> None:
+        if self.gpus and not _ACCELERATOR_TYPE.match(self.accelerator):
+            raise ConfigError(f"{where}: accelerator {self.accelerator!r}: Vertex AI takes an "
+                              "accelerator type such as NVIDIA_H100_80GB")
+        kubernetes_only = ("gke_node_label", "node_selector", "tolerations", "env_secret",
+                           "train_timeout_s", "step_timeout_s")
+        for key in kubernetes_only:
+            if getattr(self, key):
+                raise ConfigError(f"{where}: {key} is a Kubernetes setting Vertex AI does not "
+                                  "read; remove it (Vertex picks machines from the "
+                                  "accelerator and the CPU/memory limits)")
+        if self.pipeline_root and not self.pipeline_root.startswith("gs://"):
+            raise ConfigError(f"{where}: pipeline_root {self.pipeline_root!r}: Vertex AI "
+                              "needs gs://BUCKET/PATH")
+        for key, value in self.labels:
+            if not _LABEL.match(key) or len(value) > 63:
+                raise ConfigError(f"{where}: label {key}={value!r}: Vertex labels are lowercase "
+                                  "letters, digits, '_' and '-', at most 63 characters")
+
+    def require_vertex_target(self) -> None:
+        """Submitting to Vertex AI needs a project and a region."""
+        for key, example in (("project", "my-project"), ("region", "us-central1")):
+            if not getattr(self, key):
+                raise ConfigError(f"platform profile {self.name!r}: {key} is empty; set "
+                                  f"'{key}: {example}' in the profile file or pass --{key}")
+
+
+BUILTINS: dict[str, Profile] = {
+    "kubeflow": Profile(),
+    "gke": Profile(name="gke", accelerator="NVIDIA_H100_80GB", gke_node_label=True),
+    "vertex": Profile(name="vertex", backend="vertex", accelerator="NVIDIA_H100_80GB",
+                      tolerations=(), train_retries=3),
+}
+FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
+
+
+def _normalise(key: str, value, where: str):
+    """A YAML value -> the field's stored form (mappings as sorted tuples)."""
+    current = getattr(Profile(), key)
+    if key == "tolerations":
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: tolerations must be a list of mappings")
+        out = []
+        for item in value:
+            unknown = set(item) - set(TOLERATION_KEYS) if isinstance(item, dict) else {item}
+            if unknown:
+                raise ConfigError(f"{where}: toleration keys {sorted(map(str, unknown))}; use "
+                                  f"{', '.join(TOLERATION_KEYS)}")
+            out.append(tuple(sorted((k, str(v)) for k, v in item.items())))
+        return tuple(out)
+    if isinstance(current, tuple) and key in ("node_selector", "env", "labels"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping")
+        return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+    if isinstance(current, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list")
+        return tuple(str(v) for v in value)
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} {value!r}: use true or false")
+        return value
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key} {value!r}: use a whole number")
+        return value
+    return str(value)
+
+
+def _refuse_unknown(keys, where: str) -> None:
+    allowed = sorted(set(FIELDS) - {"name"}) + ["extends"]
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}; {hint}"
+                              f"(keys: {', '.join(allowed)})")
+
+
+def load(ref: str, overrides: dict | None = None) -> Profile:
+    """A built-in profile by name, or a YAML file; ``overrides`` (None values ignored) win."""
+    ref = ref or "kubeflow"
+    if ref in BUILTINS:
+        profile = BUILTINS[ref]
+    elif Path(ref).is_file():
+        profile = _from_file(Path(ref))
+    else:
+        raise ConfigError(f"--platform {ref!r}: no built-in profile or file of that name; use "
+                          f"{', '.join(BUILTINS)} or a YAML file")
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _refuse_unknown(changes, f"platform profile {profile.name!r}")
+    return dataclasses.replace(profile, **changes).validate()
+
+
+def _from_file(path: Path) -> Profile:
+    import yaml
+
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML ({str(err).splitlines()[0]})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a profile is a mapping of settings")
+    _refuse_unknown(data, where)
+    base_name = data.pop("extends", "kubeflow")
+    if base_name not in BUILTINS:
+        raise ConfigError(f"{where}: extends {base_name!r}; use one of {', '.join(BUILTINS)}")
+    values = {k: _normalise(k, v, where) for k, v in data.items()}
+    return dataclasses.replace(BUILTINS[base_name], name=path.stem, **values)
+
+
+def as_yaml_dict(profile: Profile) -> dict:
+    """The profile as a user would write it (for `finetune platform show`)."""
+    out = {}
+    for key, value in dataclasses.asdict(profile).items():
+        if key in ("node_selector", "env", "labels"):
+            value = dict(value)
+        elif key == "tolerations":
+            value = [dict(t) for t in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out

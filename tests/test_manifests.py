@@ -1,0 +1,83 @@
+"""The cluster side: every overlay renders with real `kubectl kustomize` and validates
+strictly (`kubernetes-validate --strict`; the Kubeflow Profile against its schema)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OVERLAYS = ["base", "overlays/gcp", "overlays/gpu", "overlays/multi-user"]
+
+
+def render(overlay: str) -> list[dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "manifests" / overlay)],
+                         check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_and_validates_strictly(overlay, tmp_path):
+    documents = render(overlay)
+    profiles = [d for d in documents if d["kind"] == "Profile"]
+    builtin = [d for d in documents if d["kind"] != "Profile"]
+    (tmp_path / "out.yaml").write_text(yaml.safe_dump_all(builtin))
+    result = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"),
+                             "--strict", str(tmp_path / "out.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    schema = yaml.safe_load((ROOT / "tests" / "schemas" / "kubeflow-profile-v1.yaml").read_text())
+    for profile in profiles:
+        jsonschema.validate(profile, schema)
+    assert (len(profiles) == 1) == (overlay == "overlays/multi-user")
+
+
+def test_the_profile_schema_refuses_a_typo_and_a_namespace():
+    schema = yaml.safe_load((ROOT / "tests" / "schemas" / "kubeflow-profile-v1.yaml").read_text())
+    [profile] = [d for d in render("overlays/multi-user") if d["kind"] == "Profile"]
+    for broken in ({**profile, "spec": {**profile["spec"], "ownr": {}}},
+                   {**profile, "metadata": {**profile["metadata"], "namespace": "x"}},
+                   {**profile, "spec": {"owner": {"name": "someone"}}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_what_runs_read_by_name_exists_by_that_name(overlay):
+    """The launcher reads `kfp-launcher` by name: no hash suffix; the Role lets the run's
+    identity read it and the Secret it names, and grants nothing cluster-wide."""
+    documents = render(overlay)
+    by_kind = {}
+    for d in documents:
+        by_kind.setdefault(d["kind"], []).append(d)
+    assert [c["metadata"]["name"] for c in by_kind["ConfigMap"]] == ["kfp-launcher"]
+    launcher = by_kind["ConfigMap"][0]["data"]
+    providers = yaml.safe_load(launcher["providers"])
+    secrets = {p["default"]["credentials"]["secretRef"]["secretName"] for p in providers.values()}
+    [role] = by_kind["Role"]
+    granted = {(r["resources"][0], name) for r in role["rules"]
+               for name in r.get("resourceNames", [])}
+    assert ("configmaps", "kfp-launcher") in granted
+    assert {("secrets", s) for s in secrets} <= granted
+    assert not any("pods/log" in r["resources"] or "*" in r["verbs"] for r in role["rules"])
+    assert "ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind
+    [binding] = by_kind["RoleBinding"]
+    assert binding["subjects"][0]["name"] == "finetune-runner"
+    quota_holders = by_kind.get("ResourceQuota", []) + by_kind.get("Profile", [])
+    assert any("requests.nvidia.com/gpu" in str(q) for q in quota_holders)
+
+
+def test_the_kubeflow_profile_runs_as_the_manifests_identity(tmp_path):
+    """The service account the manifests create is the one a profile file names."""
+    from pipeline import profiles
+
+    file = tmp_path / "cluster.yaml"
+    file.write_text("service_account: finetune-runner\nenv_secret: finetune-s3\n")
+    profile = profiles.load(str(file))
+    [sa] = [d for d in render("base") if d["kind"] == "ServiceAccount"]
+    assert profile.service_account == sa["metadata"]["name"]
+    [role] = [d for d in render("base") if d["kind"] == "Role"]
+    assert any(profile.env_secret in r.get("resourceNames", []) for r in role["rules"])
