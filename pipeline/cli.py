@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import sys
+import time
+import uuid
 
 import click
 
@@ -120,7 +122,9 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 @click.option("--xla", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--backup-dir", default="", type=URI(),
-              help="Stable URI for resumable checkpoints.")
+              help="Stable URI for resumable checkpoints (this run's in BACKUP_DIR/RUN_ID).")
+@click.option("--run-id", default=lambda: uuid.uuid4().hex[:12], show_default="a fresh id",
+              help="Pass the id of a crashed run to resume its backup.")
 @click.option("--steps-per-epoch", default=0, show_default=True, help="0: one pass.")
 def train(**kwargs) -> None:
     """Fine-tune ResNet50 with a BN policy and measured gradient clipping."""
@@ -194,6 +198,25 @@ def registry_list(registry_uri, model_name, as_json) -> None:
         mark = " <- production" if record["version"] == production else ""
         acc = record.get("metrics", {}).get("accuracy")
         click.echo(f"v{record['version']}  run={record['run_id']}  accuracy={acc}{mark}")
+
+
+@registry_group.command("runs")
+@_registry_options
+@click.option("--json", "as_json", is_flag=True)
+def registry_runs(registry_uri, model_name, as_json) -> None:
+    """The run log: one line per pipeline run (status, decision, versions), oldest first."""
+    runs = _registry(registry_uri, model_name).runs()
+    if as_json:
+        _print_json({"runs": runs})
+        return
+    for run in runs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(run["time"]))
+        versions = f"production v{run['production_version']}" \
+            if run["production_version"] is not None else "no production"
+        promoted = f" -> v{run['promoted_version']}" if run["promoted_version"] else ""
+        click.echo(f"{when}Z  {run['run_id']}  {run['status']:<9}  {run['decision'] or '-':<9}  "
+                   f"{versions}{promoted}  data {str(run['data_fingerprint'] or '-')[:12]}"
+                   + (f"  error: {run['error']}" if run["error"] else ""))
 
 
 @registry_group.command("show")
@@ -292,15 +315,25 @@ def platform_show(platform: str) -> None:
     click.echo(yaml.safe_dump(as_yaml_dict(_profile(platform)), sort_keys=False), nl=False)
 
 
-@main.command("compile")
-@click.option("--output", default="pipeline.yaml", show_default=True)
-@_platform_options
-def compile_command(output, platform, **overrides) -> None:
-    """Compile the pipeline to YAML for a platform profile (needs no TensorFlow)."""
+def _compile(output: str, profile, strict: bool) -> str:
+    """Compile; a mutable image tag is a warning, or an error with ``--strict``."""
     from pipeline.pipeline import compile_pipeline
 
-    compile_pipeline(output, _profile(platform, **overrides))
-    click.echo(output)
+    warning = profile.mutable_image_warning()
+    if warning and strict:
+        raise ConfigError(f"{warning} (--strict)")
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    return compile_pipeline(output, profile)
+
+
+@main.command("compile")
+@click.option("--output", default="pipeline.yaml", show_default=True)
+@click.option("--strict", is_flag=True, help="Refuse an image that is not pinned by digest.")
+@_platform_options
+def compile_command(output, strict, platform, **overrides) -> None:
+    """Compile the pipeline to YAML for a platform profile (needs no TensorFlow)."""
+    click.echo(_compile(output, _profile(platform, **overrides), strict))
 
 
 URI_PARAMETERS = ("source", "registry_uri", "split_state", "backup_dir", "weights")
@@ -330,6 +363,8 @@ def _run_options(func):
         click.option("--pipeline", "pipeline_yaml", default="",
                      help="Compiled YAML; compiled now for the profile when not given."),
         click.option("--param", "params", multiple=True, help="NAME=VALUE (repeatable)."),
+        click.option("--strict", is_flag=True,
+                     help="When compiling: refuse an image not pinned by digest."),
         click.option("--host", default="", help="Kubeflow: the KFP API endpoint, e.g. "
                                                 "https://kubeflow.example.com/pipeline"),
         click.option("--namespace", default="", help="Kubeflow: the profile namespace."),
@@ -350,7 +385,6 @@ def _run_options(func):
 def _run_context(kwargs: dict):
     """``(profile, compiled YAML, parameters, Kubeflow target)`` from the shared options."""
     from pipeline.kfp_api import KfpTarget
-    from pipeline.pipeline import compile_pipeline
 
     overrides = {k: kwargs.pop(k) for k in ("image", "accelerator", "gpus", "project", "region")}
     profile = _profile(kwargs.pop("platform"), **overrides)
@@ -365,7 +399,8 @@ def _run_context(kwargs: dict):
         raise ConfigError(f"--host is required for the {profile.name!r} profile: the KFP API "
                           "endpoint, e.g. https://kubeflow.example.com/pipeline")
     params = _params(kwargs.pop("params"))
-    pipeline_yaml = kwargs.pop("pipeline_yaml") or compile_pipeline("pipeline.yaml", profile)
+    strict = kwargs.pop("strict")
+    pipeline_yaml = kwargs.pop("pipeline_yaml") or _compile("pipeline.yaml", profile, strict)
     return profile, pipeline_yaml, params, target
 
 

@@ -65,13 +65,19 @@ def summarize(run_dir: Path, registry: str, model_name: str, wall_seconds: float
         path = _latest(run_dir, pattern)
         return str(path) if path else ""
 
-    examples = newest("prepare-data/examples")
+    reg = Registry(registry, model_name)
     evaluation = newest("evaluate/evaluation")
+    if not evaluation:
+        record = reg.runs()[-1]
+        return {"gate": {"decision": record["decision"], "reasons": record["reasons"],
+                         "mode": "lineage"},
+                "production_version": reg.current(), "registry": reg.base,
+                "artifacts": {"run": str(run_dir)}, "wall_seconds": round(wall_seconds, 1)}
+    examples = newest("prepare-data/examples")
     stats = json.loads(Path(examples, "stats.json").read_text())
     gate = json.loads(Path(evaluation, "gate.json").read_text())
     metrics = json.loads(Path(evaluation, "metrics.json").read_text())
     history = json.loads(Path(newest("train/trained_model"), "history.json").read_text())
-    reg = Registry(registry, model_name)
     return {
         "data": {"accepted": stats["accepted"], "skipped": stats["skipped"],
                  "splits": stats["split_totals"]},

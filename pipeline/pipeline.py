@@ -1,9 +1,11 @@
-"""The DAG: fingerprint -> prepare_data -> train -> export -> evaluate -> If(promote)."""
+"""The DAG: fingerprint, production, lineage -> If(changed): prepare_data -> train ->
+export -> evaluate -> If(promote); an exit handler records every run in the run log."""
 
 from kfp import dsl
 
 from components.evaluate.component import evaluate
 from components.export.component import export_model
+from components.lineage.component import check_lineage, record_run, resolve_production
 from components.prepare_data.component import fingerprint_data, prepare_data
 from components.promote.component import promote
 from components.train.component import train
@@ -41,39 +43,64 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         mcnemar_alpha: float = 0.05,
         max_class_recall_drop: float = 0.1,
         seed: int = 0,
+        force: bool = False,
     ):
-        listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
-        configure_step(listing, platform, cache=False)
-        data = prepare_data(
-            source=source, data_fingerprint=listing.output, train_fraction=train_fraction,
-            val_fraction=val_fraction, test_fraction=test_fraction, split_state=split_state,
-        ).set_display_name("Prepare data")
-        configure_step(data, platform, cache=True)
-        trained = train(
-            examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
-            clip_threshold=clip_threshold, weights=weights, seed=seed, backup_dir=backup_dir,
-            extra_json=train_extra_json,
-        ).set_display_name("Train ResNet50")
-        configure_train(trained, platform)
-        exported = export_model(examples=data.outputs["examples"],
-                                trained_model=trained.outputs["trained_model"])
-        exported.set_display_name("Export SavedModel")
-        configure_step(exported, platform, cache=True)
-        evaluated = evaluate(
-            examples=data.outputs["examples"], saved_model=exported.outputs["saved_model"],
-            registry_uri=registry_uri, model_name=model_name, min_accuracy=min_accuracy,
-            max_ece=max_ece, non_inferiority_margin=non_inferiority_margin,
-            mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop,
-        ).set_display_name("Evaluate vs production")
-        configure_step(evaluated, platform, cache=False)
-        with dsl.If(evaluated.outputs["Output"] == "promote", name="gate-passed"):
-            promoted = promote(
-                saved_model=exported.outputs["saved_model"],
-                evaluation=evaluated.outputs["evaluation"], registry_uri=registry_uri,
-                model_name=model_name, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            ).set_display_name("Promote to production")
-            configure_step(promoted, platform, cache=False)
+        run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        recorded = record_run(registry_uri=registry_uri, model_name=model_name, run_id=run_id,
+                              backup_dir=backup_dir).set_display_name("Record the run")
+        configure_step(recorded, platform, cache=False)
+        with dsl.ExitHandler(recorded, name="run"):
+            listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
+            configure_step(listing, platform, cache=False)
+            production = resolve_production(registry_uri=registry_uri, model_name=model_name)
+            production.set_display_name("Resolve production")
+            configure_step(production, platform, cache=False)
+            lineage = check_lineage(
+                registry_uri=registry_uri, model_name=model_name, run_id=run_id,
+                data_fingerprint=listing.output, production_version=production.outputs["version"],
+                force=force, train_fraction=train_fraction, val_fraction=val_fraction,
+                test_fraction=test_fraction, image_size=image_size, bn_policy=bn_policy, clip=clip,
+                clip_threshold=clip_threshold, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, weights=weights, train_extra_json=train_extra_json,
+                seed=seed,
+            ).set_display_name("Check lineage")
+            configure_step(lineage, platform, cache=False)
+            with dsl.If(lineage.outputs["Output"] == "changed", name="something-changed"):
+                data = prepare_data(
+                    source=source, data_fingerprint=listing.output, train_fraction=train_fraction,
+                    val_fraction=val_fraction, test_fraction=test_fraction,
+                    split_state=split_state,
+                ).set_display_name("Prepare data")
+                configure_step(data, platform, cache=True)
+                trained = train(
+                    examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
+                    batch_size=batch_size, learning_rate=learning_rate, bn_policy=bn_policy,
+                    clip=clip, clip_threshold=clip_threshold, weights=weights, seed=seed,
+                    backup_dir=backup_dir, run_id=run_id, extra_json=train_extra_json,
+                ).set_display_name("Train ResNet50")
+                configure_train(trained, platform)
+                exported = export_model(examples=data.outputs["examples"],
+                                        trained_model=trained.outputs["trained_model"])
+                exported.set_display_name("Export SavedModel")
+                configure_step(exported, platform, cache=True)
+                evaluated = evaluate(
+                    examples=data.outputs["examples"], saved_model=exported.outputs["saved_model"],
+                    registry_uri=registry_uri, model_name=model_name,
+                    baseline_uri=production.outputs["uri"],
+                    baseline_version=production.outputs["version"], run_id=run_id,
+                    min_accuracy=min_accuracy, max_ece=max_ece,
+                    non_inferiority_margin=non_inferiority_margin, mcnemar_alpha=mcnemar_alpha,
+                    max_class_recall_drop=max_class_recall_drop,
+                ).set_display_name("Evaluate vs production")
+                configure_step(evaluated, platform, cache=False)
+                with dsl.If(evaluated.outputs["Output"] == "promote", name="gate-passed"):
+                    promoted = promote(
+                        saved_model=exported.outputs["saved_model"],
+                        evaluation=evaluated.outputs["evaluation"],
+                        lineage=lineage.outputs["lineage"], registry_uri=registry_uri,
+                        model_name=model_name, run_id=run_id,
+                    ).set_display_name("Promote to production")
+                    configure_step(promoted, platform, cache=False)
 
     return finetune_pipeline
 

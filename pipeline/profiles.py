@@ -129,6 +129,16 @@ class Profile:
                 raise ConfigError(f"{where}: label {key}={value!r}: Vertex labels are lowercase "
                                   "letters, digits, '_' and '-', at most 63 characters")
 
+    def mutable_image_warning(self) -> str:
+        """Why the image should be pinned, or "" when it is a digest."""
+        from components.image import IMAGE
+
+        image = self.image or IMAGE
+        if "@sha256:" in image:
+            return ""
+        return (f"image {image!r} is a mutable tag: KFP's cache key sees the tag, so a cached "
+                "step can survive a code change; use a digest (REGISTRY/IMAGE@sha256:...)")
+
     def require_vertex_target(self) -> None:
         """Submitting to Vertex AI needs a project and a region."""
         for key, example in (("project", "my-project"), ("region", "us-central1")):

@@ -31,6 +31,7 @@ def test_registry_commands_print_json(cli, tmp_path):
     common = ["--registry", reg, "--model-name", "m"]
     assert cli("registry", "promote", *common, "--saved-model", str(sm), "--run-id", "a"
                ).exit_code == 0
+    (sm / "saved_model.pb").write_bytes(b"retrained stand-in graph")
     cli("registry", "promote", *common, "--saved-model", str(sm), "--run-id", "b")
     listed = json.loads(cli("registry", "list", *common, "--json").output)
     assert listed["production"] == 2 and [v["version"] for v in listed["versions"]] == [1, 2]
@@ -38,6 +39,17 @@ def test_registry_commands_print_json(cli, tmp_path):
     assert json.loads(cli("registry", "show", *common, "production").output)["version"] == 1
     result = cli("registry", "show", *common, "staging")
     assert result.exit_code == 2 and "alias 'staging'" in result.output
+    from components.promote.registry import Registry
+
+    Registry(reg, "m").log_run("night-1", "lineage", {"decision": "unchanged",
+                                                      "data_fingerprint": "abc",
+                                                      "production_version": 2,
+                                                      "reasons": ["same"]})
+    Registry(reg, "m").log_run("night-1", "final", {"status": "SUCCEEDED"})
+    runs = json.loads(cli("registry", "runs", *common, "--json").output)["runs"]
+    assert [(r["run_id"], r["decision"]) for r in runs] == [("night-1", "unchanged")]
+    line = cli("registry", "runs", *common).output
+    assert "night-1  SUCCEEDED  unchanged  production v2" in line
 
 
 def test_compile_and_cron_refusal(cli, tmp_path):

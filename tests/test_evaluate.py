@@ -7,9 +7,25 @@ from components.evaluate.gate import GateConfig
 from components.evaluate.run import run
 
 
+def same_predictions(saved_model_dir, folder) -> str:
+    """Stands in for another model with the same predictions: a copy with one more file."""
+    shutil.copytree(saved_model_dir, folder)
+    (folder / "notes.txt").write_text("a retrained model that predicts alike")
+    return str(folder)
+
+
+def test_a_byte_identical_candidate_is_unchanged(saved_model_dir, examples_dir, tmp_path):
+    result = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e"),
+                 GateConfig(min_accuracy=0.0), baseline=str(saved_model_dir), baseline_version=3)
+    assert result["decision"] == "unchanged"
+    assert result["reasons"] == ["the candidate is byte-identical to production v3: nothing "
+                                 "to promote"]
+
+
 def test_candidate_against_itself_has_no_disagreements(saved_model_dir, examples_dir, tmp_path):
     out = tmp_path / "evaluation"
-    result = run(str(saved_model_dir), str(examples_dir), str(out),
+    result = run(same_predictions(saved_model_dir, tmp_path / "candidate"), str(examples_dir),
+                 str(out),
                  GateConfig(min_accuracy=0.0, non_inferiority_margin=0.0, mcnemar_alpha=0.05),
                  baseline=str(saved_model_dir))
     gate = json.loads((out / "gate.json").read_text())
@@ -37,7 +53,8 @@ def test_a_baseline_with_other_labels_is_refused_unless_allowed(saved_model_dir,
 
 
 def test_production_from_an_s3_registry_and_promotion_back_into_it(saved_model_dir,
-                                                                   examples_dir, s3_bucket):
+                                                                   examples_dir, s3_bucket,
+                                                                   tmp_path):
     """TensorFlow cannot open s3://: evaluate scores local copies; promote writes to S3."""
     from components.common import outputs, storage
     from components.evaluate.run import resolve_baseline
@@ -50,13 +67,14 @@ def test_production_from_an_s3_registry_and_promotion_back_into_it(saved_model_d
     baseline, version = resolve_baseline(registry=registry, model_name="m")
     assert (baseline, version) == (f"{registry}/m/versions/1", 1)
     out = f"{s3_bucket}/evaluation"
-    result = run(str(saved_model_dir), str(examples_dir), out,
+    candidate = same_predictions(saved_model_dir, tmp_path / "candidate")
+    result = run(candidate, str(examples_dir), out,
                  GateConfig(min_accuracy=0.0, non_inferiority_margin=0.0), baseline, version)
     gate = json.loads(storage.read_text(f"{out}/gate.json"))
     assert result["decision"] == gate["decision"] == "promote"
     assert (gate["baseline"], gate["baseline_version"], gate["discordant"]) == \
         (baseline, 1, [0, 0])
     assert outputs.is_complete(out)
-    summary = promote(str(saved_model_dir), out, registry, "m", "second")
+    summary = promote(candidate, out, registry, "m", "second")
     assert (summary["version"], summary["previous_version"]) == (2, 1)
     assert reg.current() == 2

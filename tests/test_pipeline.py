@@ -34,33 +34,73 @@ def test_compiled_yaml_parses_strictly(compiled):
         assert name == "exec-train"
 
 
-def test_gpu_retry_and_caching_are_where_they_belong(compiled):
+def all_tasks(spec: dict) -> dict[str, dict]:
+    """Every task of the compiled DAG by name, the ones inside conditions and the exit
+    handler included."""
+    tasks, pending = {}, [spec["root"]["dag"]]
+    while pending:
+        for name, task in pending.pop()["tasks"].items():
+            tasks[name] = task
+            component = spec["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                pending.append(component["dag"])
+    return tasks
+
+
+def test_gpu_retry_caching_and_control_flow_are_where_they_belong(compiled):
     spec, platform = compiled
     train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]
     assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = all_tasks(spec)
     assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 3
     assert tasks["prepare-data"]["cachingOptions"]["enableCache"] is True
-    for never_cached in ("fingerprint-data", "evaluate"):
+    for never_cached in ("fingerprint-data", "resolve-production", "check-lineage", "evaluate",
+                         "promote", "record-run"):
         assert not tasks[never_cached]["cachingOptions"].get("enableCache")
-    promote = spec["root"]["dag"]["tasks"]["condition-1"]
-    assert "promote" in promote["triggerPolicy"]["condition"]
+    assert "check-lineage-Output'] == 'changed'" in tasks["condition-2"]["triggerPolicy"][
+        "condition"]
+    assert "evaluate-Output'] == 'promote'" in tasks["condition-3"]["triggerPolicy"]["condition"]
+    assert tasks["record-run"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    evaluate_inputs = tasks["evaluate"]["inputs"]["parameters"]
+    assert "resolve-production" in str(evaluate_inputs["baseline_version"])
     toleration = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
     assert toleration["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
 @pytest.mark.slow
 def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
-    """Two real kfp.local runs of the compiled YAML: a good model (run-local's defaults, 64
-    px, 4 epochs) is promoted; a barely trained one is rejected (it would have to come
-    within the 0.01 non-inferiority margin of production) and production does not move."""
+    """Three real kfp.local runs of the compiled YAML: a good model (run-local's defaults,
+    64 px, 4 epochs) is promoted; the same data, settings and code again is `unchanged`
+    before any training; a barely trained one is rejected (it would have to come within the
+    0.01 non-inferiority margin of production) and production does not move. The run log
+    holds one record per run."""
     from components.promote.registry import Registry
     from pipeline.local_run import run_local
 
     first = run_local(str(tmp_path))
     assert first["gate"]["decision"] == "promote" and first["production_version"] == 1
+    same = run_local(str(tmp_path))
+    assert same["gate"]["decision"] == "unchanged", same["gate"]
+    assert "equal production v1" in same["gate"]["reasons"][0]
+    assert "train" not in same["artifacts"] and same["wall_seconds"] < first["wall_seconds"] / 4
     worse = run_local(str(tmp_path), image_size=32, epochs=1, learning_rate=1e-9, seed=5,
                       train_extra_json=json.dumps({"precision": "float32"}))
     assert worse["gate"]["decision"] == "reject", worse["gate"]
     reg = Registry(str(tmp_path / "registry"), "demo")
     assert reg.current() == 1 and len(reg.list_versions()) == 1
+    runs = reg.runs()
+    assert [(r["status"], r["decision"]) for r in runs] == [
+        ("SUCCEEDED", "promoted"), ("SUCCEEDED", "unchanged"), ("SUCCEEDED", "reject")]
+    assert runs[0]["promoted_version"] == 1 and runs[2]["production_version"] == 1
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path):
+    """kfp.local runs the exit handler after a failed step: the run log says FAILED."""
+    from components.promote.registry import Registry
+    from pipeline.local_run import run_local
+
+    with pytest.raises(RuntimeError, match="FAILURE"):
+        run_local(str(tmp_path), train_extra_json=json.dumps({"dropout": 2.0}))
+    [run] = Registry(str(tmp_path / "registry"), "demo").runs()
+    assert run["status"] == "FAILED" and run["error"] and run["promoted_version"] is None

@@ -22,6 +22,16 @@ def evaluation(tmp_path, name, decision="promote", baseline="", baseline_version
     return str(folder)
 
 
+def model(tmp_path, graph: str) -> str:
+    """Stands in for another exported SavedModel (other bytes)."""
+    folder = tmp_path / f"sm-{graph}"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_text(graph)
+    (folder / "export_metadata.json").write_text(json.dumps({"config_hash": "abc"}))
+    outputs.finish(str(folder))
+    return str(folder)
+
+
 @pytest.fixture
 def saved_model(tmp_path):
     folder = tmp_path / "sm"
@@ -55,18 +65,18 @@ def test_a_stale_gate_conflicts_when_production_moved(tmp_path, saved_model):
     run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
     v1_uri = Registry(reg, "m").version_uri(1)
     stale = evaluation(tmp_path, "stale", baseline=v1_uri, baseline_version=1)
-    run(saved_model, evaluation(tmp_path, "e2", baseline=v1_uri, baseline_version=1), reg, "m",
-        "run-2")
+    run(model(tmp_path, "v2"), evaluation(tmp_path, "e2", baseline=v1_uri, baseline_version=1),
+        reg, "m", "run-2")
     with pytest.raises(ConflictError, match="re-read and retry"):
-        run(saved_model, stale, reg, "m", "run-3")
+        run(model(tmp_path, "v3"), stale, reg, "m", "run-3")
     assert Registry(reg, "m").current() == 2
 
 
 def test_an_explicit_baseline_folder_does_not_block_promotion(tmp_path, saved_model):
     reg = str(tmp_path / "reg")
     run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
-    result = run(saved_model, evaluation(tmp_path, "e2", baseline="/some/folder"), reg, "m",
-                 "run-2")
+    result = run(model(tmp_path, "v2"), evaluation(tmp_path, "e2", baseline="/some/folder"), reg,
+                 "m", "run-2")
     assert result["version"] == 2 and result["previous_version"] == 1
 
 

@@ -17,31 +17,38 @@ def root(any_root):
 
 
 @pytest.fixture
-def fake_saved_model(tmp_path):
-    """Stands in for a SavedModel folder: the registry only moves its files."""
-    folder = tmp_path / "sm"
-    (folder / "variables").mkdir(parents=True)
-    (folder / "saved_model.pb").write_bytes(b"graph")
-    (folder / "variables" / "variables.index").write_bytes(b"index")
-    return str(folder)
+def model(tmp_path):
+    """Stands in for SavedModel folders (the registry only moves their files): one per
+    ``graph``, whose bytes differ from every other ``graph``'s."""
+    def make(graph: str = "graph") -> str:
+        folder = tmp_path / f"sm-{graph}"
+        if not folder.exists():
+            (folder / "variables").mkdir(parents=True)
+            (folder / "saved_model.pb").write_text(graph)
+            (folder / "variables" / "variables.index").write_bytes(b"index")
+        return str(folder)
+    return make
 
 
-def test_versions_are_numbered_immutable_and_idempotent(root, fake_saved_model):
+def test_versions_are_numbered_immutable_and_idempotent(root, model):
     reg = Registry(root, "flowers")
     assert reg.production_saved_model() is None
-    v1 = reg.register(fake_saved_model, "run-1", {"metrics": {"accuracy": 0.9}})
-    again = reg.register(fake_saved_model, "run-1")
-    v2 = reg.register(fake_saved_model, "run-2")
+    v1 = reg.register(model("graph"), "run-1", {"metrics": {"accuracy": 0.9}})
+    again = reg.register(model("graph"), "run-1")
+    v2 = reg.register(model("graph-2"), "run-2")
     assert (v1["version"], again["version"], v2["version"]) == (1, 1, 2)
+    same_bytes = reg.register(model("graph"), "run-3")
+    assert same_bytes["version"] == 1 and same_bytes["run_id"] == "run-1", \
+        "never two versions with the same bytes"
     assert [r["version"] for r in reg.list_versions()] == [1, 2]
-    assert storage.read_bytes(storage.join(reg.version_uri(2), "saved_model.pb")) == b"graph"
+    assert storage.read_bytes(storage.join(reg.version_uri(2), "saved_model.pb")) == b"graph-2"
     assert reg.get_version(1)["metrics"] == {"accuracy": 0.9}
 
 
-def test_promote_and_rollback_move_only_the_pointer(root, fake_saved_model):
+def test_promote_and_rollback_move_only_the_pointer(root, model):
     reg = Registry(root, "flowers")
     for run in ("a", "b"):
-        reg.promote(reg.register(fake_saved_model, run)["version"], run)
+        reg.promote(reg.register(model(run), run)["version"], run)
     assert reg.current() == 2
     assert reg.production_saved_model() == reg.version_uri(2)
     entry = reg.rollback()
@@ -52,16 +59,16 @@ def test_promote_and_rollback_move_only_the_pointer(root, fake_saved_model):
     assert reg.promote(1)["seq"] == 3, "promoting the current version writes nothing"
 
 
-def test_an_uncommitted_version_is_invisible(root, fake_saved_model):
+def test_an_uncommitted_version_is_invisible(root, model):
     reg = Registry(root, "flowers")
     storage.write_text(storage.join(reg.version_uri(1), "saved_model.pb"), "partial")
     assert reg.list_versions() == []
-    assert reg.register(fake_saved_model, "run-1")["version"] == 1
+    assert reg.register(model(), "run-1")["version"] == 1
 
 
-def test_racing_promotions_have_one_winner_and_a_clear_conflict(root, fake_saved_model):
+def test_racing_promotions_have_one_winner_and_a_clear_conflict(root, model):
     reg = Registry(root, "flowers")
-    versions = [reg.register(fake_saved_model, f"run-{i}")["version"] for i in range(6)]
+    versions = [reg.register(model(str(i)), f"run-{i}")["version"] for i in range(6)]
     outcomes = []
 
     def promote(version):
@@ -89,16 +96,16 @@ def _register_in_process(args):
     return Registry(root, "flowers").register(saved_model, run_id)["version"]
 
 
-def test_concurrent_registrations_in_processes_get_distinct_numbers(root, fake_saved_model):
+def test_concurrent_registrations_in_processes_get_distinct_numbers(root, model):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        numbers = pool.map(_register_in_process, [(root, fake_saved_model, f"r{i}")
+        numbers = pool.map(_register_in_process, [(root, model(str(i)), f"r{i}")
                                                   for i in range(8)])
     assert sorted(numbers) == list(range(1, 9))
 
 
-def test_corrupt_or_missing_objects_are_named(root, fake_saved_model):
+def test_corrupt_or_missing_objects_are_named(root, model):
     reg = Registry(root, "flowers")
-    reg.promote(reg.register(fake_saved_model, "a")["version"])
+    reg.promote(reg.register(model(), "a")["version"])
     record = storage.join(reg.base, "records", "1.json")
     storage.write_text(record, "{not json")
     with pytest.raises(RegistryError, match="corrupt.*records/1.json"):
@@ -109,3 +116,24 @@ def test_corrupt_or_missing_objects_are_named(root, fake_saved_model):
         reg.resolve("production")
     with pytest.raises(RegistryError, match="alias 'staging'"):
         reg.resolve("staging")
+
+
+def test_the_run_log_has_one_record_per_run(root):
+    reg = Registry(root, "flowers")
+    reg.log_run("r1", "lineage", {"decision": "changed", "data_fingerprint": "f1",
+                                  "production_version": None, "reasons": ["first"]})
+    reg.log_run("r1", "evaluate", {"decision": "promote", "reasons": ["ok"]})
+    reg.log_run("r1", "promote", {"version": 1, "previous_version": None})
+    reg.log_run("r1", "final", {"status": "SUCCEEDED"})
+    reg.log_run("r2", "lineage", {"decision": "unchanged", "data_fingerprint": "f1",
+                                  "production_version": 1, "reasons": ["same"]})
+    reg.log_run("r2", "final", {"status": "SUCCEEDED"})
+    reg.log_run("r3", "final", {"status": "FAILED", "error": "train failed"})
+    runs = reg.runs()
+    assert [(r["run_id"], r["status"], r["decision"]) for r in runs] == [
+        ("r1", "SUCCEEDED", "promoted"), ("r2", "SUCCEEDED", "unchanged"),
+        ("r3", "FAILED", None)]
+    assert runs[0]["promoted_version"] == 1 and runs[1]["production_version"] == 1
+    assert runs[2]["error"] == "train failed"
+    with pytest.raises(RegistryError, match="without '/'"):
+        reg.log_run("a/b", "final", {})

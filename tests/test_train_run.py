@@ -54,11 +54,11 @@ def test_examples_output_and_backup_on_s3_resume_after_a_crash(examples_dir, s3_
 
     storage.copy_tree(str(examples_dir), f"{s3_bucket}/examples")
     cfg = TrainConfig(examples=f"{s3_bucket}/examples", output=f"{s3_bucket}/model",
-                      backup_dir=f"{s3_bucket}/backup", epochs=2, **TINY)
+                      backup_dir=f"{s3_bucket}/backup", run_id="run-1", epochs=2, **TINY)
     with pytest.raises(RuntimeError, match="pod killed"):
         run(cfg, extra_callbacks=(Crash(after_epoch=0),))
     assert not outputs.is_complete(cfg.output)
-    assert storage.exists(f"{s3_bucket}/backup/history.jsonl")
+    assert storage.exists(f"{s3_bucket}/backup/run-1/history.jsonl")
     resumed = Epochs()
     run(cfg, extra_callbacks=(resumed,))
     assert resumed.ran == [1], "the second attempt resumes after the backed-up epoch"
@@ -66,7 +66,23 @@ def test_examples_output_and_backup_on_s3_resume_after_a_crash(examples_dir, s3_
     assert [r["epoch"] for r in history] == [0, 1]
     assert outputs.is_complete(cfg.output)
     assert storage.exists(f"{s3_bucket}/model/model.keras")
-    assert not storage.is_dir(f"{s3_bucket}/backup/phase1"), "finished backups are removed"
+    assert not storage.is_dir(f"{s3_bucket}/backup/run-1"), "a finished run's backup is removed"
+
+
+def test_runs_sharing_a_backup_dir_never_share_state(examples_dir, tmp_path):
+    """A crashed run's backup is its own: another run id trains every epoch from scratch."""
+    backup = tmp_path / "backup"
+    crashed = TrainConfig(examples=str(examples_dir), output=str(tmp_path / "a"),
+                          backup_dir=str(backup), run_id="night-1", epochs=2, **TINY)
+    with pytest.raises(RuntimeError, match="pod killed"):
+        run(crashed, extra_callbacks=(Crash(after_epoch=0),))
+    assert (backup / "night-1" / "history.jsonl").exists()
+    other = Epochs()
+    run(TrainConfig(**{**crashed.to_dict(), "output": str(tmp_path / "b"), "run_id": "night-2"}),
+        extra_callbacks=(other,))
+    assert other.ran == [0, 1]
+    assert (backup / "night-1" / "history.jsonl").exists(), "night-1 may still be retried"
+    assert not (backup / "night-2").exists()
 
 
 def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):

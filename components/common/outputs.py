@@ -10,6 +10,7 @@ marker and clears the partial output; a complete or foreign folder is never touc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -75,3 +76,16 @@ def local_output(output: str, keep: tuple[str, ...] = ()) -> Iterator[str]:
             yield scratch
             storage.copy_tree(scratch, output)
     finish(output)
+
+
+def content_sha256(folder: str, exclude: tuple[str, ...] = ()) -> str:
+    """A hash of an artifact's files (relative paths and bytes), markers and ``exclude``d
+    names left out: equal for byte-identical artifacts wherever they are stored."""
+    digest = hashlib.sha256()
+    skip = {STARTED_MARKER, COMPLETE_MARKER, *exclude}
+    for info in storage.list_files(folder):
+        name = storage.relative(folder, info.uri)
+        if name not in skip:
+            digest.update(f"{name}\n{info.size}\n".encode())
+            digest.update(storage.read_bytes(info.uri))
+    return digest.hexdigest()

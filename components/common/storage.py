@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,6 +158,15 @@ def read_jsonl(prefix: str) -> list[dict]:
 def delete(uri: str) -> None:
     backend, _prefix, bucket, key = _parse(uri)
     backend.delete(bucket, key)
+
+
+def delete_tree(uri: str) -> None:
+    """Delete every file below ``uri`` (locally the folders too; nothing if none)."""
+    if is_local(uri):
+        shutil.rmtree(uri, ignore_errors=not Path(uri).exists())
+        return
+    for info in list_files(uri) if is_dir(uri) else []:
+        delete(info.uri)
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -28,6 +28,8 @@ def evaluate(
     registry_uri: str = "",
     model_name: str = "",
     baseline_uri: str = "",
+    baseline_version: int = -1,
+    run_id: str = "",
     min_accuracy: float = 0.5,
     max_ece: float = -1.0,
     non_inferiority_margin: float = 0.01,
@@ -40,7 +42,9 @@ def evaluate(
     A single ``str`` output on purpose: kfp.local resolves ``dsl.If`` conditions only on a
     task's single ``Output``, not on a named output.
 
-    Gate thresholds below 0 are off (KFP parameters cannot be None).
+    Gate thresholds below 0 are off (KFP parameters cannot be None). Production comes in
+    as ``baseline_uri``/``baseline_version`` (from resolve_production), so the run's
+    lineage shows what the candidate was compared with; without it, the registry is read.
     """
     import logging
     import shutil
@@ -54,7 +58,10 @@ def evaluate(
                   "mcnemar_alpha": mcnemar_alpha, "max_class_recall_drop": max_class_recall_drop}
     gate = {k: (v if v >= 0 else None) for k, v in thresholds.items()}
     gate["allow_label_change"] = allow_label_change
-    baseline, version = resolve_baseline(baseline_uri, registry_uri, model_name)
+    if baseline_uri:
+        baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
+    else:
+        baseline, version = resolve_baseline("", registry_uri, model_name)
     result = run(saved_model.path, examples.path, evaluation.path,
                  GateConfig(**gate), baseline, version)
     for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
@@ -65,6 +72,12 @@ def evaluate(
                                           result["candidate"]["confusion_matrix"])
     evaluation.metadata.update({"decision": result["decision"], "reasons": result["reasons"],
                                 "baseline": baseline or "", "baseline_version": version})
+    if run_id and registry_uri and model_name:
+        from components.promote.registry import Registry
+
+        Registry(registry_uri, model_name).log_run(run_id, "evaluate", {
+            "decision": result["decision"], "reasons": result["reasons"],
+            "accuracy": result["candidate"]["accuracy"], "production_version": version})
     shutil.copyfile(f"{evaluation.path}/report.md", evaluation_report.path)
     shutil.copyfile(f"{evaluation.path}/worst_mistakes.html", worst_mistakes.path)
     return result["decision"]

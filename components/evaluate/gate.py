@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from components.common.errors import ConfigError
 
-PROMOTE, REJECT = "promote", "reject"
+PROMOTE, REJECT, UNCHANGED = "promote", "reject", "unchanged"
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,21 @@ from components.common.examples import ENCODED, SHA256, parse, read_labels, requ
 from components.common.examples import shard_files as list_shards
 from components.common.preprocess import decode_resize
 from components.evaluate import inference, report
-from components.evaluate.gate import GateConfig, decide
+from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide
 from components.evaluate.metrics import classification_metrics
+from components.export.contract import METADATA_FILE
 
 log = logging.getLogger(__name__)
 
 
 def saved_model_labels(saved_model: str) -> list[str]:
     return storage.read_text(storage.join(saved_model, "assets", "labels.txt")).splitlines()
+
+
+def identical(candidate: str, baseline: str) -> bool:
+    """Byte-identical SavedModels (export's metadata aside): nothing to promote."""
+    return outputs.content_sha256(candidate, exclude=(METADATA_FILE,)) == \
+        outputs.content_sha256(baseline, exclude=(METADATA_FILE,))
 
 
 def resolve_baseline(baseline: str = "", registry: str = "",
@@ -85,7 +92,10 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
     probs, truth = inference.as_arrays(rows)
     cand = classification_metrics(probs, truth, labels)
     base, base_rows, discordant, labels_match = None, None, None, True
-    if baseline:
+    same_bytes = bool(baseline) and identical(candidate, baseline.local)
+    if same_bytes:
+        base, discordant = cand, (0, 0)
+    elif baseline:
         labels_match = saved_model_labels(baseline.local) == labels
         if labels_match:
             # Rows of both models are sorted by sha256: example i is the same image in both.
@@ -94,7 +104,10 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
             base = classification_metrics(base_probs, truth, labels)
             right, base_right = probs.argmax(1) == truth, base_probs.argmax(1) == truth
             discordant = (int((right & ~base_right).sum()), int((base_right & ~right).sum()))
-    result = decide(gate, cand, base, discordant, labels_match).to_dict()
+    result = (GateResult(UNCHANGED, [f"the candidate is byte-identical to production "
+                                     f"v{baseline.version}: nothing to promote"],
+                         mode="identical") if same_bytes
+              else decide(gate, cand, base, discordant, labels_match)).to_dict()
     result.update(baseline=baseline.uri if baseline else None,
                   baseline_version=baseline.version if baseline else None,
                   discordant=discordant, gate_config=gate.__dict__)

@@ -15,11 +15,11 @@ from components.common import outputs, storage
 from components.common.examples import ENCODED, parse, require_complete, shard_files
 from components.common.preprocess import decode_resize
 from components.export import validate
+from components.export.contract import METADATA_FILE
 from components.export.serving import save_serving_model
 from components.train.model import load_trained_model
 
 log = logging.getLogger(__name__)
-METADATA_FILE = "export_metadata.json"
 
 
 def _folder_bytes(path: str) -> int:
@@ -75,6 +75,7 @@ def _export(model_dir: str, examples: str, output: str, parity_images: int) -> d
         "precision": config["runtime"]["precision"],
         "data_fingerprint": config["data_fingerprint"],
         "saved_model_bytes": saved_bytes, "weights_bytes": weights_bytes,
+        "content_sha256": outputs.content_sha256(output, exclude=(METADATA_FILE,)),
         "size_ratio": round(saved_bytes / weights_bytes, 3),
         "infra_validation": {"passed": True, "parity_images": len(images),
                              "max_probability_difference": worst, "tolerance": tolerance,

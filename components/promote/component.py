@@ -12,12 +12,14 @@ from components.image import IMAGE
 def promote(
     saved_model: Input[Model],
     evaluation: Input[Artifact],
+    lineage: Input[Artifact],
     registry_entry: Output[Artifact],
     registry_uri: str,
     model_name: str,
     run_id: str,
 ) -> NamedTuple("Outputs", [("version", int)]):
-    """Register the SavedModel as a new version and point production at it."""
+    """Register the SavedModel as a new version (with the run's lineage, so a later run
+    with the same data, settings and code is ``unchanged``) and point production at it."""
     import json
     import logging
     from collections import namedtuple
@@ -25,7 +27,9 @@ def promote(
     from components.promote.run import run
 
     logging.basicConfig(level=logging.INFO)
-    result = run(saved_model.path, evaluation.path, registry_uri, model_name, run_id)
+    with open(lineage.path) as handle:
+        recorded = json.load(handle)
+    result = run(saved_model.path, evaluation.path, registry_uri, model_name, run_id, recorded)
     registry_entry.metadata.update(result)
     with open(registry_entry.path, "w") as handle:
         json.dump(result, handle)

@@ -6,6 +6,7 @@ Layout under ``<root>/<model_name>/``:
 - ``records/<N>.json``: version N's record. Written last, create-only: the commit point.
   A version without a record is invisible.
 - ``claims/<N>.json``: which run claimed number N (create-only), so two runs never share N.
+- ``runs/<run id>/<step>.json``: what each step of a pipeline run recorded (the run log).
 - ``aliases/<alias>/<seq>.json``: the alias history. The highest ``seq`` is current; moving
   an alias writes ``seq + 1`` create-only (GCS ``if_generation_match=0``, S3
   ``If-None-Match: *``, a hard link locally): a compare-and-swap in which exactly one of
@@ -17,7 +18,8 @@ from __future__ import annotations
 import json
 import time
 
-from components.common import storage
+from components.common import outputs, storage
+from components.export.contract import METADATA_FILE
 
 PRODUCTION = "production"
 SEQ_WIDTH = 8
@@ -75,6 +77,10 @@ class Registry:
     def find_by_run(self, run_id: str) -> dict | None:
         return next((r for r in self.list_versions() if r.get("run_id") == run_id), None)
 
+    def find_by_content(self, content_sha256: str) -> dict | None:
+        return next((r for r in self.list_versions()
+                     if r.get("content_sha256") == content_sha256), None)
+
     def _claim(self, run_id: str) -> int:
         for number in self._numbers("claims"):
             claim = self._read_json(self._path("claims", f"{number}.json"))
@@ -91,10 +97,12 @@ class Registry:
                 number += 1
 
     def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
-        """Add a version (idempotent per ``run_id``): stage files, then commit the record."""
+        """Add a version, idempotent per ``run_id`` and per content (never two versions
+        with the same bytes): stage files, then commit the record."""
         if not run_id:
             raise RegistryError("run id is empty: promotion needs it to stay idempotent")
-        existing = self.find_by_run(run_id)
+        content = outputs.content_sha256(saved_model_dir, exclude=(METADATA_FILE,))
+        existing = self.find_by_run(run_id) or self.find_by_content(content)
         if existing:
             return existing
         number = self._claim(run_id)
@@ -106,7 +114,7 @@ class Registry:
             storage.write_bytes(storage.join(target, storage.relative(root, info_file.uri)),
                                 storage.read_bytes(info_file.uri))
         record = {"version": number, "model_name": self.model_name, "run_id": run_id,
-                  "uri": target, "time": time.time(),
+                  "uri": target, "time": time.time(), "content_sha256": content,
                   "production_at_registration": self.current(PRODUCTION), **(info or {})}
         try:
             storage.write_text(self._path("records", f"{number}.json"),
@@ -177,7 +185,40 @@ class Registry:
             raise RegistryError(f"alias {ref!r} of {self.model_name} is not set")
         return self.get_version(version)
 
+    # run log ------------------------------------------------------------------------
+    def log_run(self, run_id: str, step: str, entry: dict) -> None:
+        """Record what ``step`` of pipeline run ``run_id`` did (one object per step)."""
+        if not run_id or "/" in run_id:
+            raise RegistryError(f"run id {run_id!r}: use a non-empty id without '/'")
+        storage.write_text(self._path("runs", run_id, f"{step}.json"),
+                           json.dumps({**entry, "time": time.time()}, indent=2))
+
+    def runs(self) -> list[dict]:
+        """One record per pipeline run, oldest first: status, data, decision, versions."""
+        folder = self._path("runs")
+        steps: dict[str, dict[str, dict]] = {}
+        for info in storage.list_files(folder) if storage.is_dir(folder) else []:
+            run_id, _, name = storage.relative(folder, info.uri).partition("/")
+            if name.endswith(".json"):
+                steps.setdefault(run_id, {})[name[:-5]] = self._read_json(info.uri)
+        return sorted((_run_record(run_id, entries) for run_id, entries in steps.items()),
+                      key=lambda r: r["time"])
+
     def production_saved_model(self) -> str | None:
         """The SavedModel URI of the production version, or None on a first run."""
         version = self.current(PRODUCTION)
         return None if version is None else self.get_version(version)["uri"]
+
+
+def _run_record(run_id: str, steps: dict[str, dict]) -> dict:
+    lineage, evaluate = steps.get("lineage", {}), steps.get("evaluate", {})
+    promote, final = steps.get("promote", {}), steps.get("final", {})
+    decision = "promoted" if promote else evaluate.get("decision") or lineage.get("decision")
+    return {
+        "run_id": run_id, "time": min(entry["time"] for entry in steps.values()),
+        "status": final.get("status", "running"), "decision": decision,
+        "reasons": evaluate.get("reasons") or lineage.get("reasons", []),
+        "data_fingerprint": lineage.get("data_fingerprint"),
+        "production_version": lineage.get("production_version"),
+        "promoted_version": promote.get("version"), "error": final.get("error", ""),
+    }

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
-        run_id: str) -> dict:
+        run_id: str, lineage: dict | None = None) -> dict:
     """Idempotent per ``run_id``; refuses a rejected evaluation; the pointer moves only if
     production is still the version the gate compared against (compare-and-swap)."""
     outputs.require_complete(evaluation, "evaluate")
@@ -30,6 +30,7 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
         "config_hash": metadata.get("config_hash"), "labels": metadata.get("labels"),
         "metrics": {k: v for k, v in metrics["candidate"].items() if not isinstance(v, dict)},
         "gate": {k: gate[k] for k in ("decision", "reasons", "mode", "checks")},
+        "lineage": lineage,
     })
     # The gate compared against the registry's production (or found none): promote only
     # if that is still production. An explicit --baseline folder has no version to check.
@@ -39,5 +40,7 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
         check_expected=from_registry and registry.current(PRODUCTION) != record["version"])
     log.info("promoted %s version %d (previous production: %s)", model_name, record["version"],
              entry["previous_version"])
+    registry.log_run(run_id, "promote", {"version": record["version"],
+                                         "previous_version": entry["previous_version"]})
     return {"version": record["version"], "uri": record["uri"],
             "previous_version": entry["previous_version"], "registry": registry.base}

@@ -22,12 +22,14 @@ def train(
     weights: str = "imagenet",
     seed: int = 0,
     backup_dir: str = "",
+    run_id: str = "",
     extra_json: str = "{}",
 ):
     """Fine-tune ResNet50; ``extra_json`` holds further TrainConfig fields (validated first).
 
-    ``backup_dir`` should be a stable URI (not the output artifact) so a retried pod
-    resumes from its last finished epoch.
+    ``backup_dir`` should be a stable URI (not the output artifact): the backup of run
+    ``run_id`` lives in ``backup_dir/run_id``, so a retried pod of this run resumes from
+    its last finished epoch and another run never does.
     """
     import json
     import logging
@@ -39,11 +41,12 @@ def train(
     logging.basicConfig(level=logging.INFO)
     extra = json.loads(extra_json)
     named = {"image_size", "epochs", "batch_size", "learning_rate", "bn_policy", "clip",
-             "clip_threshold", "weights", "seed", "backup_dir", "examples", "output"}
+             "clip_threshold", "weights", "seed", "backup_dir", "run_id", "examples", "output"}
     if named & set(extra):
         raise ValueError(f"extra_json sets {sorted(named & set(extra))}, which are parameters "
                          "of their own: set them there and remove them from extra_json")
     cfg = TrainConfig(examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
+                      run_id=run_id,
                       image_size=image_size, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
                       clip_threshold=clip_threshold, weights=weights, seed=seed,

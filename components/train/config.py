@@ -13,6 +13,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
+NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class TrainConfig:
     precision: str = "auto"
     xla: str = "auto"
     early_stopping_patience: int = 5
-    backup_dir: str = ""
+    backup_dir: str = ""  # backups of run R live in backup_dir/R (one run's, never shared)
+    run_id: str = ""  # "" = a fresh id: only a retry of the same run resumes its backup
     steps_per_epoch: int = 0
 
     def validate(self) -> TrainConfig:
@@ -98,9 +100,15 @@ class TrainConfig:
         storage.check_uri(self.output, "--output")
         if self.backup_dir:
             storage.check_uri(self.backup_dir, "--backup-dir")
+        if "/" in self.run_id:
+            raise ConfigError(f"--run-id {self.run_id!r}: use an id without '/'")
         if self.weights not in ("imagenet", "none"):
             storage.check_uri(self.weights, "--weights")
         return self
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def training_settings(self) -> dict:
+        """What decides the trained model: every field but paths and run identity."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_TRAINING_SETTINGS}

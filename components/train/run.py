@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import tempfile
+import uuid
 from dataclasses import dataclass
 
 import keras
@@ -30,7 +31,9 @@ OPTIMIZER_CLASSES = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.Ad
 
 
 def config_hash(cfg: TrainConfig) -> str:
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """Equal for equal training settings, wherever the data and outputs live."""
+    settings = json.dumps(cfg.training_settings(), sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
 def class_weights(stats: dict, labels: list[str]) -> dict[int, float] | None:
@@ -129,15 +132,20 @@ class Folders:
 
 @contextlib.contextmanager
 def _backup_folder(cfg: TrainConfig, output: str):
-    """The local backup folder, and the remote ``backup_dir`` it mirrors (or "")."""
-    if not cfg.backup_dir or storage.is_local(cfg.backup_dir):
-        yield cfg.backup_dir or storage.join(output, "backup"), ""
-        return
-    with tempfile.TemporaryDirectory(prefix="backup-") as local:
-        if storage.is_dir(cfg.backup_dir):
-            storage.copy_tree(cfg.backup_dir, local)
-            log.info("resuming from the backup in %s", cfg.backup_dir)
-        yield local, cfg.backup_dir
+    """The local backup folder, and the remote one it mirrors (or ""). With ``backup_dir``
+    the backup is this run's own (``backup_dir/<run id>``). It is removed once training
+    finished: a retry of the run resumes, a new run starts fresh."""
+    run_backup = storage.join(cfg.backup_dir, cfg.run_id or uuid.uuid4().hex) \
+        if cfg.backup_dir else storage.join(output, "backup")
+    if storage.is_local(run_backup):
+        yield run_backup, ""
+    else:
+        with tempfile.TemporaryDirectory(prefix="backup-") as local:
+            if storage.is_dir(run_backup):
+                storage.copy_tree(run_backup, local)
+                log.info("resuming from the backup in %s", run_backup)
+            yield local, run_backup
+    storage.delete_tree(run_backup)
 
 
 def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:

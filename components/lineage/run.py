@@ -1,0 +1,56 @@
+"""The steps around a scheduled run: resolve production, check lineage, record the run."""
+
+from __future__ import annotations
+
+import logging
+
+from components.common import storage
+from components.lineage.lineage import Lineage, code_version, compare
+from components.promote.registry import PRODUCTION, Registry
+
+log = logging.getLogger(__name__)
+NO_VERSION = -1  # KFP parameters cannot be None
+
+
+def resolve_production(registry_uri: str, model_name: str) -> tuple[str, int]:
+    """The production SavedModel URI and version, or ``("", NO_VERSION)`` on a first run."""
+    registry = Registry(registry_uri, model_name)
+    version = registry.current(PRODUCTION)
+    if version is None:
+        return "", NO_VERSION
+    return registry.get_version(version)["uri"], version
+
+
+def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str,
+          production_version: int, settings: dict, force: bool) -> dict:
+    """``changed`` or ``unchanged`` against production's recorded lineage; logged."""
+    registry = Registry(registry_uri, model_name)
+    current = Lineage(data_fingerprint, settings, code_version())
+    version = None if production_version == NO_VERSION else production_version
+    recorded = registry.get_version(version).get("lineage") if version is not None else None
+    result = compare(current, recorded, version, force)
+    registry.log_run(run_id, "lineage", {**result.to_dict(),
+                                         "data_fingerprint": data_fingerprint})
+    log.info("lineage: %s (%s)", result.decision, "; ".join(result.reasons))
+    return {**result.to_dict(), "lineage": current.to_dict()}
+
+
+def report(result: dict) -> str:
+    lineage = result["lineage"]
+    lines = [f"# Lineage check: {result['decision']}", "",
+             *[f"- {reason}" for reason in result["reasons"]], "",
+             "| | this run |", "|---|---|",
+             f"| data fingerprint | `{lineage['data_fingerprint'][:16]}` |",
+             f"| code | `{lineage['code']}` |",
+             f"| settings | `{lineage['key'][:16]}` (lineage key) |"]
+    return "\n".join(lines) + "\n"
+
+
+def record_run(registry_uri: str, model_name: str, run_id: str, status: str, error: str,
+               backup_dir: str) -> None:
+    """The run's final record; a run that did not succeed leaves no backup behind."""
+    Registry(registry_uri, model_name).log_run(run_id, "final",
+                                               {"status": status, "error": error})
+    if status != "SUCCEEDED" and backup_dir:
+        storage.delete_tree(storage.join(backup_dir, run_id))
+        log.info("removed the backups of failed run %s", run_id)

@@ -1,0 +1,66 @@
+"""Lineage: the same data, settings and code as production is `unchanged`; anything else,
+or `force`, retrains. The run log's final record cleans up a failed run's backup."""
+
+import pytest
+
+from components.lineage.lineage import Lineage, code_version, compare
+from components.lineage.run import NO_VERSION, check, record_run, resolve_production
+from components.promote.registry import Registry
+
+SETTINGS = {"image_size": 64, "epochs": 4, "train_extra": {"bn_momentum": 0.9}}
+
+
+def test_code_version_is_the_package_and_a_source_hash():
+    version = code_version()
+    assert version == code_version() and "+" in version
+    assert len(version.rsplit("+", 1)[1]) == 12
+
+
+@pytest.mark.parametrize("change,differs", [
+    ({}, []),
+    ({"data_fingerprint": "other"}, ["data"]),
+    ({"settings": {**SETTINGS, "epochs": 5}}, ["settings"]),
+    ({"code": "0.1.0+ffffffffffff"}, ["code"]),
+])
+def test_compare_names_what_differs(change, differs):
+    production = Lineage("fp", SETTINGS, "0.1.0+abcdefabcdef")
+    current = Lineage(**{**production.__dict__, **change})
+    result = compare(current, production.to_dict(), 3, force=False)
+    assert result.differs == differs
+    assert result.decision == ("changed" if differs else "unchanged")
+    assert (current.key == production.key) == (not differs)
+    forced = compare(current, production.to_dict(), 3, force=True)
+    assert forced.decision == "changed" and "force is set" in forced.reasons[0]
+
+
+def test_without_production_everything_is_changed():
+    result = compare(Lineage("fp", SETTINGS, "c"), None, None, force=False)
+    assert result.decision == "changed" and "no production model" in result.reasons[0]
+
+
+def test_check_reads_production_lineage_from_the_registry_and_logs(tmp_path):
+    registry = str(tmp_path / "registry")
+    reg = Registry(registry, "m")
+    model = tmp_path / "sm"
+    model.mkdir()
+    (model / "saved_model.pb").write_text("graph")
+    current = Lineage("fp", SETTINGS, code_version())
+    reg.promote(reg.register(str(model), "r1", {"lineage": current.to_dict()})["version"])
+    uri, version = resolve_production(registry, "m")
+    assert (uri, version) == (reg.version_uri(1), 1)
+    assert check(registry, "m", "r2", "fp", version, SETTINGS, False)["decision"] == "unchanged"
+    assert check(registry, "m", "r3", "fp2", version, SETTINGS, False)["decision"] == "changed"
+    assert resolve_production(str(tmp_path / "empty"), "m") == ("", NO_VERSION)
+    assert [r["decision"] for r in reg.runs()] == ["unchanged", "changed"]
+
+
+def test_a_failed_run_leaves_no_backup_and_a_succeeded_one_keeps_others(tmp_path):
+    registry, backup = str(tmp_path / "registry"), tmp_path / "backup"
+    for run_id in ("ok", "failed", "other"):
+        (backup / run_id).mkdir(parents=True)
+        (backup / run_id / "history.jsonl").write_text("{}\n")
+    record_run(registry, "m", "failed", "FAILED", "train failed", str(backup))
+    record_run(registry, "m", "ok", "SUCCEEDED", "", str(backup))
+    assert sorted(p.name for p in backup.iterdir()) == ["ok", "other"]
+    assert [(r["run_id"], r["status"]) for r in Registry(registry, "m").runs()] == [
+        ("failed", "FAILED"), ("ok", "SUCCEEDED")]
