@@ -169,6 +169,60 @@ def evaluate(candidate, examples, output, baseline, registry, model_name, gate_j
     _print_json({"decision": result["decision"], "reasons": result["reasons"]})
 
 
+@main.group("gate")
+def gate_group() -> None:
+    """The promotion gate's statistics."""
+
+
+def _floats(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r}: use comma-separated numbers, e.g. 0,0.05,0.1",
+                                 param_hint="--worse-by") from err
+
+
+@gate_group.command("characteristics")
+@click.option("--test-size", type=int, required=True, help="Paired test images per run.")
+@click.option("--classes", type=int, default=3, show_default=True)
+@click.option("--accuracy", type=float, default=0.9, show_default=True,
+              help="Production's accuracy.")
+@click.option("--worse-by", default="0,0.05,0.1", show_default=True,
+              help="Candidates to simulate: accuracy below production's (0 = equally good).")
+@click.option("--min-accuracy", type=float, default=0.5, show_default=True)
+@click.option("--margin", "non_inferiority_margin", type=float, default=0.035,
+              show_default=True, help="Non-inferiority margin (below 0: off).")
+@click.option("--confidence", type=float, default=0.95, show_default=True)
+@click.option("--mcnemar-alpha", type=float, default=0.05, show_default=True,
+              help="Below 0: off.")
+@click.option("--max-class-recall-drop", type=float, default=0.1, show_default=True,
+              help="Below 0: off.")
+@click.option("--class-alpha", type=float, default=0.05, show_default=True)
+@click.option("--min-class-support", type=int, default=10, show_default=True)
+@click.option("--trials", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def gate_characteristics(test_size, classes, accuracy, worse_by, trials, seed, as_json,
+                         **gate) -> None:
+    """How often the real gate promotes simulated candidates: size the test split."""
+    from components.evaluate.characteristics import characteristics
+    from components.evaluate.gate import GateConfig
+
+    gate = {k: (None if isinstance(v, float) and v < 0 else v) for k, v in gate.items()}
+    result = characteristics(GateConfig(**gate), test_size, classes, accuracy,
+                             _floats(worse_by), trials, seed)
+    if as_json:
+        _print_json(result)
+        return
+    for worse, rate in result["acceptance_rate"].items():
+        who = "equally good" if float(worse) == 0 else f"worse by {worse}"
+        click.echo(f"{who:>16}: promoted {rate:6.1%} of {trials} simulated runs")
+    click.echo(f"smallest detectable difference: {result['detectable_difference']:.4f}")
+    if "required_test_size" in result:
+        click.echo(f"test size for an equally good candidate to pass 80% of the time: "
+                   f"{result['required_test_size']}")
+
+
 @main.group("registry")
 def registry_group() -> None:
     """Inspect the registry, promote a version, roll production back."""
@@ -267,6 +321,8 @@ def registry_rollback(registry_uri, model_name) -> None:
 @click.option("--clip-threshold", type=float, default=None)
 @click.option("--weights", default=None)
 @click.option("--min-accuracy", type=float, default=None)
+@click.option("--force", is_flag=True, default=None,
+              help="Retrain even when data, settings and code equal production's.")
 def run_local(workdir, data, registry, model_name, **params) -> None:
     """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
     from pipeline.local_run import run_local as run

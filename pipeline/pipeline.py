@@ -39,7 +39,8 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         backup_dir: str = "",
         min_accuracy: float = 0.5,
         max_ece: float = -1.0,
-        non_inferiority_margin: float = 0.01,
+        non_inferiority_margin: float = 0.035,
+        gate_confidence: float = 0.95,
         mcnemar_alpha: float = 0.05,
         max_class_recall_drop: float = 0.1,
         seed: int = 0,
@@ -89,7 +90,8 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                     baseline_uri=production.outputs["uri"],
                     baseline_version=production.outputs["version"], run_id=run_id,
                     min_accuracy=min_accuracy, max_ece=max_ece,
-                    non_inferiority_margin=non_inferiority_margin, mcnemar_alpha=mcnemar_alpha,
+                    non_inferiority_margin=non_inferiority_margin, confidence=gate_confidence,
+                    mcnemar_alpha=mcnemar_alpha,
                     max_class_recall_drop=max_class_recall_drop,
                 ).set_display_name("Evaluate vs production")
                 configure_step(evaluated, platform, cache=False)

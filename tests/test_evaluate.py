@@ -22,19 +22,25 @@ def test_a_byte_identical_candidate_is_unchanged(saved_model_dir, examples_dir, 
                                  "to promote"]
 
 
-def test_candidate_against_itself_has_no_disagreements(saved_model_dir, examples_dir, tmp_path):
+def test_an_equal_candidate_on_six_images_is_kept_out_and_the_report_says_why(
+        saved_model_dir, examples_dir, tmp_path):
+    """No disagreement at all, yet 6 paired images cannot bound the difference within the
+    margin: non-inferiority fails, and the report says the split is too small."""
     out = tmp_path / "evaluation"
     result = run(same_predictions(saved_model_dir, tmp_path / "candidate"), str(examples_dir),
                  str(out),
-                 GateConfig(min_accuracy=0.0, non_inferiority_margin=0.0, mcnemar_alpha=0.05),
+                 GateConfig(min_accuracy=0.0, non_inferiority_margin=0.035, mcnemar_alpha=0.05),
                  baseline=str(saved_model_dir))
     gate = json.loads((out / "gate.json").read_text())
-    assert result["decision"] == gate["decision"] == "promote"
-    assert gate["discordant"] == [0, 0]
+    assert result["decision"] == gate["decision"] == "reject"
+    assert [c["check"] for c in gate["checks"] if not c["passed"]] == ["non_inferiority"]
+    assert gate["discordant"] == [0, 0] and gate["statistics"]["paired"]["n"] == 6
     assert result["candidate"]["accuracy"] == result["baseline"]["accuracy"]
     predictions = (out / "predictions_candidate.jsonl").read_text().splitlines()
     assert len(predictions) == result["candidate"]["examples"] == 6
-    assert "| accuracy |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| accuracy |" in report and "## What this test split can see" in report
+    assert "production will almost always be kept" in report, "6 test images say so"
     assert "<!doctype html>" in (out / "worst_mistakes.html").read_text()
 
 
@@ -69,7 +75,7 @@ def test_production_from_an_s3_registry_and_promotion_back_into_it(saved_model_d
     out = f"{s3_bucket}/evaluation"
     candidate = same_predictions(saved_model_dir, tmp_path / "candidate")
     result = run(candidate, str(examples_dir), out,
-                 GateConfig(min_accuracy=0.0, non_inferiority_margin=0.0), baseline, version)
+                 GateConfig(min_accuracy=0.0, mcnemar_alpha=0.05), baseline, version)
     gate = json.loads(storage.read_text(f"{out}/gate.json"))
     assert result["decision"] == gate["decision"] == "promote"
     assert (gate["baseline"], gate["baseline_version"], gate["discordant"]) == \

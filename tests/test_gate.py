@@ -1,15 +1,31 @@
-"""The gate as a table: every rule and edge case; McNemar against SciPy."""
+"""The gate as a table: every rule and edge case; McNemar against SciPy.
+
+Cases whose outcome changed when the comparisons became confidence bounds (they were
+decided by noise before) say so in their names."""
 
 import pytest
 from scipy.stats import binomtest
 
 from components.evaluate.gate import PROMOTE, REJECT, GateConfig, decide
 from components.evaluate.metrics import mcnemar_exact
+from components.evaluate.paired import Paired, PairedCounts
 
 
-def metrics(accuracy, ece=0.05, recalls=(0.9, 0.9)):
-    return {"accuracy": accuracy, "macro_f1": accuracy, "weighted_f1": accuracy, "ece": ece,
-            "per_class": {f"c{i}": {"recall": r} for i, r in enumerate(recalls)}}
+def metrics(accuracy, ece=0.05):
+    return {"accuracy": accuracy, "ece": ece}
+
+
+def paired(both, candidate_only, production_only, neither, per_class=None):
+    """Paired outcomes by counts; per class ``(both, cand_only, prod_only, neither)``."""
+    overall = PairedCounts(both, candidate_only, production_only, neither)
+    return Paired(overall, {k: PairedCounts(*v) for k, v in (per_class or {}).items()})
+
+
+def on(n, candidate_only, production_only, accuracy=0.9):
+    """``n`` paired images, production at ``accuracy``, with the given discordant pairs."""
+    right = round(n * accuracy)
+    return paired(right - production_only, candidate_only, production_only,
+                  n - right - candidate_only)
 
 
 CASES = [
@@ -24,19 +40,33 @@ CASES = [
     ("first run with only comparison rules: fail closed",
      GateConfig(non_inferiority_margin=0.01), metrics(0.9), None, None, True, REJECT,
      "failing closed"),
-    ("within the non-inferiority margin", GateConfig(non_inferiority_margin=0.02), metrics(0.89),
-     metrics(0.90), (3, 4), True, PROMOTE, "all 1 checks passed"),
+    ("within the margin on 10,000 images: the bound is tight enough",
+     GateConfig(non_inferiority_margin=0.02), metrics(0.89), metrics(0.90), on(10_000, 300, 400),
+     True, PROMOTE, "all 1 checks passed"),
+    ("changed: within the margin on 100 images is noise, the bound says reject",
+     GateConfig(non_inferiority_margin=0.02), metrics(0.89), metrics(0.90), on(100, 3, 4),
+     True, REJECT, "non_inferiority failed"),
     ("worse than the margin", GateConfig(non_inferiority_margin=0.02), metrics(0.85),
-     metrics(0.90), (3, 8), True, REJECT, "non_inferiority failed"),
+     metrics(0.90), on(100, 3, 8), True, REJECT, "non_inferiority failed"),
     ("required improvement missing", GateConfig(min_improvement=0.02), metrics(0.91),
-     metrics(0.90), (5, 4), True, REJECT, "min_improvement failed"),
+     metrics(0.90), on(100, 5, 4), True, REJECT, "min_improvement failed"),
+    ("required improvement shown by the bound", GateConfig(min_improvement=0.02),
+     metrics(0.95), metrics(0.90), on(2000, 150, 50), True, PROMOTE, "all 1 checks passed"),
     ("significantly worse by McNemar", GateConfig(mcnemar_alpha=0.05), metrics(0.88),
-     metrics(0.90), (0, 10), True, REJECT, "mcnemar failed"),
+     metrics(0.90), on(100, 0, 10), True, REJECT, "mcnemar failed"),
     ("not significantly different", GateConfig(mcnemar_alpha=0.05), metrics(0.89),
-     metrics(0.90), (4, 6), True, PROMOTE, "all 1 checks passed"),
-    ("a class collapses", GateConfig(max_class_recall_drop=0.1),
-     metrics(0.9, recalls=(0.95, 0.6)), metrics(0.9), (5, 5), True, REJECT,
-     "max_class_recall_drop failed"),
+     metrics(0.90), on(100, 4, 6), True, PROMOTE, "all 1 checks passed"),
+    ("a class collapses, beyond noise", GateConfig(max_class_recall_drop=0.1), metrics(0.85),
+     metrics(0.9), paired(60, 5, 19, 16, {"c0": (30, 5, 5, 0), "c1": (30, 0, 14, 6)}), True,
+     REJECT, "classes failing: c1"),
+    ("changed: a 0.125 recall drop on 40 images is within noise",
+     GateConfig(max_class_recall_drop=0.1), metrics(0.89), metrics(0.9),
+     paired(70, 0, 5, 5, {"c0": (35, 0, 0, 5), "c1": (35, 0, 5, 0)}), True, PROMOTE,
+     "all 1 checks passed"),
+    ("changed: a class with 4 test images is reported, not gated",
+     GateConfig(max_class_recall_drop=0.1), metrics(0.88), metrics(0.9),
+     paired(40, 0, 1, 3, {"c0": (38, 0, 0, 2), "tiny": (2, 0, 1, 1)}), True, PROMOTE,
+     "not gated (under 10 test images): tiny"),
     ("label set changed: refused by default", GateConfig(min_accuracy=0.5), metrics(0.9),
      metrics(0.8), None, False, REJECT, "label_set failed"),
     ("label set changed, baseline not scored: still refused", GateConfig(min_accuracy=0.5),
@@ -47,12 +77,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,config,cand,base,discordant,labels_match,decision,reason", CASES,
+@pytest.mark.parametrize("name,config,cand,base,pairs,labels_match,decision,reason", CASES,
                          ids=[c[0] for c in CASES])
-def test_gate_table(name, config, cand, base, discordant, labels_match, decision, reason):
-    result = decide(config, cand, base, discordant, labels_match)
-    assert result.decision == decision
-    assert reason in " ".join(result.reasons + [result.mode])
+def test_gate_table(name, config, cand, base, pairs, labels_match, decision, reason):
+    result = decide(config, cand, base, pairs, labels_match)
+    assert result.decision == decision, result.reasons
+    text = " ".join(result.reasons + [result.mode] + [c["detail"] for c in result.checks])
+    assert reason in text
 
 
 @pytest.mark.parametrize("wins,losses", [(0, 0), (0, 1), (3, 4), (0, 10), (12, 2), (40, 25)])
@@ -61,6 +92,21 @@ def test_mcnemar_matches_scipy(wins, losses):
     assert mcnemar_exact(wins, losses) == pytest.approx(expected, rel=1e-9)
 
 
-def test_gate_settings_are_validated():
-    with pytest.raises(ValueError, match="min_accuracy=1.5"):
-        GateConfig(min_accuracy=1.5).validate()
+def test_a_split_too_small_for_the_margin_is_said_plainly():
+    result = decide(GateConfig(non_inferiority_margin=0.035), metrics(0.9), metrics(0.9),
+                    on(12, 1, 1))
+    stats = result.statistics
+    assert stats["paired"]["n"] == 12 and stats["required_test_size"] > 12
+    assert "production will almost always be kept" in stats["warning"]
+    assert f"grow the test split to {stats['required_test_size']} images" in stats["warning"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(min_accuracy=1.5), "min_accuracy=1.5"),
+    (dict(confidence=1.0), "confidence=1.0"),
+    (dict(class_alpha=0.0), "class_alpha=0.0"),
+    (dict(min_class_support=0), "min_class_support=0"),
+])
+def test_gate_settings_are_validated(change, message):
+    with pytest.raises(ValueError, match=message):
+        GateConfig(**change).validate()

@@ -32,7 +32,8 @@ def evaluate(
     run_id: str = "",
     min_accuracy: float = 0.5,
     max_ece: float = -1.0,
-    non_inferiority_margin: float = 0.01,
+    non_inferiority_margin: float = 0.035,
+    confidence: float = 0.95,
     mcnemar_alpha: float = 0.05,
     max_class_recall_drop: float = 0.1,
     allow_label_change: bool = False,
@@ -57,7 +58,7 @@ def evaluate(
                   "non_inferiority_margin": non_inferiority_margin,
                   "mcnemar_alpha": mcnemar_alpha, "max_class_recall_drop": max_class_recall_drop}
     gate = {k: (v if v >= 0 else None) for k, v in thresholds.items()}
-    gate["allow_label_change"] = allow_label_change
+    gate.update(allow_label_change=allow_label_change, confidence=confidence)
     if baseline_uri:
         baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
     else:

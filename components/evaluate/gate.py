@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from math import comb
 
 from components.common.errors import ConfigError
+from components.evaluate.paired import (
+    Paired,
+    difference_interval,
+    operating_characteristics,
+    z_value,
+)
 
 PROMOTE, REJECT, UNCHANGED = "promote", "reject", "unchanged"
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Unset (None) thresholds are not checked. With none set at all the gate fails closed."""
+    """Unset (None) thresholds are not checked. With none set at all the gate fails closed.
+
+    Comparisons with production are on the paired accuracy difference: non-inferiority
+    and the required improvement judge its lower confidence bound at ``confidence``; a
+    class's recall drop fails only beyond the limit *and* when an exact test on that
+    class's discordant pairs finds it unlikely under noise (``class_alpha`` shared by the
+    gated classes); classes with fewer than ``min_class_support`` test images are reported,
+    not gated."""
 
     min_accuracy: float | None = None
     max_ece: float | None = None
-    metric: str = "accuracy"
     non_inferiority_margin: float | None = None
     min_improvement: float | None = None
+    confidence: float = 0.95
     mcnemar_alpha: float | None = None
     max_class_recall_drop: float | None = None
+    class_alpha: float = 0.05
+    min_class_support: int = 10
     allow_label_change: bool = False
 
     def validate(self) -> GateConfig:
@@ -28,10 +44,15 @@ class GateConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise ConfigError(f"gate {name}={value}: use a fraction between 0 and 1")
-        if self.mcnemar_alpha is not None and not 0 < self.mcnemar_alpha < 1:
-            raise ConfigError(f"gate mcnemar_alpha={self.mcnemar_alpha}: use 0 < alpha < 1")
-        if self.metric not in ("accuracy", "macro_f1", "weighted_f1"):
-            raise ConfigError(f"gate metric {self.metric!r}: use accuracy, macro_f1 or weighted_f1")
+        for name in ("mcnemar_alpha", "class_alpha"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise ConfigError(f"gate {name}={value}: use 0 < alpha < 1")
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError(f"gate confidence={self.confidence}: use 0.5 <= confidence < 1 "
+                              "(e.g. 0.95)")
+        if self.min_class_support < 1:
+            raise ConfigError(f"gate min_class_support={self.min_class_support}: use >= 1")
         return self
 
     @property
@@ -50,14 +71,59 @@ class GateResult:
     reasons: list[str] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
     mode: str = ""
+    statistics: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _one_sided_exact(losses: int, discordant: int) -> float:
+    """P(at least ``losses`` of ``discordant`` pairs go to production) if both are equal."""
+    return sum(comb(discordant, i) for i in range(losses, discordant + 1)) / 2 ** discordant \
+        if discordant else 1.0
+
+
+def _class_check(config: GateConfig, paired: Paired) -> tuple[bool, str, dict]:
+    gated = {k: v for k, v in paired.per_class.items() if v.n >= config.min_class_support}
+    small = sorted(k for k in paired.per_class if k not in gated)
+    alpha = config.class_alpha / max(1, len(gated))
+    rows, failing = {}, []
+    for label, counts in gated.items():
+        drop = -counts.difference
+        p = _one_sided_exact(counts.production_only, counts.discordant)
+        rows[label] = {"recall_drop": drop, "p_value": p, "support": counts.n}
+        if drop > config.max_class_recall_drop and p < alpha:
+            failing.append(label)
+    worst = max(rows, key=lambda k: rows[k]["recall_drop"]) if rows else ""
+    detail = (f"classes failing: {', '.join(failing)}; " if failing else "") + (
+        f"largest recall drop {rows[worst]['recall_drop']:+.4f} ({worst}, exact p="
+        f"{rows[worst]['p_value']:.4f} vs {alpha:.4f} for {len(gated)} gated classes)"
+        if worst else "no class has enough test images to gate") + (
+        f"; not gated (under {config.min_class_support} test images): {', '.join(small)}"
+        if small else "")
+    return not failing, detail, {"per_class": rows, "not_gated": small, "alpha": alpha}
+
+
+def _statistics(config: GateConfig, paired: Paired) -> dict:
+    counts = paired.overall
+    low, high = difference_interval(counts, z_value(config.confidence))
+    stats = {"paired": counts.to_dict(), "difference_lower_bound": low,
+             "difference_upper_bound": high,
+             **operating_characteristics(counts.n, counts.discordant / max(1, counts.n),
+                                         config.non_inferiority_margin, config.confidence)}
+    if stats.get("pass_rate_if_equal", 1.0) < 0.5:
+        stats["warning"] = (
+            f"with {counts.n} paired test images an equally good candidate passes "
+            f"non-inferiority only {stats['pass_rate_if_equal']:.0%} of the time: production "
+            f"will almost always be kept. Raise non_inferiority_margin to "
+            f"{stats['detectable_difference']:.3f} or grow the test split to "
+            f"{stats['required_test_size']} images")
+    return stats
+
+
 def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
-           discordant: tuple[int, int] | None = None, labels_match: bool = True) -> GateResult:
-    """``discordant`` = (candidate right & baseline wrong, baseline right & candidate wrong)."""
+           paired: Paired | None = None, labels_match: bool = True) -> GateResult:
+    """``paired``: both models' outcomes on the same test examples (with ``baseline``)."""
     checks: list[dict] = []
 
     def check(name: str, passed: bool, detail: str) -> None:
@@ -72,47 +138,44 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
     if config.max_ece is not None:
         check("max_ece", candidate["ece"] <= config.max_ece,
               f"calibration error {candidate['ece']:.4f} vs maximum {config.max_ece:.4f}")
-    mode = "absolute and comparison"
+    mode, statistics = "absolute and comparison", {}
     if not labels_match:  # before the first-run case: such a baseline is never scored
         if not config.allow_label_change:
             check("label_set", False, "the production model has a different label set; "
                   "refusing by default. Set allow_label_change to gate on absolute "
                   "thresholds only")
         mode = "label set changed: absolute thresholds only (allow_label_change)"
-    elif baseline is None:
+    elif baseline is None or paired is None:
         mode = "first run: absolute thresholds only (no production model to compare with)"
     else:
-        metric = config.metric
-        delta = candidate[metric] - baseline[metric]
+        statistics = _statistics(config, paired)
+        counts, low = paired.overall, statistics["difference_lower_bound"]
+        bound = (f"accuracy {candidate['accuracy']:.4f} vs production "
+                 f"{baseline['accuracy']:.4f} (difference {counts.difference:+.4f}, "
+                 f"{config.confidence:.0%} lower bound {low:+.4f}, {counts.n} paired images)")
         if config.non_inferiority_margin is not None:
-            check("non_inferiority", delta >= -config.non_inferiority_margin,
-                  f"{metric} {candidate[metric]:.4f} vs baseline {baseline[metric]:.4f} "
-                  f"(delta {delta:+.4f}, margin {config.non_inferiority_margin:.4f})")
+            check("non_inferiority", low > -config.non_inferiority_margin,
+                  f"{bound} vs margin -{config.non_inferiority_margin:.4f}")
         if config.min_improvement is not None:
-            check("min_improvement", delta >= config.min_improvement,
-                  f"{metric} delta {delta:+.4f} vs required {config.min_improvement:+.4f}")
-        if config.mcnemar_alpha is not None and discordant is not None:
+            check("min_improvement", low >= config.min_improvement,
+                  f"{bound} vs required {config.min_improvement:+.4f}")
+        if config.mcnemar_alpha is not None:
             from components.evaluate.metrics import mcnemar_exact
 
-            wins, losses = discordant
+            wins, losses = counts.candidate_only, counts.production_only
             p = mcnemar_exact(wins, losses)
-            significantly_worse = p < config.mcnemar_alpha and losses > wins
-            check("mcnemar", not significantly_worse,
-                  f"discordant pairs: candidate-only right {wins}, baseline-only right "
+            check("mcnemar", not (p < config.mcnemar_alpha and losses > wins),
+                  f"discordant pairs: candidate-only right {wins}, production-only right "
                   f"{losses}; exact p={p:.4f} (alpha {config.mcnemar_alpha})")
         if config.max_class_recall_drop is not None:
-            drops = {label: baseline["per_class"][label]["recall"] - stats["recall"]
-                     for label, stats in candidate["per_class"].items()
-                     if label in baseline["per_class"]}
-            worst = max(drops, key=drops.get) if drops else ""
-            check("max_class_recall_drop",
-                  not drops or drops[worst] <= config.max_class_recall_drop,
-                  f"largest per-class recall drop {drops.get(worst, 0):+.4f} ({worst}) vs "
-                  f"allowed {config.max_class_recall_drop:.4f}")
+            passed, detail, per_class = _class_check(config, paired)
+            statistics["classes"] = per_class
+            check("max_class_recall_drop", passed,
+                  f"{detail} vs allowed {config.max_class_recall_drop:.4f}")
     if not checks:
         return GateResult(REJECT, [f"{mode}, but no absolute threshold is configured: "
-                                   "failing closed; set min_accuracy"], [], mode)
+                                   "failing closed; set min_accuracy"], [], mode, statistics)
     failed = [c for c in checks if not c["passed"]]
     reasons = [f"{c['check']} failed: {c['detail']}" for c in failed] or [
         f"all {len(checks)} checks passed ({mode})"]
-    return GateResult(REJECT if failed else PROMOTE, reasons, checks, mode)
+    return GateResult(REJECT if failed else PROMOTE, reasons, checks, mode, statistics)

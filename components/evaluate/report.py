@@ -10,9 +10,10 @@ SCALARS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
 
 
 def markdown(candidate: dict, baseline: dict | None, gate: dict, labels: list[str]) -> str:
-    verdict = "PROMOTE" if gate["decision"] == "promote" else "REJECT"
-    lines = [f"# Evaluation: **{verdict}**", "", f"Gate mode: {gate['mode']}", ""]
+    lines = [f"# Evaluation: **{gate['decision'].upper()}**", "", f"Gate mode: {gate['mode']}",
+             ""]
     lines += [f"- {reason}" for reason in gate["reasons"]]
+    lines += _operating_characteristics(gate.get("statistics") or {})
     lines += ["", "| metric | candidate | production | delta |", "|---|---|---|---|"]
     for key in SCALARS:
         base = f"{baseline[key]:.4f}" if baseline else "-"
@@ -27,6 +28,33 @@ def markdown(candidate: dict, baseline: dict | None, gate: dict, labels: list[st
     lines += ["", "## Checks", "", "| check | passed | detail |", "|---|---|---|"]
     lines += [f"| {c['check']} | {c['passed']} | {c['detail']} |" for c in gate["checks"]]
     return "\n".join(lines) + "\n"
+
+
+def _operating_characteristics(stats: dict) -> list[str]:
+    """What this test split can see: the paired interval, the detectable difference, and
+    the split size an equally good candidate needs."""
+    if not stats:
+        return []
+    paired = stats["paired"]
+    lines = ["", "## What this test split can see", ""]
+    if stats.get("warning"):
+        lines += [f"**Warning: {stats['warning']}.**", ""]
+    lines += [
+        "| | |", "|---|---|",
+        f"| paired test images | {paired['n']} |",
+        f"| discordant pairs (candidate-only right / production-only right) | "
+        f"{paired['candidate_only']} / {paired['production_only']} |",
+        f"| accuracy difference | {paired['difference']:+.4f} |",
+        f"| {stats['confidence']:.0%} confidence bounds | {stats['difference_lower_bound']:+.4f} "
+        f".. {stats['difference_upper_bound']:+.4f} |",
+        f"| smallest difference detectable (80% power) | {stats['detectable_difference']:.4f} |",
+    ]
+    if "required_test_size" in stats:
+        lines += [f"| test size at which an equally good candidate passes 80% of the time | "
+                  f"{stats['required_test_size']} |",
+                  f"| chance an equally good candidate passes at this size | "
+                  f"{stats['pass_rate_if_equal']:.0%} |"]
+    return lines
 
 
 def worst_mistakes_html(rows: list[dict], images: dict[str, np.ndarray], labels: list[str],

@@ -17,6 +17,7 @@ from components.common.preprocess import decode_resize
 from components.evaluate import inference, report
 from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide
 from components.evaluate.metrics import classification_metrics
+from components.evaluate.paired import Paired
 from components.export.contract import METADATA_FILE
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,11 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
     rows = inference.predict(candidate, shards, f"{work}/candidate", beam_args)
     probs, truth = inference.as_arrays(rows)
     cand = classification_metrics(probs, truth, labels)
-    base, base_rows, discordant, labels_match = None, None, None, True
+    base, base_rows, paired, labels_match = None, None, None, True
     same_bytes = bool(baseline) and identical(candidate, baseline.local)
     if same_bytes:
-        base, discordant = cand, (0, 0)
+        base = cand
+        paired = Paired.from_predictions(truth, probs.argmax(1), probs.argmax(1), labels)
     elif baseline:
         labels_match = saved_model_labels(baseline.local) == labels
         if labels_match:
@@ -102,15 +104,16 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
             base_rows = inference.predict(baseline.local, shards, f"{work}/baseline", beam_args)
             base_probs, _ = inference.as_arrays(base_rows)
             base = classification_metrics(base_probs, truth, labels)
-            right, base_right = probs.argmax(1) == truth, base_probs.argmax(1) == truth
-            discordant = (int((right & ~base_right).sum()), int((base_right & ~right).sum()))
+            paired = Paired.from_predictions(truth, probs.argmax(1), base_probs.argmax(1),
+                                             labels)
     result = (GateResult(UNCHANGED, [f"the candidate is byte-identical to production "
                                      f"v{baseline.version}: nothing to promote"],
                          mode="identical") if same_bytes
-              else decide(gate, cand, base, discordant, labels_match)).to_dict()
+              else decide(gate, cand, base, paired, labels_match)).to_dict()
     result.update(baseline=baseline.uri if baseline else None,
                   baseline_version=baseline.version if baseline else None,
-                  discordant=discordant, gate_config=gate.__dict__)
+                  discordant=[paired.overall.candidate_only, paired.overall.production_only]
+                  if paired else None, gate_config=gate.__dict__)
     texts = {
         "predictions_candidate.jsonl": "".join(json.dumps(r) + "\n" for r in rows),
         "metrics.json": json.dumps({"candidate": cand, "baseline": base}, indent=2),
