@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import uuid
 
@@ -208,7 +209,9 @@ def gate_characteristics(test_size, classes, accuracy, worse_by, trials, seed, a
     from components.evaluate.characteristics import characteristics
     from components.evaluate.gate import GateConfig
 
-    gate = {k: (None if isinstance(v, float) and v < 0 else v) for k, v in gate.items()}
+    optional = ("min_accuracy", "non_inferiority_margin", "mcnemar_alpha",
+                "max_class_recall_drop")
+    gate = {k: (None if k in optional and v < 0 else v) for k, v in gate.items()}
     result = characteristics(GateConfig(**gate), test_size, classes, accuracy,
                              _floats(worse_by), trials, seed)
     if as_json:
@@ -456,7 +459,8 @@ def _run_context(kwargs: dict):
                           "endpoint, e.g. https://kubeflow.example.com/pipeline")
     params = _params(kwargs.pop("params"))
     strict = kwargs.pop("strict")
-    pipeline_yaml = kwargs.pop("pipeline_yaml") or _compile("pipeline.yaml", profile, strict)
+    pipeline_yaml = kwargs.pop("pipeline_yaml") or _compile(
+        os.path.join(tempfile.mkdtemp(prefix="finetune-"), "pipeline.yaml"), profile, strict)
     return profile, pipeline_yaml, params, target
 
 

@@ -36,6 +36,9 @@ def to_kfp_cron(expression: str) -> str:
     """KFP's scheduler reads 6 fields, the first being seconds. A 5-field (Unix) cron is
     translated by prefixing second 0; anything else is refused."""
     fields = expression.split()
+    if expression.startswith("TZ="):
+        raise ConfigError(f"--cron {expression!r}: Kubeflow schedules run in the server's "
+                          "time zone and take no TZ= prefix; remove it")
     if len(fields) == 6:
         return expression
     if len(fields) == 5:

@@ -234,8 +234,10 @@ def _from_file(path: Path) -> Profile:
 
 def as_yaml_dict(profile: Profile) -> dict:
     """The profile as a user would write it (for `finetune platform show`)."""
-    out = {}
+    out = {"extends": profile.name} if profile.name in BUILTINS else {}
     for key, value in dataclasses.asdict(profile).items():
+        if key == "name":
+            continue
         if key in ("node_selector", "env", "labels"):
             value = dict(value)
         elif key == "tolerations":

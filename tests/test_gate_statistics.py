@@ -78,3 +78,11 @@ def test_cli_prints_acceptance_rates_as_json():
     assert set(data["acceptance_rate"]) == {"0", "0.05", "0.1"}
     assert data["acceptance_rate"]["0.1"] < 0.05 < data["acceptance_rate"]["0"]
     assert data["required_test_size"] == 909 and 0 < data["detectable_difference"] < 0.2
+
+
+def test_cli_names_a_bad_setting_in_one_line():
+    from pipeline.cli import main
+
+    result = CliRunner().invoke(main, ["gate", "characteristics", "--test-size", "50",
+                                       "--confidence", "-1", "--trials", "10"])
+    assert result.exit_code == 2 and "confidence=-1.0" in result.output

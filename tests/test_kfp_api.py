@@ -238,6 +238,8 @@ def test_cron_translation(cron, expected):
 def test_a_cron_that_is_neither_5_nor_6_fields_is_refused():
     with pytest.raises(ConfigError, match="6 fields"):
         to_kfp_cron("daily")
+    with pytest.raises(ConfigError, match="no TZ= prefix"):
+        to_kfp_cron("TZ=Europe/Paris 0 2 * * *")
 
 
 def test_cli_names_what_is_missing(tmp_path):

@@ -64,3 +64,24 @@ def test_a_failed_run_leaves_no_backup_and_a_succeeded_one_keeps_others(tmp_path
     assert sorted(p.name for p in backup.iterdir()) == ["ok", "other"]
     assert [(r["run_id"], r["status"]) for r in Registry(registry, "m").runs()] == [
         ("failed", "FAILED"), ("ok", "SUCCEEDED")]
+
+
+def test_a_lineage_already_judged_against_this_production_is_unchanged(tmp_path):
+    """A candidate the gate rejected is not retrained every night on the same inputs."""
+    registry = str(tmp_path / "registry")
+    reg = Registry(registry, "m")
+    model = tmp_path / "sm"
+    model.mkdir()
+    (model / "saved_model.pb").write_text("graph")
+    reg.promote(reg.register(str(model), "r1", {"lineage": Lineage(
+        "old data", SETTINGS, code_version()).to_dict()})["version"])
+    first = check(registry, "m", "r2", "new data", 1, SETTINGS, False)
+    assert first["decision"] == "changed"
+    reg.log_run("r2", "evaluate", {"decision": "reject", "reasons": ["worse"]})
+    reg.log_run("r2", "final", {"status": "SUCCEEDED"})
+    again = check(registry, "m", "r3", "new data", 1, SETTINGS, False)
+    assert again["decision"] == "unchanged"
+    assert "run r2 already trained and evaluated" in again["reasons"][0]
+    assert "(gate: reject)" in again["reasons"][0]
+    assert check(registry, "m", "r4", "new data", 1, SETTINGS, True)["decision"] == "changed"
+    assert check(registry, "m", "r5", "newer data", 1, SETTINGS, False)["decision"] == "changed"

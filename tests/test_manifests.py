@@ -55,7 +55,9 @@ def test_what_runs_read_by_name_exists_by_that_name(overlay):
         by_kind.setdefault(d["kind"], []).append(d)
     assert [c["metadata"]["name"] for c in by_kind["ConfigMap"]] == ["kfp-launcher"]
     launcher = by_kind["ConfigMap"][0]["data"]
-    providers = yaml.safe_load(launcher["providers"])
+    on_gcp = overlay in ("overlays/gcp", "overlays/gpu")
+    assert launcher["defaultPipelineRoot"].startswith("gs://" if on_gcp else "minio://")
+    providers = yaml.safe_load(launcher.get("providers", "{}"))
     secrets = {p["default"]["credentials"]["secretRef"]["secretName"] for p in providers.values()}
     [role] = by_kind["Role"]
     granted = {(r["resources"][0], name) for r in role["rules"]

@@ -1,5 +1,6 @@
 """Platform profiles: each built-in compiles strictly and as its cluster reads it."""
 
+import dataclasses
 import difflib
 import subprocess
 import sys
@@ -169,6 +170,13 @@ def test_unknown_profile_and_vertex_without_project_are_refused():
         profiles.load("vertex").require_vertex_target()
     with pytest.raises(ConfigError, match="region is empty"):
         profiles.load("vertex", {"project": "p"}).require_vertex_target()
+
+
+@pytest.mark.parametrize("name", list(profiles.BUILTINS))
+def test_a_shown_profile_loads_back_as_the_same_profile(name, tmp_path):
+    file = tmp_path / f"{name}.yaml"
+    file.write_text(yaml.safe_dump(profiles.as_yaml_dict(profiles.load(name))))
+    assert profiles.load(str(file)) == dataclasses.replace(profiles.load(name), name=name)
 
 
 def test_cli_compiles_a_profile_with_overrides_and_shows_profiles(tmp_path):

@@ -135,5 +135,6 @@ def test_the_run_log_has_one_record_per_run(root):
         ("r3", "FAILED", None)]
     assert runs[0]["promoted_version"] == 1 and runs[1]["production_version"] == 1
     assert runs[2]["error"] == "train failed"
-    with pytest.raises(RegistryError, match="without '/'"):
-        reg.log_run("a/b", "final", {})
+    for bad in ("a/b", ".", "..", ""):
+        with pytest.raises(RegistryError, match="use letters, digits"):
+            reg.log_run(bad, "final", {})

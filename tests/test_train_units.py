@@ -187,3 +187,12 @@ def test_class_weights_only_for_imbalanced_training_data():
     assert weights[1] > weights[0]
     assert sum(w * n for w, n in zip(weights.values(), (90, 10), strict=True)) == \
         pytest.approx(100)
+
+
+@pytest.mark.parametrize("run_id", [".", "..", "a/b", "-x"])
+def test_a_run_id_that_is_a_path_is_refused(run_id):
+    """Backups of run R live in backup_dir/R and are deleted: R must never be a path."""
+    from components.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="--run-id"):
+        TrainConfig(examples="e", output="o", backup_dir="b", run_id=run_id).validate()

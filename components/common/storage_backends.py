@@ -225,7 +225,7 @@ class S3:
     def _errors(self, bucket: str, key: str):
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-        uri = f"s3://{bucket}/{key}"
+        uri = f"{self.scheme}://{bucket}/{key}"
         try:
             yield
         except NoCredentialsError as err:
@@ -241,12 +241,13 @@ class S3:
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"no such object: {uri}") from err
             if code == "NoSuchBucket":
-                raise FileNotFoundError(f"no such bucket: s3://{bucket}") from err
+                raise FileNotFoundError(f"no such bucket: {self.scheme}://{bucket}") from err
             if code in ("PreconditionFailed", "412"):
                 raise AlreadyExists(uri) from err
             if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
                 raise PermissionError(f"{uri}: {code}; check the S3 credentials and that "
-                                      "they may use this bucket") from err
+                                      "they may use this bucket (without s3:ListBucket a "
+                                      "missing object also reads as 403)") from err
             raise
 
     def read_bytes(self, bucket: str, key: str) -> bytes:

@@ -38,7 +38,8 @@ def evaluate(
     max_class_recall_drop: float = 0.1,
     allow_label_change: bool = False,
 ) -> str:
-    """Score candidate and production on the same test split; return promote or reject.
+    """Score candidate and production on the same test split; return promote, reject or
+    unchanged (byte-identical to production).
 
     A single ``str`` output on purpose: kfp.local resolves ``dsl.If`` conditions only on a
     task's single ``Output``, not on a named output.

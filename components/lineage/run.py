@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from components.common import storage
-from components.lineage.lineage import Lineage, code_version, compare
-from components.promote.registry import PRODUCTION, Registry
+from components.lineage.lineage import Check, Lineage, code_version, compare
+from components.promote.registry import PRODUCTION, RUN_ID, Registry
 
 log = logging.getLogger(__name__)
 NO_VERSION = -1  # KFP parameters cannot be None
@@ -29,10 +29,25 @@ def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str
     version = None if production_version == NO_VERSION else production_version
     recorded = registry.get_version(version).get("lineage") if version is not None else None
     result = compare(current, recorded, version, force)
+    if result.decision == "changed" and not force:
+        result = _already_evaluated(registry, current.key, version) or result
     registry.log_run(run_id, "lineage", {**result.to_dict(),
                                          "data_fingerprint": data_fingerprint})
     log.info("lineage: %s (%s)", result.decision, "; ".join(result.reasons))
     return {**result.to_dict(), "lineage": current.to_dict()}
+
+
+def _already_evaluated(registry: Registry, key: str, version: int | None) -> Check | None:
+    """A finished earlier run with this very lineage whose candidate the gate judged
+    against this production: evaluating it again would repeat its decision."""
+    for run in reversed(registry.runs()):
+        if (run["lineage_key"] == key and run["status"] == "SUCCEEDED"
+                and run["evaluated"] and run["production_version"] == version):
+            return Check("unchanged", [f"run {run['run_id']} already trained and evaluated "
+                                       f"this data, these settings and this code against "
+                                       f"production v{version} (gate: {run['decision']})"],
+                         key, version)
+    return None
 
 
 def report(result: dict) -> str:
@@ -51,6 +66,6 @@ def record_run(registry_uri: str, model_name: str, run_id: str, status: str, err
     """The run's final record; a run that did not succeed leaves no backup behind."""
     Registry(registry_uri, model_name).log_run(run_id, "final",
                                                {"status": status, "error": error})
-    if status != "SUCCEEDED" and backup_dir:
+    if status != "SUCCEEDED" and backup_dir and RUN_ID.match(run_id):
         storage.delete_tree(storage.join(backup_dir, run_id))
         log.info("removed the backups of failed run %s", run_id)

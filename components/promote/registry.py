@@ -16,12 +16,14 @@ Layout under ``<root>/<model_name>/``:
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from components.common import outputs, storage
 from components.export.contract import METADATA_FILE
 
 PRODUCTION = "production"
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # never '.', '..' or a path
 SEQ_WIDTH = 8
 
 
@@ -188,8 +190,9 @@ class Registry:
     # run log ------------------------------------------------------------------------
     def log_run(self, run_id: str, step: str, entry: dict) -> None:
         """Record what ``step`` of pipeline run ``run_id`` did (one object per step)."""
-        if not run_id or "/" in run_id:
-            raise RegistryError(f"run id {run_id!r}: use a non-empty id without '/'")
+        if not RUN_ID.match(run_id or ""):
+            raise RegistryError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-', "
+                                "starting with a letter or digit")
         storage.write_text(self._path("runs", run_id, f"{step}.json"),
                            json.dumps({**entry, "time": time.time()}, indent=2))
 
@@ -218,7 +221,8 @@ def _run_record(run_id: str, steps: dict[str, dict]) -> dict:
         "run_id": run_id, "time": min(entry["time"] for entry in steps.values()),
         "status": final.get("status", "running"), "decision": decision,
         "reasons": evaluate.get("reasons") or lineage.get("reasons", []),
-        "data_fingerprint": lineage.get("data_fingerprint"),
+        "data_fingerprint": lineage.get("data_fingerprint"), "lineage_key": lineage.get("key"),
+        "evaluated": bool(evaluate),
         "production_version": lineage.get("production_version"),
         "promoted_version": promote.get("version"), "error": final.get("error", ""),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from components.common import storage
@@ -13,6 +14,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # never '.', '..' or a path
 NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id")
 
 
@@ -100,8 +102,9 @@ class TrainConfig:
         storage.check_uri(self.output, "--output")
         if self.backup_dir:
             storage.check_uri(self.backup_dir, "--backup-dir")
-        if "/" in self.run_id:
-            raise ConfigError(f"--run-id {self.run_id!r}: use an id without '/'")
+        if self.run_id and not RUN_ID.match(self.run_id):
+            raise ConfigError(f"--run-id {self.run_id!r}: use letters, digits, '.', '_' and "
+                              "'-', starting with a letter or digit")
         if self.weights not in ("imagenet", "none"):
             storage.check_uri(self.weights, "--weights")
         return self

@@ -131,12 +131,12 @@ class Folders:
 
 
 @contextlib.contextmanager
-def _backup_folder(cfg: TrainConfig, output: str):
+def _backup_folder(cfg: TrainConfig):
     """The local backup folder, and the remote one it mirrors (or ""). With ``backup_dir``
     the backup is this run's own (``backup_dir/<run id>``). It is removed once training
     finished: a retry of the run resumes, a new run starts fresh."""
     run_backup = storage.join(cfg.backup_dir, cfg.run_id or uuid.uuid4().hex) \
-        if cfg.backup_dir else storage.join(output, "backup")
+        if cfg.backup_dir else storage.join(cfg.output, "backup")
     if storage.is_local(run_backup):
         yield run_backup, ""
     else:
@@ -154,7 +154,7 @@ def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
     require_complete(cfg.examples)
     with storage.local_copy(cfg.examples) as examples, \
             outputs.local_output(cfg.output, keep=("backup",)) as output, \
-            _backup_folder(cfg, output) as (backup, remote_backup):
+            _backup_folder(cfg) as (backup, remote_backup):
         return _train(cfg, Folders(examples, output, backup, remote_backup), extra_callbacks)
 
 
