@@ -7,7 +7,7 @@ IMAGE ?= ghcr.io/resnet-finetune/resnet-finetune:0.1.0
 PLATFORM ?= kubeflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test test-fast lint compile bench image lock clean golden
+.PHONY: install browser run test test-fast lint compile bench image lock clean golden
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ install: $(STAMP)
 run: install  ## the whole pipeline locally (kfp.local) on generated demo data
 	$(BIN)/finetune run-local $(ARGS)
 
-test: install  ## lint, then every test (slow end-to-end ones included)
+browser:  ## Debian's chromium: the tests render the run report in it
+	command -v chromium >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+
+test: install browser  ## lint, then every test (slow end-to-end ones included)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -326,15 +326,22 @@ def registry_rollback(registry_uri, model_name) -> None:
 @click.option("--min-accuracy", type=float, default=None)
 @click.option("--force", is_flag=True, default=None,
               help="Retrain even when data, settings and code equal production's.")
-def run_local(workdir, data, registry, model_name, **params) -> None:
+@click.option("--verbose", is_flag=True, help="Stream every step's output, as kfp.local does.")
+def run_local(workdir, data, registry, model_name, verbose, **params) -> None:
     """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
+    from pipeline.local_run import LocalRunFailed
     from pipeline.local_run import run_local as run
 
-    summary = run(workdir, data, registry, model_name, **params)
+    try:
+        summary = run(workdir, data, registry, model_name, verbose=verbose, **params)
+    except LocalRunFailed as err:
+        click.echo(f"\nerror: {err}", err=True)
+        sys.exit(1)
     _print_json(summary)
-    click.echo(f"\ngate: {summary['gate']['decision'].upper()}: "
+    click.echo(f"gate: {summary['gate']['decision'].upper()}: "
                f"{'; '.join(summary['gate']['reasons'])}")
     click.echo(f"production version: {summary['production_version']} in {summary['registry']}")
+    click.echo(f"run report: {summary['report']}")
 
 
 def _platform_options(func):

@@ -1,6 +1,13 @@
-"""``finetune run-local``: the compiled pipeline under kfp.local, no cluster needed."""
+"""``finetune run-local``: the compiled pipeline under kfp.local, no cluster needed.
 
+A person sees one line per step start and end; every step's output goes to its own log
+under ``WORKDIR/runs/<time>/``, beside the run's HTML report."""
+
+import contextlib
 import json
+import logging
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +17,14 @@ SMALL_DEFAULTS = {
     "train_extra_json": json.dumps({"bn_momentum": 0.9, "bn_reestimate_batches": 6,
                                     "precision": "float32"}),
 }
+# Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
+# start-up per step; the local venv already has that kfp, so local runs skip it.
+PIP_PREAMBLE = re.compile(r"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install .*?&& ",
+                          re.S)
+
+
+class LocalRunFailed(RuntimeError):
+    """A step failed; the message names it, shows its log's tail and where the logs are."""
 
 
 def _latest(root: Path, pattern: str) -> Path | None:
@@ -17,9 +32,23 @@ def _latest(root: Path, pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
+def _without_pip_preamble(pipeline_yaml: str) -> str:
+    import yaml
+
+    with open(pipeline_yaml) as handle:
+        documents = list(yaml.safe_load_all(handle))
+    for executor in documents[0]["deploymentSpec"]["executors"].values():
+        command = executor["container"]["command"]
+        command[2] = PIP_PREAMBLE.sub("", command[2])
+    with open(pipeline_yaml, "w") as handle:
+        yaml.safe_dump_all(documents, handle, sort_keys=False)
+    return pipeline_yaml
+
+
 def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
-              **params) -> dict:
-    """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run.
+              verbose: bool = False, **params) -> dict:
+    """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run
+    and write its HTML report. Raises ``LocalRunFailed`` when a step fails.
 
     Locally the train step gets no retries: a failure should stop the run at once rather
     than wait out the cluster's retry backoff."""
@@ -27,6 +56,7 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
 
     from components.common import storage
     from components.common.errors import ConfigError
+    from pipeline.local_progress import StepLogs
     from pipeline.pipeline import compile_pipeline
     from pipeline.profiles import load
 
@@ -45,39 +75,67 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     registry = registry or str(work / "registry")
     root = work / "pipeline-root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    pipeline_yaml = compile_pipeline(str(work / "pipeline.yaml"),
-                                     load("kubeflow", {"train_retries": 0}))
+    pipeline_yaml = _without_pip_preamble(compile_pipeline(
+        str(work / "pipeline.yaml"), load("kubeflow", {"train_retries": 0})))
     pipeline = components.load_component_from_file(pipeline_yaml)
     arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None},
                  "source": data, "registry_uri": registry, "model_name": model_name,
                  "split_state": str(work / "split_state.jsonl")}
-    started = time.perf_counter()
-    pipeline(**arguments)
-    wall = time.perf_counter() - started
-    run_dir = _latest(root, "*")
-    return summarize(run_dir, registry, model_name, wall)
+    logs = StepLogs(work / "runs" / time.strftime("%Y%m%d-%H%M%S"), sys.stdout, verbose)
+    print(f"run-local: {pipeline_yaml} under kfp.local; logs and report in {logs.folder}")
+    started, failure = time.perf_counter(), ""
+    root_logger = logging.getLogger()
+    handlers, root_logger.handlers = root_logger.handlers, [logging.StreamHandler(logs)]
+    try:
+        with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
+            pipeline(**arguments)
+    except RuntimeError as err:
+        failure = logs.failure(str(err))
+    finally:
+        root_logger.handlers = handlers
+        logs.close()
+    summary = summarize(_latest(root, "*"), registry, model_name,
+                        time.perf_counter() - started, failed=bool(failure))
+    summary["logs"] = str(logs.folder)
+    summary["report"] = str(_report(logs, summary, registry, model_name, failure))
+    if failure:
+        raise LocalRunFailed(f"{failure}\nrun report: {summary['report']}")
+    return summary
 
 
-def summarize(run_dir: Path, registry: str, model_name: str, wall_seconds: float) -> dict:
+def _report(logs, summary: dict, registry: str, model_name: str, failure: str) -> Path:
+    from components.promote.registry import Registry
+    from components.report import run_report
+
+    return run_report.write(logs.folder / "report.html", summary, logs.rows(),
+                            Registry(registry, model_name), failure)
+
+
+def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds: float,
+              failed: bool = False) -> dict:
     from components.promote.registry import Registry
 
     def newest(pattern):
-        path = _latest(run_dir, pattern)
+        path = _latest(run_dir, pattern) if run_dir else None
         return str(path) if path else ""
 
     reg = Registry(registry, model_name)
-    evaluation = newest("evaluate/evaluation")
-    if not evaluation:
-        record = reg.runs()[-1]
-        return {"gate": {"decision": record["decision"], "reasons": record["reasons"],
-                         "mode": "lineage"},
-                "production_version": reg.current(), "registry": reg.base,
-                "artifacts": {"run": str(run_dir)}, "wall_seconds": round(wall_seconds, 1)}
-    examples = newest("prepare-data/examples")
-    stats = json.loads(Path(examples, "stats.json").read_text())
-    gate = json.loads(Path(evaluation, "gate.json").read_text())
-    metrics = json.loads(Path(evaluation, "metrics.json").read_text())
-    history = json.loads(Path(newest("train/trained_model"), "history.json").read_text())
+    artifacts = {"run": str(run_dir or ""), "examples": newest("prepare-data/examples"),
+                 "trained_model": newest("train/trained_model"),
+                 "saved_model": newest("export-model/saved_model"),
+                 "evaluation": newest("evaluate/evaluation")}
+    artifacts = {k: v for k, v in artifacts.items() if v}
+    summary = {"production_version": reg.current(), "registry": reg.base,
+               "artifacts": artifacts, "wall_seconds": round(wall_seconds, 1)}
+    if failed or "evaluation" not in artifacts:
+        record = reg.runs()[-1] if reg.runs() else {}
+        decision = "failed" if failed else record.get("decision")
+        return {"gate": {"decision": decision, "reasons": record.get("reasons", []),
+                         "mode": "lineage"}, **summary}
+    stats = json.loads(Path(artifacts["examples"], "stats.json").read_text())
+    gate = json.loads(Path(artifacts["evaluation"], "gate.json").read_text())
+    metrics = json.loads(Path(artifacts["evaluation"], "metrics.json").read_text())
+    history = json.loads(Path(artifacts["trained_model"], "history.json").read_text())
     return {
         "data": {"accepted": stats["accepted"], "skipped": stats["skipped"],
                  "splits": stats["split_totals"]},
@@ -85,11 +143,5 @@ def summarize(run_dir: Path, registry: str, model_name: str, wall_seconds: float
         "test_accuracy": {"candidate": metrics["candidate"]["accuracy"],
                           "production": (metrics["baseline"] or {}).get("accuracy")},
         "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "mode": gate["mode"]},
-        "production_version": reg.current(),
-        "registry": reg.base,
-        "artifacts": {"run": str(run_dir), "examples": examples,
-                      "trained_model": newest("train/trained_model"),
-                      "saved_model": newest("export-model/saved_model"),
-                      "evaluation": evaluation},
-        "wall_seconds": round(wall_seconds, 1),
+        **summary,
     }

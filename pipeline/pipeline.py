@@ -8,6 +8,7 @@ from components.export.component import export_model
 from components.lineage.component import check_lineage, record_run, resolve_production
 from components.prepare_data.component import fingerprint_data, prepare_data
 from components.promote.component import promote
+from components.report.component import run_report
 from components.train.component import train
 from pipeline.platform import configure_step, configure_train
 from pipeline.profiles import BUILTINS, Profile
@@ -95,6 +96,12 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                     max_class_recall_drop=max_class_recall_drop,
                 ).set_display_name("Evaluate vs production")
                 configure_step(evaluated, platform, cache=False)
+                reported = run_report(
+                    examples=data.outputs["examples"],
+                    trained_model=trained.outputs["trained_model"],
+                    evaluation=evaluated.outputs["evaluation"], registry_uri=registry_uri,
+                    model_name=model_name).set_display_name("Run report")
+                configure_step(reported, platform, cache=False)
                 with dsl.If(evaluated.outputs["Output"] == "promote", name="gate-passed"):
                     promoted = promote(
                         saved_model=exported.outputs["saved_model"],

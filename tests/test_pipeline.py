@@ -1,6 +1,7 @@
 """Compile (no TensorFlow), strict spec validation, and kfp.local end to end."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,25 +68,51 @@ def test_gpu_retry_caching_and_control_flow_are_where_they_belong(compiled):
     assert toleration["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
+REPORT_SECTIONS = ("outcome", "steps", "data", "augmentation-preview", "training-curves",
+                   "gate", "evaluation", "worst-mistakes", "registry")
+STEPS = ("fingerprint-data", "resolve-production", "check-lineage", "prepare-data", "train",
+         "export-model", "evaluate", "run-report", "promote", "record-run")
+
+
 @pytest.mark.slow
 def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     """Three real kfp.local runs of the compiled YAML: a good model (run-local's defaults,
     64 px, 4 epochs) is promoted; the same data, settings and code again is `unchanged`
-    before any training; a barely trained one is rejected (it would have to come within the
-    0.01 non-inferiority margin of production) and production does not move. The run log
-    holds one record per run."""
-    from components.promote.registry import Registry
-    from pipeline.local_run import run_local
+    before any training; a barely trained one is rejected and production does not move.
+    The terminal shows a line per step start and end within the line budget; each run
+    writes an HTML report that renders offline in headless Chromium."""
+    from click.testing import CliRunner
 
-    first = run_local(str(tmp_path))
-    assert first["gate"]["decision"] == "promote" and first["production_version"] == 1
+    from components.promote.registry import Registry
+    from pipeline.cli import main
+    from pipeline.local_run import run_local
+    from tests.browser import render
+
+    cli = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path)])
+    assert cli.exit_code == 0, cli.output
+    lines = cli.output.splitlines()
+    assert len(lines) <= 60, cli.output
+    for step in STEPS:
+        assert any(re.match(rf"\s+{step}\s+succeeded\s+\d+\.\d s$", line) for line in lines)
+    first_report = Path(re.search(r"run report: (\S+)", cli.output).group(1))
+    assert (first_report.parent / "train.log").read_text().count("Epoch") >= 4
+    dom = render(first_report, first_report.parent / "report.png")
+    for section in REPORT_SECTIONS:
+        assert f'id="{section}"' in dom
+    assert "PROMOTE" in dom and dom.count("data:image/png;base64,") >= 8
+    assert not re.search(r'(src|href)="(https?:)?//', first_report.read_text())
+    assert (first_report.parent / "report.png").stat().st_size > 10_000
     same = run_local(str(tmp_path))
     assert same["gate"]["decision"] == "unchanged", same["gate"]
     assert "equal production v1" in same["gate"]["reasons"][0]
-    assert "train" not in same["artifacts"] and same["wall_seconds"] < first["wall_seconds"] / 4
+    assert "trained_model" not in same["artifacts"]
+    assert "UNCHANGED" in Path(same["report"]).read_text()
     worse = run_local(str(tmp_path), image_size=32, epochs=1, learning_rate=1e-9, seed=5,
                       train_extra_json=json.dumps({"precision": "float32"}))
     assert worse["gate"]["decision"] == "reject", worse["gate"]
+    assert "non_inferiority" in Path(worse["report"]).read_text()
+    in_the_ui = Path(worse["artifacts"]["run"], "run-report", "report").read_text()
+    assert "resnet-finetune run: reject" in in_the_ui and 'id="training-curves"' in in_the_ui
     reg = Registry(str(tmp_path / "registry"), "demo")
     assert reg.current() == 1 and len(reg.list_versions()) == 1
     runs = reg.runs()
@@ -95,12 +122,23 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_run_is_recorded_by_the_exit_handler(tmp_path):
-    """kfp.local runs the exit handler after a failed step: the run log says FAILED."""
-    from components.promote.registry import Registry
-    from pipeline.local_run import run_local
+def test_a_failed_run_prints_its_log_tail_and_is_recorded(tmp_path):
+    """A broken source: the failing step is named with its log's tail and path, the exit
+    code is non-zero, the exit handler records FAILED and the report says failed."""
+    from click.testing import CliRunner
 
-    with pytest.raises(RuntimeError, match="FAILURE"):
-        run_local(str(tmp_path), train_extra_json=json.dumps({"dropout": 2.0}))
-    [run] = Registry(str(tmp_path / "registry"), "demo").runs()
+    from components.promote.registry import Registry
+    from pipeline.cli import main
+
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path / "w"),
+                                       "--data", str(tmp_path / "empty")])
+    assert result.exit_code == 1
+    assert "step fingerprint-data failed; the last" in result.output
+    assert "no files found" in result.output
+    log = Path(re.search(r"whole log: (\S+)", result.output).group(1))
+    assert log.name == "fingerprint-data.log" and "no files found" in log.read_text()
+    report = Path(re.search(r"run report: (\S+)", result.output).group(1))
+    assert "FAILED" in report.read_text()
+    [run] = Registry(str(tmp_path / "w" / "registry"), "demo").runs()
     assert run["status"] == "FAILED" and run["error"] and run["promoted_version"] is None

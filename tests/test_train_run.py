@@ -95,7 +95,10 @@ def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path
     assert history[1]["learning_rate"] < history[0]["learning_rate"] * 0.5
     config = json.loads((out / "config.json").read_text())
     assert config["runtime"]["precision"] == "float32" and config["labels"]
-    assert "<svg" in (out / "training_curves.html").read_text()
+    curves = (out / "training_curves.html").read_text()
+    assert "<svg" in curves and ">epoch</text>" in curves and ">cross-entropy loss</text>" in curves
+    assert "fine-tuning (phase 2)" in curves, "the phase boundary is marked"
+    assert "clip threshold 1" in curves, "global_norm clipping draws its threshold"
     assert list((out / "tensorboard").rglob("*tfevents*"))
     keras.models.load_model(out / "model.keras", compile=False)
 

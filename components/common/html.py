@@ -35,32 +35,64 @@ def page(title: str, body: str) -> str:
             f"{body}</body></html>")
 
 
-def line_chart(title: str, series: dict[str, list[float]], width: int = 420,
-               height: int = 220) -> str:
-    """An inline SVG line chart of one or more series over epochs (NaN points skipped)."""
+def _tick(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def line_chart(title: str, series: dict[str, list[float]], y_label: str,
+               x_label: str = "epoch", markers: dict[int, str] | None = None,
+               threshold: float | None = None, width: int = 460, height: int = 250) -> str:
+    """An inline SVG line chart over epochs (NaN points skipped): labelled axes, a tick per
+    epoch (numbered from 1), vertical ``markers`` (index -> label, e.g. a phase
+    boundary) and an optional dashed horizontal ``threshold``."""
     colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
     values = [v for vs in series.values() for v in vs if v == v]
     if not values:
         return f"<p>{html.escape(title)}: no data</p>"
-    low, high = min(values), max(values)
+    low, high = min(values + ([threshold] if threshold is not None else [])), \
+        max(values + ([threshold] if threshold is not None else []))
     span = (high - low) or 1.0
     longest = max(len(vs) for vs in series.values())
-    pad = 30
+    left, right, top, bottom = 64, 16, 26, 40
 
-    def point(i: int, v: float) -> str:
-        x = pad + (width - 2 * pad) * (i / max(1, longest - 1))
-        y = height - pad - (height - 2 * pad) * ((v - low) / span)
-        return f"{x:.1f},{y:.1f}"
+    def x(i: float) -> float:
+        return left + (width - left - right) * (i / max(1, longest - 1))
 
-    lines = []
-    for color, (name, vs) in zip(colors, series.items(), strict=False):
-        points = " ".join(point(i, v) for i, v in enumerate(vs) if v == v)
-        lines.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>'
-                     f'<text x="{width - pad}" y="{pad + 14 * len(lines)}" fill="{color}" '
-                     f'text-anchor="end" font-size="11">{html.escape(name)}</text>')
-    return (f'<figure><svg width="{width}" height="{height}" role="img">'
-            f'<text x="{pad}" y="16" font-size="13">{html.escape(title)}</text>'
-            f'<text x="2" y="{pad}" font-size="10">{high:.3g}</text>'
-            f'<text x="2" y="{height - pad}" font-size="10">{low:.3g}</text>'
-            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-            f'stroke="#999"/>{"".join(lines)}</svg></figure>')
+    def y(v: float) -> float:
+        return height - bottom - (height - top - bottom) * ((v - low) / span)
+
+    parts = [f'<text x="{left}" y="16" font-size="13">{html.escape(title)}</text>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" '
+             f'y2="{height - bottom}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>',
+             f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="11" '
+             f'text-anchor="middle">{html.escape(x_label)}</text>',
+             f'<text transform="translate(12,{(top + height - bottom) / 2}) rotate(-90)" '
+             f'font-size="11" text-anchor="middle">{html.escape(y_label)}</text>']
+    step = max(1, round(longest / 12))
+    for i in range(0, longest, step):
+        parts.append(f'<line x1="{x(i):.1f}" y1="{height - bottom}" x2="{x(i):.1f}" '
+                     f'y2="{height - bottom + 4}" stroke="#999"/><text x="{x(i):.1f}" '
+                     f'y="{height - bottom + 15}" font-size="10" text-anchor="middle">'
+                     f"{i + 1}</text>")
+    for v in (low, (low + high) / 2, high):
+        parts.append(f'<text x="{left - 4}" y="{y(v) + 3:.1f}" font-size="10" '
+                     f'text-anchor="end">{_tick(v)}</text>')
+    for i, label in (markers or {}).items():
+        parts.append(f'<line x1="{x(i - 0.5):.1f}" y1="{top}" x2="{x(i - 0.5):.1f}" '
+                     f'y2="{height - bottom}" stroke="#888" stroke-dasharray="2,3"/>'
+                     f'<text x="{x(i - 0.5) + 3:.1f}" y="{top + 10}" font-size="10" '
+                     f'fill="#555">{html.escape(label)}</text>')
+    if threshold is not None:
+        parts.append(f'<line x1="{left}" y1="{y(threshold):.1f}" x2="{width - right}" '
+                     f'y2="{y(threshold):.1f}" stroke="#ff7f0e" stroke-dasharray="6,4"/>'
+                     f'<text x="{left + 4}" y="{y(threshold) - 4:.1f}" font-size="10" '
+                     f'fill="#ff7f0e">clip threshold {_tick(threshold)}</text>')
+    for n, (color, (name, vs)) in enumerate(zip(colors, series.items(), strict=False)):
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if v == v)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
+                     f'points="{points}"/><text x="{width - right}" y="{top + 12 + 13 * n}" '
+                     f'fill="{color}" text-anchor="end" font-size="11">'
+                     f"{html.escape(name)}</text>")
+    return (f'<figure><svg width="{width}" height="{height}" role="img" '
+            f'aria-label="{html.escape(title)}">{"".join(parts)}</svg></figure>')

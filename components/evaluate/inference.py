@@ -18,7 +18,8 @@ from components.common.examples import ENCODED, LABEL, SHA256, SOURCE
 BATCH_SIZE = 32
 # One DirectRunner worker: TensorFlow already spreads each batch over every core, and
 # more worker threads only contend with it (measured in benchmarks/batch_inference.py).
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=in_memory",
+                     "--direct_num_workers=1")
 
 
 def _keyed_bytes(serialized: bytes) -> tuple[str, bytes]:

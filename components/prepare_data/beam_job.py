@@ -20,7 +20,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.common import storage
 from components.common.images import InvalidImage, inspect_image, normalize_image
 
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_threading", "--direct_num_workers=0")
+# FnApiRunner by name: Beam's DirectRunner first tries to download the Prism runner from
+# GitHub for every pipeline (and leaves an empty beam-temp folder when it cannot).
+DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=multi_threading",
+                     "--direct_num_workers=0")
 log = logging.getLogger(__name__)
 
 

@@ -94,20 +94,26 @@ def _fit(model, cfg, runtime, train_ds, val_ds, steps, epochs, initial_epoch, le
         callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
     model.fit(train_ds, validation_data=val_ds, epochs=initial_epoch + epochs,
               initial_epoch=initial_epoch, steps_per_epoch=steps,
-              class_weight=weights, callbacks=callbacks, verbose=2)
+              class_weight=weights, callbacks=callbacks, verbose=2, shuffle=False)
 
 
 def curves_html(history: list[dict], cfg: TrainConfig) -> str:
     def series(*keys):
         return {k: [r.get(k, float("nan")) for r in history] for k in keys}
 
+    phases = [r.get("phase", 1) for r in history]
+    markers = {phases.index(2): "fine-tuning (phase 2)"} if 2 in phases[1:] else {}
+    threshold = cfg.clip_threshold if cfg.clip in ("global_norm", "norm") else None
     charts = [
-        line_chart("loss", series("loss", "val_loss")),
-        line_chart("accuracy", series("accuracy", "val_accuracy")),
-        line_chart("learning rate", series("learning_rate")),
-        line_chart("pre-clip global gradient norm", series("grad_norm_mean", "grad_norm_max")),
+        line_chart("loss", series("loss", "val_loss"), "cross-entropy loss", markers=markers),
+        line_chart("accuracy", series("accuracy", "val_accuracy"), "accuracy (fraction)",
+                   markers=markers),
+        line_chart("learning rate", series("learning_rate"), "learning rate (end of epoch)",
+                   markers=markers),
+        line_chart("pre-clip global gradient norm", series("grad_norm_mean", "grad_norm_max"),
+                   "L2 norm of the aggregated gradient", markers=markers, threshold=threshold),
         line_chart(f"share of steps clipped ({cfg.clip}, threshold {cfg.clip_threshold})",
-                   series("clip_rate")),
+                   series("clip_rate"), "fraction of steps", markers=markers),
     ]
     return page("Training curves", f"<p>BN policy <b>{cfg.bn_policy}</b>, clipping "
                 f"<b>{cfg.clip}</b>.</p>" + "".join(charts))
@@ -171,7 +177,8 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
         model_lib.apply_bn_policy(model, cfg.bn_policy, 0, cfg.bn_momentum, cfg.sync_bn)
     train_ds = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels),
                             augment=policy, shuffle=True, seed=cfg.seed).repeat()
-    val_ds = make_dataset(examples, "val", cfg.image_size, cfg.batch_size, len(labels))
+    val_ds = make_dataset(examples, "val", cfg.image_size, cfg.batch_size, len(labels),
+                          examples=stats["split_totals"]["val"])
     steps = cfg.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / cfg.batch_size)
     weights = class_weights(stats, labels) if cfg.class_weights else None
     phase1_done = storage.join(backup, "phase1.weights.h5")

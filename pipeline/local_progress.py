@@ -1,0 +1,106 @@
+"""What a person sees during ``finetune run-local``: one line when a step starts and one
+when it ends, with its wall time; every step's full output in its own log file; and the
+tail of a failing step's log. kfp.local prints everything (its task logs and the steps'
+output) to ``sys.stdout`` (its warnings to ``sys.stderr``), so the run is read through a
+stand-in for both."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from pathlib import Path
+from typing import TextIO
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STARTED = re.compile(r"Executing task '([\w.-]+)'")
+FINISHED = re.compile(r"Task '([\w.-]+)' finished with status (\w+)")
+CACHED = re.compile(r"Task '?([\w.-]+)'? cache hit")
+FAILED_TASK = re.compile(r"Inner task failed: '([\w.-]+)'")
+TAIL_LINES = 25
+
+
+class StepLogs(io.TextIOBase):
+    """A ``sys.stdout`` for the run: routes each line to the run's and the current step's
+    log file and echoes progress (or, when ``verbose``, everything) to ``echo``."""
+
+    def __init__(self, folder: Path, echo: TextIO, verbose: bool = False):
+        super().__init__()
+        self.folder = folder
+        self.echo = echo
+        self.verbose = verbose
+        folder.mkdir(parents=True, exist_ok=True)
+        self._run_log = open(folder / "run.log", "a", encoding="utf-8")
+        self._step_logs: dict[str, TextIO] = {}
+        self._current = ""
+        self._started: dict[str, float] = {}
+        self._rows: dict[str, list] = {}
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.verbose:
+            self.echo.write(text)
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._line(ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        for handle in (self._run_log, *self._step_logs.values()):
+            if not handle.closed:
+                handle.flush()
+
+    def _line(self, line: str) -> None:
+        self._run_log.write(line + "\n")
+        if started := STARTED.search(line):
+            self._current = started.group(1)
+            self._started[self._current] = time.perf_counter()
+            self._rows[self._current] = [self._current, "running", ""]
+            self._progress(f"  {self._current:<22} started")
+        if self._current:
+            self.step_log(self._current).write(line + "\n")
+        if cached := CACHED.search(line):
+            self._rows[cached.group(1)] = [cached.group(1), "cached", ""]
+            self._progress(f"  {cached.group(1):<22} cached")
+        if finished := FINISHED.search(line):
+            name, status = finished.groups()
+            seconds = time.perf_counter() - self._started.get(name, time.perf_counter())
+            word = {"SUCCESS": "succeeded", "FAILURE": "FAILED"}.get(status, status.lower())
+            self._rows[name] = [name, word, f"{seconds:.1f}"]
+            self._progress(f"  {name:<22} {word:<9} {seconds:6.1f} s")
+
+    def _progress(self, text: str) -> None:
+        if not self.verbose:
+            self.echo.write(text + "\n")
+            self.echo.flush()
+
+    def rows(self) -> list[list]:
+        """``[step, status, seconds]`` for every step seen, in the order they started."""
+        return list(self._rows.values())
+
+    def step_log(self, name: str) -> TextIO:
+        if name not in self._step_logs:
+            self._step_logs[name] = open(self.folder / f"{name}.log", "a", encoding="utf-8")
+        return self._step_logs[name]
+
+    def close(self) -> None:
+        self.flush()
+        for handle in (self._run_log, *self._step_logs.values()):
+            handle.close()
+        super().close()
+
+    def failure(self, message: str) -> str:
+        """The failing step, its log's tail and the log's path, for the person."""
+        match = FAILED_TASK.search(ANSI.sub("", message))
+        step = match.group(1) if match else self._current
+        path = self.folder / f"{step}.log"
+        self.flush()
+        tail = path.read_text(encoding="utf-8").splitlines()[-TAIL_LINES:] \
+            if path.exists() else []
+        return "\n".join([f"step {step} failed; the last {len(tail)} lines of its log:", "",
+                          *[f"  | {line}" for line in tail], "",
+                          f"whole log: {path}", f"every step's log: {self.folder}"])
