@@ -38,14 +38,21 @@ def test_without_production_everything_is_changed():
     assert result.decision == "changed" and "no production model" in result.reasons[0]
 
 
-def test_check_reads_production_lineage_from_the_registry_and_logs(tmp_path):
+def production_with(tmp_path, data_fingerprint: str) -> tuple[str, Registry]:
+    """A registry whose production v1 was made from ``data_fingerprint`` with SETTINGS and
+    this code (the SavedModel is a stand-in: the registry only moves files)."""
     registry = str(tmp_path / "registry")
     reg = Registry(registry, "m")
     model = tmp_path / "sm"
     model.mkdir()
     (model / "saved_model.pb").write_text("graph")
-    current = Lineage("fp", SETTINGS, code_version())
-    reg.promote(reg.register(str(model), "r1", {"lineage": current.to_dict()})["version"])
+    lineage = Lineage(data_fingerprint, SETTINGS, code_version()).to_dict()
+    reg.promote(reg.register(str(model), "r1", {"lineage": lineage})["version"])
+    return registry, reg
+
+
+def test_check_reads_production_lineage_from_the_registry_and_logs(tmp_path):
+    registry, reg = production_with(tmp_path, "fp")
     uri, version = resolve_production(registry, "m")
     assert (uri, version) == (reg.version_uri(1), 1)
     assert check(registry, "m", "r2", "fp", version, SETTINGS, False)["decision"] == "unchanged"
@@ -68,13 +75,7 @@ def test_a_failed_run_leaves_no_backup_and_a_succeeded_one_keeps_others(tmp_path
 
 def test_a_lineage_already_judged_against_this_production_is_unchanged(tmp_path):
     """A candidate the gate rejected is not retrained every night on the same inputs."""
-    registry = str(tmp_path / "registry")
-    reg = Registry(registry, "m")
-    model = tmp_path / "sm"
-    model.mkdir()
-    (model / "saved_model.pb").write_text("graph")
-    reg.promote(reg.register(str(model), "r1", {"lineage": Lineage(
-        "old data", SETTINGS, code_version()).to_dict()})["version"])
+    registry, reg = production_with(tmp_path, "old data")
     first = check(registry, "m", "r2", "new data", 1, SETTINGS, False)
     assert first["decision"] == "changed"
     reg.log_run("r2", "evaluate", {"decision": "reject", "reasons": ["worse"]})
