@@ -27,8 +27,9 @@ def reference(mode, t, eps=1e-3, exclude=()):
             out.append(g)
             continue
         def unit(x):
+            """Brock et al. 2021 (NFNets' optim.py): a vector is one unit (axis=None)."""
             if x.ndim <= 1:
-                return np.abs(x)
+                return np.sqrt((x**2).sum())
             return np.sqrt((x**2).sum(axis=tuple(range(x.ndim - 1)), keepdims=True))
 
         max_norm = t * np.maximum(unit(w), eps)
@@ -58,3 +59,31 @@ def test_agc_leaves_the_excluded_head_alone():
     clipped, _, _ = clip_gradients(GRADS, VARS, "agc", 1e-6, agc_exclude=frozenset({2}))
     np.testing.assert_array_equal(ops.convert_to_numpy(clipped[2]), GRADS[2])
     assert np.abs(ops.convert_to_numpy(clipped[0])).max() < np.abs(GRADS[0]).max()
+
+
+def test_agc_scales_a_near_zero_vector_as_one_unit():
+    """Element-wise, the zero entries of a bias would be clipped to threshold * eps (frozen);
+    as one unit the whole gradient is scaled alike and keeps its direction."""
+    bias, grad = np.array([0.0, 0.0, 0.5], "float32"), np.full(3, 0.1, "float32")
+    [clipped], _, hit = clip_gradients([grad], [bias], "agc", 0.01)
+    clipped = ops.convert_to_numpy(clipped)
+    assert bool(ops.convert_to_numpy(hit))
+    np.testing.assert_allclose(clipped, clipped[2], rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(clipped), 0.01 * 0.5, rtol=1e-5)
+
+
+def test_agc_exclusion_follows_the_path_when_a_variable_has_no_gradient():
+    """The head is found by its path at clip time, not by an index taken at build time."""
+    import keras
+
+    from components.train.clipping import clipping_optimizer
+
+    body, head = keras.layers.Dense(4, name="body"), keras.layers.Dense(2, name="classifier")
+    head(body(np.ones((1, 3), "float32")))
+    optimizer = clipping_optimizer(keras.optimizers.SGD, "agc", 1e-6,
+                                   agc_exclude_names=("classifier",))
+    optimizer.build(body.trainable_variables + head.trainable_variables)
+    grads = [np.ones(v.shape, "float32") for v in head.trainable_variables]
+    clipped = optimizer._clip_and_record(grads, head.trainable_variables)
+    for got, want in zip(clipped, grads, strict=True):
+        np.testing.assert_array_equal(ops.convert_to_numpy(got), want)

@@ -196,3 +196,33 @@ def test_a_run_id_that_is_a_path_is_refused(run_id):
 
     with pytest.raises(ConfigError, match="--run-id"):
         TrainConfig(examples="e", output="o", backup_dir="b", run_id=run_id).validate()
+
+
+@pytest.mark.parametrize("xla,gpus,expected", [("auto", 0, False), ("auto", 1, True),
+                                               ("auto", 2, False), ("off", 1, False),
+                                               ("on", 1, True), ("on", 0, True)])
+def test_xla_is_off_with_several_gpus(xla, gpus, expected):
+    from components.train.runtime import use_xla
+
+    assert use_xla(xla, gpus) is expected
+
+
+def test_xla_on_with_several_gpus_is_a_config_error():
+    from components.train.runtime import use_xla
+
+    with pytest.raises(ConfigError, match="--xla on with 2 GPUs"):
+        use_xla("on", 2)
+
+
+def test_preprocessing_runs_in_float32_under_mixed_bfloat16():
+    """bf16 rounded the caffe mean subtraction by up to 1.17 (values up to 255)."""
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    reference = pixels[..., ::-1] - np.array(model_lib.IMAGENET_BGR_MEAN, "float32")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = model_lib.build_model(3, 32, "none", 0.0)
+        out = model.get_layer("preprocess")(pixels)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "float32" in str(out.dtype)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), reference, atol=1e-4)

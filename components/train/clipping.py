@@ -24,10 +24,12 @@ def global_norm(grads) -> keras.KerasTensor:
 
 
 def unitwise_norm(x):
-    """Norm per output unit: over all axes but the last (vectors and scalars: abs)."""
+    """Norm per output unit: over all axes but the last. Vectors and scalars (biases, BN
+    scale and shift) are one unit, as in the NFNets reference (``axis=None``): an
+    element-wise norm would all but freeze their near-zero entries."""
     x = ops.cast(x, "float32")
     if len(x.shape) <= 1:
-        return ops.abs(x)
+        return ops.sqrt(ops.sum(ops.square(x)))
     axes = tuple(range(len(x.shape) - 1))
     return ops.sqrt(ops.sum(ops.square(x), axis=axes, keepdims=True))
 
@@ -86,14 +88,14 @@ class ClippingMixin:
             shape=(STAT_FIELDS,), initializer="zeros", dtype="float32", name="clip_stats",
             aggregation="only_first_replica",
         )
-        self._agc_exclude = frozenset(
-            i for i, v in enumerate(variables)
-            if any(name in v.path for name in self.agc_exclude_names)
-        )
 
     def _clip_and_record(self, grads, variables):
+        # Matched on the path of the variables of this step: indices taken at build time
+        # would shift when a variable gets no gradient.
+        exclude = frozenset(i for i, v in enumerate(variables)
+                            if any(name in v.path for name in self.agc_exclude_names))
         grads, norm, hit = clip_gradients(grads, variables, self.clip_mode, self.clip_threshold,
-                                          self.agc_eps, self._agc_exclude)
+                                          self.agc_eps, exclude)
         stats = self.clip_stats
         self.assign(stats, ops.stack([
             stats[0] + norm, ops.maximum(stats[1], norm), stats[2] + 1.0,

@@ -56,7 +56,8 @@ def build_model(num_classes: int, image_size: int, weights: str, dropout: float)
             raise ConfigError(f"--weights {weights}: does not fit ResNet50 "
                               f"(include_top=False): {err}") from err
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = ResNetPreprocess(name="preprocess")(inputs)
+    # float32 even under mixed precision: bf16 would round the mean subtraction (up to 1.2).
+    x = ResNetPreprocess(name="preprocess", dtype="float32")(inputs)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)

@@ -6,6 +6,8 @@ import logging
 import platform
 from dataclasses import dataclass
 
+from components.common.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +37,16 @@ def _gpu_precision(gpus) -> str:
     return "mixed_bfloat16" if min(capabilities) >= (8, 0) else "mixed_float16"
 
 
+def use_xla(xla: str, gpus: int) -> bool:
+    """XLA on one GPU. With several, Keras jits the whole MirroredStrategy step, which
+    fails across devices (Keras' own "auto" turns XLA off with tf.distribute)."""
+    if xla == "on" and gpus > 1:
+        raise ConfigError(f"--xla on with {gpus} GPUs: Keras would jit the whole "
+                          "MirroredStrategy step, which fails across devices; use --xla auto "
+                          "(off with several GPUs) or --xla off")
+    return xla == "on" or (xla == "auto" and gpus == 1)
+
+
 def resolve_runtime(precision: str = "auto", xla: str = "auto") -> Runtime:
     import keras
     import tensorflow as tf
@@ -45,7 +57,7 @@ def resolve_runtime(precision: str = "auto", xla: str = "auto") -> Runtime:
     if precision == "auto":
         precision = _gpu_precision(gpus) if gpus else "float32"
     keras.mixed_precision.set_global_policy(precision)
-    jit = xla == "on" or (xla == "auto" and bool(gpus))
+    jit = use_xla(xla, len(gpus))
     strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
                 else tf.distribute.get_strategy())
     runtime = Runtime(strategy, strategy.num_replicas_in_sync, [g.name for g in gpus],
