@@ -130,8 +130,8 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
     if failed or "evaluation" not in artifacts:
         record = reg.runs()[-1] if reg.runs() else {}
         decision = "failed" if failed else record.get("decision")
-        return {"gate": {"decision": decision, "reasons": record.get("reasons", []),
-                         "mode": "lineage"}, **summary}
+        return {"gate": {"decision": decision, "reasons": record.get("reasons", [])},
+                **summary}
     stats = json.loads(Path(artifacts["examples"], "stats.json").read_text())
     gate = json.loads(Path(artifacts["evaluation"], "gate.json").read_text())
     metrics = json.loads(Path(artifacts["evaluation"], "metrics.json").read_text())
@@ -142,6 +142,6 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
         "validation_accuracy": history[-1].get("val_accuracy") if history else None,
         "test_accuracy": {"candidate": metrics["candidate"]["accuracy"],
                           "production": (metrics["baseline"] or {}).get("accuracy")},
-        "gate": {"decision": gate["decision"], "reasons": gate["reasons"], "mode": gate["mode"]},
+        "gate": {"decision": gate["decision"], "reasons": gate["reasons"]},
         **summary,
     }

@@ -226,3 +226,24 @@ def test_preprocessing_runs_in_float32_under_mixed_bfloat16():
         keras.mixed_precision.set_global_policy("float32")
     assert "float32" in str(out.dtype)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), reference, atol=1e-4)
+
+
+def test_the_clipping_optimizer_serializes_with_its_settings():
+    optimizer = clipping_optimizer(keras.optimizers.AdamW, "agc", 0.02, agc_eps=1e-4,
+                                   agc_exclude_names=("classifier",), learning_rate=3e-4)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(again).__name__ == "ClippedAdamW"
+    assert (again.clip_mode, again.clip_threshold, again.agc_eps, again.agc_exclude_names) == \
+        ("agc", 0.02, 1e-4, ("classifier",))
+
+
+def test_a_trained_model_loads_compiled_and_resumes_training(trained_dir, examples_dir):
+    """load_model's default compile=True used to fail on the unregistered optimizer."""
+    from components.train.data import make_dataset
+
+    model = keras.models.load_model(trained_dir / "model.keras")
+    assert type(model.optimizer).__name__.startswith("Clipped")
+    assert model.optimizer.clip_mode == "global_norm"
+    batches = make_dataset(str(examples_dir), "train", 32, 8, 3).take(1)
+    history = model.fit(batches, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -75,12 +75,21 @@ def clip_gradients(grads, variables, mode: str, threshold: float, agc_eps: float
 
 
 class ClippingMixin:
-    """Mix into a Keras optimizer class: clip the aggregated gradient and record stats."""
+    """Mix into a Keras optimizer class: clip the aggregated gradient and record stats.
+    The clip settings are in ``get_config``, so a saved model resumes training as it was."""
 
-    clip_mode = "none"
-    clip_threshold = 1.0
-    agc_eps = 1e-3
-    agc_exclude_names: tuple[str, ...] = ()
+    def __init__(self, *args, clip_mode: str = "none", clip_threshold: float = 1.0,
+                 agc_eps: float = 1e-3, agc_exclude_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clip_mode = clip_mode
+        self.clip_threshold = clip_threshold
+        self.agc_eps = agc_eps
+        self.agc_exclude_names = tuple(agc_exclude_names)
+
+    def get_config(self):
+        return {**super().get_config(), "clip_mode": self.clip_mode,
+                "clip_threshold": self.clip_threshold, "agc_eps": self.agc_eps,
+                "agc_exclude_names": list(self.agc_exclude_names)}
 
     def build(self, variables):
         super().build(variables)
@@ -134,11 +143,30 @@ class ClippingMixin:
             self.clip_stats.assign(ops.zeros((STAT_FIELDS,)))
 
 
+@keras.saving.register_keras_serializable(package="finetune")
+class ClippedAdam(ClippingMixin, keras.optimizers.Adam):
+    pass
+
+
+@keras.saving.register_keras_serializable(package="finetune")
+class ClippedAdamW(ClippingMixin, keras.optimizers.AdamW):
+    pass
+
+
+@keras.saving.register_keras_serializable(package="finetune")
+class ClippedSGD(ClippingMixin, keras.optimizers.SGD):
+    pass
+
+
+CLIPPED = {keras.optimizers.Adam: ClippedAdam, keras.optimizers.AdamW: ClippedAdamW,
+           keras.optimizers.SGD: ClippedSGD}
+
+
 def clipping_optimizer(base_cls, mode: str, threshold: float, agc_eps: float = 1e-3,
                        agc_exclude_names: tuple[str, ...] = (), **kwargs):
-    """An instance of ``base_cls`` (e.g. keras.optimizers.Adam) with measured clipping."""
-    cls = type(f"Clipped{base_cls.__name__}", (ClippingMixin, base_cls), {
-        "clip_mode": mode, "clip_threshold": threshold, "agc_eps": agc_eps,
-        "agc_exclude_names": tuple(agc_exclude_names),
-    })
-    return cls(**kwargs)
+    """An instance of the registered clipping subclass of ``base_cls`` (Adam, AdamW, SGD)."""
+    if base_cls not in CLIPPED:
+        raise ValueError(f"no clipping optimizer for {base_cls.__name__}; use one of "
+                         f"{', '.join(c.__name__ for c in CLIPPED)}")
+    return CLIPPED[base_cls](clip_mode=mode, clip_threshold=threshold, agc_eps=agc_eps,
+                             agc_exclude_names=agc_exclude_names, **kwargs)
