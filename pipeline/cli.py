@@ -113,7 +113,8 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 @click.option("--fine-tune-blocks", default=0, show_default=True)
 @click.option("--fine-tune-epochs", default=0, show_default=True)
 @click.option("--bn-momentum", default=0.0, show_default=True, help="0 keeps Keras' 0.99.")
-@click.option("--bn-reestimate-batches", default=0, show_default=True)
+@click.option("--bn-reestimate-batches", default=-1, show_default=True,
+              help="-1: automatic (the batch-statistics policies re-estimate); 0: never.")
 @click.option("--sync-bn", is_flag=True)
 @click.option("--clip", default="global_norm", show_default=True)
 @click.option("--clip-threshold", default=1.0, show_default=True)

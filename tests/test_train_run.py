@@ -85,6 +85,27 @@ def test_runs_sharing_a_backup_dir_never_share_state(examples_dir, tmp_path):
     assert not (backup / "night-2").exists()
 
 
+def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
+    """bn_only with the defaults: the moving statistics that ship are those of clean
+    training batches, not a 0.99-momentum blend with ImageNet's."""
+    from components.train import model as model_lib
+
+    out = tmp_path / "out"
+    cfg = TrainConfig(examples=str(examples_dir), output=str(out), bn_policy="bn_only",
+                      epochs=1, **TINY)
+    run(cfg)
+    config = json.loads((out / "config.json").read_text())
+    assert config["bn_reestimated_batches"] > 0
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    bn = next(la for la in model.get_layer("resnet50").layers
+              if isinstance(la, keras.layers.BatchNormalization))
+    shipped = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
+    clean = make_dataset(str(examples_dir), "train", 32, 8, 3).take(cfg.reestimate_batches(2))
+    model_lib.reestimate_bn_statistics(model, clean)
+    np.testing.assert_allclose(np.array(bn.moving_mean), shipped[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.array(bn.moving_variance), shipped[1], rtol=1e-4, atol=1e-4)
+
+
 def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):
     out = tmp_path / "out"
     cfg = TrainConfig(examples=str(examples_dir), output=str(out), epochs=1, fine_tune_blocks=2,

@@ -247,3 +247,29 @@ def test_a_trained_model_loads_compiled_and_resumes_training(trained_dir, exampl
     batches = make_dataset(str(examples_dir), "train", 32, 8, 3).take(1)
     history = model.fit(batches, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("policy,setting,steps,expected", [
+    ("frozen", -1, 160, 0), ("bn_only", -1, 160, 50), ("full", -1, 3, 3),
+    ("full", 0, 160, 0), ("bn_only", 7, 160, 7)])
+def test_batch_statistics_policies_reestimate_by_default(policy, setting, steps, expected):
+    from components.train.config import TrainConfig
+
+    cfg = TrainConfig(examples="x", output="y", bn_policy=policy,
+                      bn_reestimate_batches=setting).validate()
+    assert cfg.reestimate_batches(steps) == expected
+
+
+def test_an_unknown_reestimate_setting_is_refused():
+    from components.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="-1 \\(automatic\\)"):
+        TrainConfig(examples="x", output="y", bn_reestimate_batches=-2).validate()
+
+
+def test_clipping_refuses_a_keras_it_was_not_verified_against():
+    from components.train.clipping import require_tested_keras
+
+    require_tested_keras(keras.__version__)
+    with pytest.raises(ImportError, match="found Keras 3.16.0"):
+        require_tested_keras("3.16.0")

@@ -14,6 +14,22 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+TESTED_KERAS = "3.15."
+
+
+def require_tested_keras(version: str) -> None:
+    """The mixin re-implements ``_backend_update_step`` and calls Keras' private
+    ``_all_reduce_sum_gradients``: if Keras moved its aggregation, gradients could be
+    all-reduced twice. Refuse any Keras this was not verified against."""
+    if not version.startswith(TESTED_KERAS):
+        raise ImportError(f"components.train.clipping relies on Keras {TESTED_KERAS}x internals "
+                          f"(optimizer aggregation); found Keras {version}. Install "
+                          f"keras=={TESTED_KERAS}* (pyproject pins it) or re-verify "
+                          "clipping after the all-reduce on the new version")
+
+
+require_tested_keras(keras.__version__)
+
 MODES = ("none", "value", "norm", "global_norm", "agc")
 # stats vector: [sum of pre-clip global norms, max norm, steps, clipped steps]
 STAT_FIELDS = 4

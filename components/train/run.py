@@ -198,11 +198,10 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
             _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.fine_tune_epochs, cfg.epochs,
                  cfg.learning_rate * cfg.fine_tune_learning_rate_factor, folders, 2, weights,
                  extra_callbacks)
-    reestimated = 0
-    if cfg.bn_reestimate_batches:
+    reestimated, batches = 0, cfg.reestimate_batches(steps)
+    if batches:
         clean = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels))
-        reestimated = model_lib.reestimate_bn_statistics(model, clean.take(
-            cfg.bn_reestimate_batches))
+        reestimated = model_lib.reestimate_bn_statistics(model, clean.take(batches))
     history = read_history(storage.join(backup, "history.jsonl"))
     storage.write_text(storage.join(output, "history.json"), json.dumps(history, indent=2))
     resolved = {**cfg.to_dict(), "labels": labels, "runtime": runtime.describe(),
