@@ -98,11 +98,6 @@ def difference_interval(counts: PairedCounts, z: float) -> tuple[float, float]:
     return max(-1.0, lower), min(1.0, upper)
 
 
-def lower_bound(counts: PairedCounts, confidence: float) -> float:
-    """One-sided lower confidence bound of the accuracy difference."""
-    return difference_interval(counts, z_value(confidence))[0]
-
-
 def operating_characteristics(n: int, discordance_rate: float, margin: float | None,
                               confidence: float) -> dict:
     """What a split of ``n`` paired examples can see (normal approximation; discordance
