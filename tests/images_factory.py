@@ -12,6 +12,25 @@ def pixels(w: int, h: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, size=(h, w, 3), dtype=np.uint8)
 
 
+def photo(w: int, h: int, seed: int) -> np.ndarray:
+    """Smooth, photo-like pixels (JPEG keeps them close, unlike noise), no symmetry."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    channels = [np.sin(x * rng.uniform(2, 6) + y * rng.uniform(1, 3) + rng.uniform(0, 3))
+                + 2 * x * rng.uniform(-1, 1) for _ in range(3)]
+    image = np.stack(channels, -1)
+    image[: h // 3, : w // 4] += 1.5  # a bright corner: rotations and flips move it
+    return np.clip((image - image.min()) / np.ptp(image) * 255, 0, 255).astype(np.uint8)
+
+
+def with_orientation(pixels_: np.ndarray, orientation: int, fmt: str = "JPEG") -> bytes:
+    """``pixels_`` stored with an EXIF orientation tag (as a phone stores a photo)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(Image.fromarray(pixels_), fmt, exif=exif.tobytes(), **(
+        {"quality": 95} if fmt == "JPEG" else {}))
+
+
 def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
     out = io.BytesIO()
     img.save(out, format=fmt, **kwargs)

@@ -110,3 +110,23 @@ def test_exports_in_place_where_directory_renames_fail(no_directory_renames, tra
     run(str(trained_dir), str(examples_dir), str(out), parity_images=4)
     assert outputs.is_complete(str(out)) and (out / "saved_model.pb").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["saved_model"]
+
+
+@pytest.mark.parametrize("kind", ["exif-rotated jpeg", "rgba png"])
+def test_raw_uploads_are_served_as_their_normalized_copies(served, kind):
+    """Train/serve parity: the model trained on the data step's upright, opaque copies."""
+    from PIL import Image
+
+    from components.common.images import normalize_image
+    from tests.images_factory import encode, photo, with_orientation
+
+    if kind == "exif-rotated jpeg":
+        raw = with_orientation(photo(64, 40, 3), 6)
+    else:
+        rgba = Image.fromarray(photo(48, 40, 4)).convert("RGBA")
+        rgba.putalpha(Image.fromarray(photo(48, 40, 5)[..., 0]))
+        raw = encode(rgba, "PNG")
+    serve = served.signatures["serving_default"]
+    raw_out = serve(image_bytes=tf.constant([raw]))["probabilities"].numpy()
+    normalized = serve(image_bytes=tf.constant([normalize_image(raw, 10**8)]))
+    np.testing.assert_allclose(raw_out, normalized["probabilities"].numpy(), atol=0.02)
