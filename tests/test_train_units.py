@@ -177,6 +177,64 @@ def test_mirrored_update_equals_single_device_update():
     np.testing.assert_allclose(s1["grad_norm_mean"], s2["grad_norm_mean"], rtol=1e-5)
 
 
+OVERFLOW_SCRIPT = textwrap.dedent("""
+import json, sys, keras, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+keras.mixed_precision.set_global_policy("mixed_float16")
+from components.train.clipping import clipping_optimizer
+from components.train.loss_scale import AgreedLossScaleOptimizer
+x = np.ones((8, 5), "float32")
+x[2:4] = 1e5  # first batch of 4: replica 1's half overflows float16; second batch is clean
+y = np.ones((8, 3), "float32")
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    inner = clipping_optimizer(keras.optimizers.SGD, "global_norm", 1.0, learning_rate=0.1)
+    outer = AgreedLossScaleOptimizer(inner) if sys.argv[1] == "agreed" else inner
+    model.compile(optimizer=outer, loss="mse")
+before = [w.copy() for w in model.get_weights()]
+model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+opt = model.optimizer
+print(json.dumps({
+    "finite": bool(all(np.isfinite(w).all() for w in model.get_weights())),
+    "changed": bool(any((a != b).any() for a, b in zip(before, model.get_weights()))),
+    "scale": float(opt.dynamic_scale.numpy()), "initial_scale": opt.initial_scale,
+    "skipped": float(opt.skipped_steps.numpy()) if hasattr(opt, "skipped_steps") else None,
+    "applied": inner.read_clip_stats()["optimizer_steps"]}))
+""")
+
+
+def _overflow_run(kind: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", OVERFLOW_SCRIPT, kind], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_float16_overflow_on_one_replica_skips_the_step_on_every_replica():
+    """Two logical CPU devices stand in for two GPUs."""
+    assert not _overflow_run("keras")["finite"]  # Keras keeps replica 0's "finite": NaN
+    agreed = _overflow_run("agreed")
+    assert agreed["finite"] and agreed["changed"]
+    assert agreed["skipped"] == 1 and agreed["applied"] == 1
+    assert agreed["scale"] == agreed["initial_scale"] / 2
+
+
+def test_float16_training_compiles_with_the_agreed_loss_scaling():
+    from components.train.loss_scale import AgreedLossScaleOptimizer
+    from components.train.run import _compile
+    from components.train.runtime import Runtime
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    cfg = TrainConfig(examples="e", output="o", clip="global_norm")
+    runtime = Runtime(None, 1, [], "mixed_float16", False)
+    inner = _compile(model, cfg, runtime, 0.1)
+    assert isinstance(model.optimizer, AgreedLossScaleOptimizer)
+    assert model.optimizer.inner_optimizer is inner
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
+    assert isinstance(restored, AgreedLossScaleOptimizer)
+
+
 def test_class_weights_only_for_imbalanced_training_data():
     from components.train.run import class_weights
 

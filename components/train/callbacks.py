@@ -10,7 +10,8 @@ from components.common import storage
 
 
 class ClipStatsLogger(keras.callbacks.Callback):
-    """Adds grad_norm_mean/max, clip_rate and learning_rate to each epoch's logs.
+    """Adds grad_norm_mean/max, clip_rate and learning_rate to each epoch's logs, and
+    under float16 loss scaling the steps skipped for overflow so far.
 
     Put it before TensorBoard and the history logger so they see the values.
     """
@@ -26,6 +27,9 @@ class ClipStatsLogger(keras.callbacks.Callback):
         if logs is None:
             return
         logs.update(self._optimizer.read_clip_stats())
+        skipped = getattr(self.model.optimizer, "skipped_steps", None)
+        if skipped is not None:
+            logs["overflow_skipped_steps"] = float(keras.ops.convert_to_numpy(skipped))
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self._optimizer.learning_rate))
 
 

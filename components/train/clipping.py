@@ -3,8 +3,8 @@
 ``clip_gradients`` is pure ``keras.ops`` (any Keras backend). ``ClippingMixin`` puts it
 in an optimizer's update step: after the TensorFlow replica all-reduce (Keras' own
 ``clipnorm`` clips each replica's partial gradient before aggregation), after
-loss-scale unscaling (a LossScaleOptimizer calls the inner optimizer with unscaled,
-finite gradients only, so overflow steps never reach the statistics), and it records
+loss-scale unscaling (``loss_scale.AgreedLossScaleOptimizer`` calls it only when the
+gradients are finite on every replica, so overflow steps never reach it), and it records
 the pre-clip global norm and whether the step was clipped in optimizer variables, so
 the numbers survive XLA compilation.
 """

@@ -23,6 +23,7 @@ from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup
 from components.train.clipping import clipping_optimizer
 from components.train.config import TrainConfig
 from components.train.data import make_dataset
+from components.train.loss_scale import AgreedLossScaleOptimizer
 from components.train.runtime import resolve_runtime
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,11 @@ def _optimizer(cfg: TrainConfig, schedule):
 
 
 def _compile(model, cfg: TrainConfig, runtime, schedule):
+    """Compile; returns the clipping optimizer (inside the loss scaling under float16)."""
     optimizer = _optimizer(cfg, schedule)
     model.compile(
-        optimizer=optimizer,
+        optimizer=AgreedLossScaleOptimizer(optimizer) if runtime.precision == "mixed_float16"
+        else optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"], jit_compile=runtime.jit_compile,
     )
@@ -216,5 +219,6 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
     return {"epochs_run": len(history), "best_val_accuracy": best_val,
             **{k: last[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
-                                    "grad_norm_mean", "grad_norm_max", "clip_rate") if k in last},
+                                    "grad_norm_mean", "grad_norm_max", "clip_rate",
+                                    "overflow_skipped_steps") if k in last},
             "config_hash": resolved["config_hash"]}
