@@ -111,7 +111,10 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 @click.option("--schedule", default="cosine", show_default=True)
 @click.option("--bn-policy", default="frozen", show_default=True)
 @click.option("--fine-tune-blocks", default=0, show_default=True)
-@click.option("--fine-tune-epochs", default=0, show_default=True)
+@click.option("--head-epochs", default=2, show_default=True,
+              help="Epochs (of --epochs) that train the head alone before the BN policy.")
+@click.option("--fine-tune-learning-rate-factor", default=0.1, show_default=True,
+              help="Learning rate of the phase after the head warm-up, as a factor.")
 @click.option("--bn-momentum", default=0.0, show_default=True, help="0 keeps Keras' 0.99.")
 @click.option("--bn-reestimate-batches", default=-1, show_default=True,
               help="-1: automatic (the batch-statistics policies re-estimate); 0: never.")

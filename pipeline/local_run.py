@@ -15,7 +15,7 @@ SMALL_DEFAULTS = {
     "image_size": 64, "epochs": 4, "batch_size": 16, "learning_rate": 1e-3,
     "weights": "none", "bn_policy": "full",
     "train_extra_json": json.dumps({"bn_momentum": 0.9, "bn_reestimate_batches": 6,
-                                    "precision": "float32"}),
+                                    "precision": "float32", "head_epochs": 0}),
 }
 # Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
 # start-up per step; the local venv already has that kfp, so local runs skip it.

@@ -92,7 +92,7 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
 
     out = tmp_path / "out"
     cfg = TrainConfig(examples=str(examples_dir), output=str(out), bn_policy="bn_only",
-                      epochs=1, **TINY)
+                      epochs=2, head_epochs=1, **TINY)
     run(cfg)
     config = json.loads((out / "config.json").read_text())
     assert config["bn_reestimated_batches"] > 0
@@ -108,8 +108,8 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
 
 def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):
     out = tmp_path / "out"
-    cfg = TrainConfig(examples=str(examples_dir), output=str(out), epochs=1, fine_tune_blocks=2,
-                      fine_tune_epochs=1, **TINY)
+    cfg = TrainConfig(examples=str(examples_dir), output=str(out), epochs=2, fine_tune_blocks=2,
+                      head_epochs=1, **TINY)
     run(cfg)
     history = json.loads((out / "history.json").read_text())
     assert [r["phase"] for r in history] == [1, 2]
@@ -136,7 +136,7 @@ def test_the_model_learns_the_demo_data(tmp_path_factory):
     write_demo_data(str(root / "src"), classes=3, per_class=40, size=64, seed=3)
     prepare(PrepareConfig(source=str(root / "src"), output=str(root / "ex")))
     cfg = TrainConfig(examples=str(root / "ex"), output=str(root / "model"), image_size=64,
-                      epochs=5, batch_size=16, weights="none", bn_policy="full",
+                      epochs=5, batch_size=16, weights="none", bn_policy="full", head_epochs=0,
                       bn_momentum=0.9, bn_reestimate_batches=6, learning_rate=1e-3, seed=0)
     run(cfg)
     model = keras.models.load_model(root / "model" / "model.keras", compile=False)

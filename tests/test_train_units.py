@@ -77,11 +77,13 @@ def test_small_batch_warning():
 
 
 @pytest.mark.parametrize("change,message", [
-    (dict(bn_policy="bn_only", fine_tune_blocks=2, fine_tune_epochs=1), "second phase"),
+    (dict(bn_policy="bn_only", fine_tune_blocks=2), "second phase"),
     (dict(clip_threshold=0.0), "--clip-threshold 0.0"),
     (dict(image_size=16), "--image-size 16"),
     (dict(bn_policy="sideways"), "--bn-policy 'sideways'"),
-    (dict(fine_tune_blocks=3), "go together"),
+    (dict(bn_policy="full", epochs=2, head_epochs=2), "leaves no epoch"),
+    (dict(head_epochs=-1), "--head-epochs -1"),
+    (dict(fine_tune_learning_rate_factor=0), "factor"),
     (dict(bn_reestimate_batches=4), "never change"),
 ])
 def test_conflicting_settings_fail_first(change, message):
@@ -331,3 +333,18 @@ def test_clipping_refuses_a_keras_it_was_not_verified_against():
     require_tested_keras(keras.__version__)
     with pytest.raises(ImportError, match="found Keras 3.16.0"):
         require_tested_keras("3.16.0")
+
+
+@pytest.mark.parametrize("change,expected", [
+    (dict(bn_policy="full", epochs=5), [("frozen", 0, 2, 1e-3), ("full", 0, 3, 1e-4)]),
+    (dict(bn_policy="bn_only", head_epochs=1, fine_tune_learning_rate_factor=0.5),
+     [("frozen", 0, 1, 1e-3), ("bn_only", 0, 9, 5e-4)]),
+    (dict(fine_tune_blocks=3), [("frozen", 0, 2, 1e-3), ("frozen", 3, 8, 1e-4)]),
+    (dict(), [("frozen", 0, 10, 1e-3)]),  # only the head trains: one phase
+    (dict(bn_policy="full", head_epochs=0), [("full", 0, 10, 1e-3)]),
+])
+def test_every_policy_that_trains_the_backbone_warms_the_head_up_first(change, expected):
+    phases = TrainConfig(examples="e", output="o", **change).validate().phases()
+    assert [(p.bn_policy, p.unfrozen_blocks, p.epochs) for p in phases] == \
+        [e[:3] for e in expected]
+    assert [p.learning_rate for p in phases] == pytest.approx([e[3] for e in expected])

@@ -20,6 +20,16 @@ NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id")
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One ``fit`` of a run: what trains, for how long, from what learning rate."""
+
+    bn_policy: str
+    unfrozen_blocks: int
+    epochs: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     examples: str
     output: str
@@ -37,7 +47,7 @@ class TrainConfig:
     dropout: float = 0.2
     bn_policy: str = "frozen"
     fine_tune_blocks: int = 0
-    fine_tune_epochs: int = 0
+    head_epochs: int = 2  # of ``epochs``: the head alone first, then the BN policy
     fine_tune_learning_rate_factor: float = 0.1
     bn_momentum: float = 0.0
     bn_reestimate_batches: int = -1  # -1: all clean training batches (up to 50) for the
@@ -85,9 +95,16 @@ class TrainConfig:
                 f"{self.bn_policy}: unfreezing top blocks is the second phase of the 'frozen' "
                 "policy; use --bn-policy frozen, or --fine-tune-blocks 0"
             )
-        if bool(self.fine_tune_blocks) != bool(self.fine_tune_epochs):
-            raise ConfigError("--fine-tune-blocks and --fine-tune-epochs go together: set both "
-                              "(phase 2) or neither")
+        if self.head_epochs < 0:
+            raise ConfigError(f"--head-epochs {self.head_epochs}: use 0 (no warm-up) or more")
+        if self.fine_tunes_backbone and self.head_epochs >= self.epochs:
+            raise ConfigError(
+                f"--head-epochs {self.head_epochs} with --epochs {self.epochs} leaves no epoch "
+                f"to fine-tune the backbone ({self._policy_name()}): use --head-epochs below "
+                "--epochs, or 0 to skip the head warm-up")
+        if not 0 < self.fine_tune_learning_rate_factor <= 1:
+            raise ConfigError(f"--fine-tune-learning-rate-factor "
+                              f"{self.fine_tune_learning_rate_factor}: use 0 < factor <= 1")
         if self.bn_reestimate_batches < -1:
             raise ConfigError(f"--bn-reestimate-batches {self.bn_reestimate_batches}: use -1 "
                               "(automatic), 0 (never) or a number of batches")
@@ -116,6 +133,28 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def fine_tunes_backbone(self) -> bool:
+        return self.bn_policy != "frozen" or self.fine_tune_blocks > 0
+
+    def _policy_name(self) -> str:
+        return (f"frozen BN, top {self.fine_tune_blocks} blocks" if self.bn_policy == "frozen"
+                else self.bn_policy)
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The head alone for ``head_epochs`` at the learning rate (a random head's large
+        gradients would wreck pretrained features), then the BN policy for the rest at the
+        rate times ``fine_tune_learning_rate_factor``. One phase when nothing but the head
+        trains, or without a warm-up."""
+        if not self.fine_tunes_backbone:
+            return (Phase("frozen", 0, self.epochs, self.learning_rate),)
+        if not self.head_epochs:
+            return (Phase(self.bn_policy, self.fine_tune_blocks, self.epochs,
+                          self.learning_rate),)
+        return (Phase("frozen", 0, self.head_epochs, self.learning_rate),
+                Phase(self.bn_policy, self.fine_tune_blocks, self.epochs - self.head_epochs,
+                      self.learning_rate * self.fine_tune_learning_rate_factor))
 
     def reestimate_batches(self, steps_per_epoch: int) -> int:
         """Batches to re-estimate BN moving statistics on after training. With momentum

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 import tempfile
 import uuid
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -21,7 +21,7 @@ from components.common.html import line_chart, page
 from components.train import model as model_lib
 from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
 from components.train.clipping import clipping_optimizer
-from components.train.config import TrainConfig
+from components.train.config import Phase, TrainConfig
 from components.train.data import make_dataset
 from components.train.loss_scale import AgreedLossScaleOptimizer
 from components.train.runtime import resolve_runtime
@@ -80,22 +80,23 @@ def _compile(model, cfg: TrainConfig, runtime, schedule):
     return optimizer
 
 
-def _fit(model, cfg, runtime, train_ds, val_ds, steps, epochs, initial_epoch, learning_rate,
-         folders, phase, weights, extra_callbacks):
-    optimizer = _compile(model, cfg, runtime, _schedule(cfg, steps, epochs, learning_rate))
+def _fit(model, cfg, runtime, train_ds, val_ds, steps, phase: Phase, initial_epoch, folders,
+         number, weights, extra_callbacks):
+    optimizer = _compile(model, cfg, runtime,
+                         _schedule(cfg, steps, phase.epochs, phase.learning_rate))
     callbacks = [
-        keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{phase}")),
+        keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}")),
         ClipStatsLogger(optimizer),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.early_stopping_patience,
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(storage.join(folders.output, "tensorboard")),
-        HistoryLog(storage.join(folders.backup, "history.jsonl"), phase),
+        HistoryLog(storage.join(folders.backup, "history.jsonl"), number),
         *folders.mirror_callbacks(),
         *extra_callbacks,
     ]
     if cfg.schedule == "plateau":
         callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
-    model.fit(train_ds, validation_data=val_ds, epochs=initial_epoch + epochs,
+    model.fit(train_ds, validation_data=val_ds, epochs=initial_epoch + phase.epochs,
               initial_epoch=initial_epoch, steps_per_epoch=steps,
               class_weight=weights, callbacks=callbacks, verbose=2, shuffle=False)
 
@@ -122,7 +123,7 @@ def curves_html(history: list[dict], cfg: TrainConfig) -> str:
                 f"<b>{cfg.clip}</b>.</p>" + "".join(charts))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Folders:
     """Local folders of one training run: TensorFlow writes only local files (no s3://)."""
 
@@ -177,30 +178,28 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     batch_warning = model_lib.warn_small_batch(cfg.bn_policy, cfg.batch_size // runtime.replicas)
     with runtime.strategy.scope():
         model = model_lib.build_model(len(labels), cfg.image_size, cfg.weights, cfg.dropout)
-        model_lib.apply_bn_policy(model, cfg.bn_policy, 0, cfg.bn_momentum, cfg.sync_bn)
     train_ds = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels),
                             augment=policy, shuffle=True, seed=cfg.seed).repeat()
     val_ds = make_dataset(examples, "val", cfg.image_size, cfg.batch_size, len(labels),
                           examples=stats["split_totals"]["val"])
     steps = cfg.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / cfg.batch_size)
     weights = class_weights(stats, labels) if cfg.class_weights else None
-    phase1_done = storage.join(backup, "phase1.weights.h5")
+    phases, first_epoch = cfg.phases(), 0
     with runtime.strategy.scope():
-        if storage.exists(phase1_done):
-            log.info("phase 1 finished in an earlier attempt: loading %s", phase1_done)
-            model.load_weights(phase1_done)
-        else:
-            _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.epochs, 0, cfg.learning_rate,
-                 folders, 1, weights, extra_callbacks)
-            if cfg.fine_tune_epochs:
-                model.save_weights(phase1_done)
-                folders.sync_backup()
-        if cfg.fine_tune_epochs:
-            model_lib.apply_bn_policy(model, cfg.bn_policy, cfg.fine_tune_blocks,
+        for number, phase in enumerate(phases, start=1):
+            done = storage.join(backup, f"phase{number}.weights.h5")
+            model_lib.apply_bn_policy(model, phase.bn_policy, phase.unfrozen_blocks,
                                       cfg.bn_momentum, cfg.sync_bn)
-            _fit(model, cfg, runtime, train_ds, val_ds, steps, cfg.fine_tune_epochs, cfg.epochs,
-                 cfg.learning_rate * cfg.fine_tune_learning_rate_factor, folders, 2, weights,
-                 extra_callbacks)
+            if storage.exists(done):
+                log.info("phase %d finished in an earlier attempt: loading %s", number, done)
+                model.load_weights(done)
+            else:
+                _fit(model, cfg, runtime, train_ds, val_ds, steps, phase, first_epoch,
+                     folders, number, weights, extra_callbacks)
+                if number < len(phases):
+                    model.save_weights(done)
+                    folders.sync_backup()
+            first_epoch += phase.epochs
     reestimated, batches = 0, cfg.reestimate_batches(steps)
     if batches:
         clean = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels))
@@ -211,6 +210,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                 "config_hash": config_hash(cfg), "class_weights": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
                 "bn_reestimated_batches": reestimated,
+                "phases": [dataclasses.asdict(p) for p in phases],
                 "warnings": [batch_warning] if batch_warning else []}
     storage.write_text(storage.join(output, "config.json"), json.dumps(resolved, indent=2))
     storage.write_text(storage.join(output, "training_curves.html"), curves_html(history, cfg))
