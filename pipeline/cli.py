@@ -70,6 +70,21 @@ def demo_data(out: str, classes: int, per_class: int, size: int, seed: int) -> N
     _print_json(write_demo_data(out, classes, per_class, size, seed))
 
 
+@main.command("demo-weights")
+@click.argument("out", type=URI())
+@click.option("--image-size", default=64, show_default=True,
+              help="The input side the backbone is pretrained at (use the run's).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--per-class", default=64, show_default=True, help="Pretext images per pattern.")
+def demo_weights(out: str, image_size: int, seed: int, epochs: int, per_class: int) -> None:
+    """Pretrain a ResNet50 backbone on a synthetic task disjoint from the demo classes,
+    for machines that cannot download ImageNet weights (pass OUT as --weights)."""
+    from components.train.demo_backbone import write_demo_weights
+
+    _print_json(write_demo_weights(out, image_size, seed, epochs, per_class))
+
+
 @main.command("prepare-data")
 @click.option("--source", required=True, type=URI(),
               help="Class-per-folder dir or path,label CSV (local, gs://, s3://).")
@@ -326,7 +341,8 @@ def registry_rollback(registry_uri, model_name) -> None:
 @click.option("--bn-policy", default=None)
 @click.option("--clip", default=None)
 @click.option("--clip-threshold", type=float, default=None)
-@click.option("--weights", default=None)
+@click.option("--weights", default=None,
+              help="Default: the demo backbone (finetune demo-weights), made once and cached.")
 @click.option("--min-accuracy", type=float, default=None)
 @click.option("--force", is_flag=True, default=None,
               help="Retrain even when data, settings and code equal production's.")

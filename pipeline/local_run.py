@@ -6,6 +6,7 @@ under ``WORKDIR/runs/<time>/``, beside the run's HTML report."""
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -13,10 +14,11 @@ from pathlib import Path
 
 SMALL_DEFAULTS = {
     "image_size": 64, "epochs": 4, "batch_size": 16, "learning_rate": 1e-3,
-    "weights": "none", "bn_policy": "full",
-    "train_extra_json": json.dumps({"bn_momentum": 0.9, "bn_reestimate_batches": 6,
-                                    "precision": "float32", "head_epochs": 0}),
+    "bn_policy": "frozen",  # the recommended recipe: the head, then the top blocks
 }
+SMALL_TRAIN_EXTRA = {"head_epochs": 2, "precision": "float32"}
+FROZEN_FINE_TUNE_BLOCKS = 3
+DEMO_BACKBONE_SIZE = 64
 # Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
 # start-up per step; the local venv already has that kfp, so local runs skip it.
 PIP_PREAMBLE = re.compile(r"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install .*?&& ",
@@ -43,6 +45,21 @@ def _without_pip_preamble(pipeline_yaml: str) -> str:
     with open(pipeline_yaml, "w") as handle:
         yaml.safe_dump_all(documents, handle, sort_keys=False)
     return pipeline_yaml
+
+
+def demo_backbone() -> str:
+    """The demo backbone (``finetune demo-weights``), made once per machine and cached:
+    ImageNet weights cannot be downloaded offline, and a fine-tune needs pretrained ones."""
+    from components.train.demo_backbone import write_demo_weights
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "resnet-finetune")
+    path = cache / f"demo-backbone-{DEMO_BACKBONE_SIZE}px-seed0.weights.h5"
+    if not path.exists():
+        print(f"run-local: pretraining the demo backbone once (about 2 minutes on 2 cores) "
+              f"into {path}")
+        cache.mkdir(parents=True, exist_ok=True)
+        write_demo_weights(str(path), image_size=DEMO_BACKBONE_SIZE)
+    return str(path)
 
 
 def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
@@ -72,14 +89,19 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
         data = str(work / "demo-data")
         if not Path(data).exists():
             write_demo_data(data, classes=3, per_class=40, size=96, seed=0)
+    if params.get("weights") is None:
+        params["weights"] = demo_backbone()
     registry = registry or str(work / "registry")
     root = work / "pipeline-root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     pipeline_yaml = _without_pip_preamble(compile_pipeline(
         str(work / "pipeline.yaml"), load("kubeflow", {"train_retries": 0})))
     pipeline = components.load_component_from_file(pipeline_yaml)
-    arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None},
-                 "source": data, "registry_uri": registry, "model_name": model_name,
+    arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    arguments.setdefault("train_extra_json", json.dumps(
+        {**SMALL_TRAIN_EXTRA, **({"fine_tune_blocks": FROZEN_FINE_TUNE_BLOCKS}
+                                 if arguments["bn_policy"] == "frozen" else {})}))
+    arguments = {**arguments, "source": data, "registry_uri": registry, "model_name": model_name,
                  "split_state": str(work / "split_state.jsonl")}
     logs = StepLogs(work / "runs" / time.strftime("%Y%m%d-%H%M%S"), sys.stdout, verbose)
     print(f"run-local: {pipeline_yaml} under kfp.local; logs and report in {logs.folder}")

@@ -55,6 +55,16 @@ def test_bn_only_trains_bn_and_its_statistics_not_convolutions():
     assert not any(changed(result, "_conv", "kernel").values())
 
 
+def test_the_batch_statistics_head_warm_up_trains_only_the_head_on_batch_statistics():
+    """The warm-up of bn_only and full: the head learns on the features those policies
+    produce (batch statistics), while nothing in the backbone is fitted."""
+    result = fit_two_steps("batch_stats_head")
+    assert all(changed(result, "classifier").values())
+    assert all(changed(result, "conv1_bn", "moving_mean").values())
+    assert not any(changed(result, "gamma").values()) and not any(changed(result, "beta").values())
+    assert not any(changed(result, "_conv", "kernel").values())
+
+
 def test_full_trains_everything():
     result = fit_two_steps("full")
     assert all(changed(result, "conv1_conv", "kernel").values())
@@ -336,9 +346,10 @@ def test_clipping_refuses_a_keras_it_was_not_verified_against():
 
 
 @pytest.mark.parametrize("change,expected", [
-    (dict(bn_policy="full", epochs=5), [("frozen", 0, 2, 1e-3), ("full", 0, 3, 1e-4)]),
+    (dict(bn_policy="full", epochs=5),
+     [("batch_stats_head", 0, 2, 1e-3), ("full", 0, 3, 1e-4)]),
     (dict(bn_policy="bn_only", head_epochs=1, fine_tune_learning_rate_factor=0.5),
-     [("frozen", 0, 1, 1e-3), ("bn_only", 0, 9, 5e-4)]),
+     [("batch_stats_head", 0, 1, 1e-3), ("bn_only", 0, 9, 5e-4)]),
     (dict(fine_tune_blocks=3), [("frozen", 0, 2, 1e-3), ("frozen", 3, 8, 1e-4)]),
     (dict(), [("frozen", 0, 10, 1e-3)]),  # only the head trains: one phase
     (dict(bn_policy="full", head_epochs=0), [("full", 0, 10, 1e-3)]),

@@ -144,15 +144,17 @@ class TrainConfig:
 
     def phases(self) -> tuple[Phase, ...]:
         """The head alone for ``head_epochs`` at the learning rate (a random head's large
-        gradients would wreck pretrained features), then the BN policy for the rest at the
-        rate times ``fine_tune_learning_rate_factor``. One phase when nothing but the head
+        gradients would wreck pretrained features), on the BN normalization the policy
+        will use, then the BN policy for the rest at the rate times
+        ``fine_tune_learning_rate_factor``. One phase when nothing but the head
         trains, or without a warm-up."""
         if not self.fine_tunes_backbone:
             return (Phase("frozen", 0, self.epochs, self.learning_rate),)
         if not self.head_epochs:
             return (Phase(self.bn_policy, self.fine_tune_blocks, self.epochs,
                           self.learning_rate),)
-        return (Phase("frozen", 0, self.head_epochs, self.learning_rate),
+        head = "frozen" if self.bn_policy == "frozen" else "batch_stats_head"
+        return (Phase(head, 0, self.head_epochs, self.learning_rate),
                 Phase(self.bn_policy, self.fine_tune_blocks, self.epochs - self.head_epochs,
                       self.learning_rate * self.fine_tune_learning_rate_factor))
 

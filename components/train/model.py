@@ -88,6 +88,9 @@ def apply_bn_policy(model: keras.Model, policy: str, unfreeze_blocks: int = 0,
       residual blocks (phase 2 of the Keras fine-tuning guide).
     - bn_only: BN scale/shift train on batch statistics; convolutions frozen.
     - full: everything trains.
+    - batch_stats_head: nothing in the backbone trains, but BN normalizes with batch
+      statistics (and updates its moving ones): the head warm-up of bn_only and full,
+      so that the head learns on the features those policies will produce.
     """
     base = model.get_layer(BASE_NAME)
     base.trainable = True
@@ -96,10 +99,13 @@ def apply_bn_policy(model: keras.Model, policy: str, unfreeze_blocks: int = 0,
         is_bn = isinstance(layer, layers.BatchNormalization)
         if policy == "full":
             layer.trainable = True
-        elif policy == "bn_only":
+        elif policy in ("bn_only", "batch_stats_head"):
             layer.trainable = is_bn
         else:
             layer.trainable = not is_bn and _block_of(layer.name) in unfrozen
+        for variable in layer.weights if is_bn else ():
+            if variable.path.endswith(("gamma", "beta")):
+                variable.trainable = layer.trainable and policy != "batch_stats_head"
         if is_bn and bn_momentum:
             layer.momentum = bn_momentum
         if is_bn and sync_bn:

@@ -1,0 +1,56 @@
+"""The demo backbone: a deterministic pretext task disjoint from the demo classes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from components.train.demo_backbone import PATTERNS, pretext_images
+
+
+def test_pretext_images_are_deterministic_balanced_and_colour_blind():
+    a, labels = pretext_images(per_class=6, size=32, seed=3)
+    b, _ = pretext_images(per_class=6, size=32, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (6 * len(PATTERNS), 32, 32, 3) and 0 <= a.min() and a.max() <= 255
+    assert np.bincount(labels).tolist() == [6] * len(PATTERNS)
+    mean_colour = a.mean(axis=(1, 2))
+    by_class = np.array([mean_colour[labels == k].mean(0) for k in range(len(PATTERNS))])
+    assert np.ptp(by_class) < 0.5 * np.ptp(mean_colour), "colour must not tell the pattern"
+
+
+def _weights(path) -> list[np.ndarray]:
+    with h5py.File(path) as f:
+        arrays = []
+        f.visititems(lambda _n, obj: arrays.append(obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_backbone(tmp_path):
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.weights.h5"
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "finetune"), "demo-weights", str(out),
+             "--image-size", "32",
+             "--epochs", "1", "--per-class", "8"], capture_output=True, text=True, check=True)
+        summary = json.loads(result.stdout[result.stdout.index("{"):])
+        assert summary["pretext_classes"] == len(PATTERNS) and summary["seconds"] > 0
+        outputs.append(_weights(out))
+    assert len(outputs[0]) > 300, "every ResNet50 variable is saved"
+    for x, y in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_weights_path_without_the_keras_suffix_is_refused(tmp_path):
+    from components.common.errors import ConfigError
+    from components.train.demo_backbone import write_demo_weights
+
+    with pytest.raises(ConfigError, match=r"\.weights\.h5"):
+        write_demo_weights(str(tmp_path / "w.h5"))
