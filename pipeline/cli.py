@@ -128,8 +128,9 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 @click.option("--fine-tune-blocks", default=0, show_default=True)
 @click.option("--head-epochs", default=2, show_default=True,
               help="Epochs (of --epochs) that train the head alone before the BN policy.")
-@click.option("--fine-tune-learning-rate-factor", default=0.1, show_default=True,
-              help="Learning rate of the phase after the head warm-up, as a factor.")
+@click.option("--fine-tune-learning-rate-factor", default=-1.0, show_default=True,
+              help="Learning rate after the head warm-up, as a factor; -1: 0.1, or 1 for "
+                   "bn_only.")
 @click.option("--bn-momentum", default=0.0, show_default=True, help="0 keeps Keras' 0.99.")
 @click.option("--bn-reestimate-batches", default=-1, show_default=True,
               help="-1: automatic (the batch-statistics policies re-estimate); 0: never.")

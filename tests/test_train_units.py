@@ -350,6 +350,7 @@ def test_clipping_refuses_a_keras_it_was_not_verified_against():
      [("batch_stats_head", 0, 2, 1e-3), ("full", 0, 3, 1e-4)]),
     (dict(bn_policy="bn_only", head_epochs=1, fine_tune_learning_rate_factor=0.5),
      [("batch_stats_head", 0, 1, 1e-3), ("bn_only", 0, 9, 5e-4)]),
+    (dict(bn_policy="bn_only"), [("batch_stats_head", 0, 2, 1e-3), ("bn_only", 0, 8, 1e-3)]),
     (dict(fine_tune_blocks=3), [("frozen", 0, 2, 1e-3), ("frozen", 3, 8, 1e-4)]),
     (dict(), [("frozen", 0, 10, 1e-3)]),  # only the head trains: one phase
     (dict(bn_policy="full", head_epochs=0), [("full", 0, 10, 1e-3)]),
