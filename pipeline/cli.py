@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import click
 
@@ -75,8 +76,8 @@ def demo_data(out: str, classes: int, per_class: int, size: int, seed: int) -> N
 @click.option("--image-size", default=64, show_default=True,
               help="The input side the backbone is pretrained at (use the run's).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--epochs", default=8, show_default=True)
-@click.option("--per-class", default=64, show_default=True, help="Pretext images per pattern.")
+@click.option("--epochs", default=4, show_default=True)
+@click.option("--per-class", default=160, show_default=True, help="Pretext images per pattern.")
 def demo_weights(out: str, image_size: int, seed: int, epochs: int, per_class: int) -> None:
     """Pretrain a ResNet50 backbone on a synthetic task disjoint from the demo classes,
     for machines that cannot download ImageNet weights (pass OUT as --weights)."""
@@ -328,6 +329,11 @@ def registry_rollback(registry_uri, model_name) -> None:
     _print_json(_registry(registry_uri, model_name).rollback())
 
 
+PIPELINE_OPTION = click.option(
+    "--pipeline", "pipeline_name", type=click.Choice(["main", "ablation"]), default="main",
+    show_default=True, help="main: train, gate, promote; ablation: the BN x clipping grid.")
+
+
 @main.command("run-local")
 @click.option("--workdir", default="runs/local", type=URI(), show_default=True)
 @click.option("--data", default="", type=URI(),
@@ -348,12 +354,22 @@ def registry_rollback(registry_uri, model_name) -> None:
 @click.option("--force", is_flag=True, default=None,
               help="Retrain even when data, settings and code equal production's.")
 @click.option("--verbose", is_flag=True, help="Stream every step's output, as kfp.local does.")
-def run_local(workdir, data, registry, model_name, verbose, **params) -> None:
+@PIPELINE_OPTION
+@click.option("--bn-policies", default="frozen,bn_only,full", show_default=True,
+              help="Ablation: the BN policies of the grid.")
+@click.option("--clips", default="none,global_norm,agc", show_default=True,
+              help="Ablation: the clip modes of the grid.")
+@click.option("--seeds", default=1, show_default=True, help="Ablation: seeds per cell.")
+def run_local(workdir, data, registry, model_name, verbose, pipeline_name, bn_policies, clips,
+              seeds, **params) -> None:
     """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
     from pipeline.local_run import LocalRunFailed
     from pipeline.local_run import run_local as run
 
     try:
+        if pipeline_name == "ablation":
+            _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params)
+            return
         summary = run(workdir, data, registry, model_name, verbose=verbose, **params)
     except LocalRunFailed as err:
         click.echo(f"\nerror: {err}", err=True)
@@ -363,6 +379,26 @@ def run_local(workdir, data, registry, model_name, verbose, **params) -> None:
                f"{'; '.join(summary['gate']['reasons'])}")
     click.echo(f"production version: {summary['production_version']} in {summary['registry']}")
     click.echo(f"run report: {summary['report']}")
+
+
+def _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params) -> None:
+    from components.ablation.config import AblationGrid
+    from pipeline.local_run import run_local_ablation
+
+    ignored = [k for k, v in params.items() if v is not None and k not in
+               ABLATION_RUN_LOCAL_OPTIONS]
+    if ignored:
+        raise click.UsageError(f"--pipeline ablation takes its policies and clips from "
+                               f"--bn-policies and --clips and has no gate: drop "
+                               f"{', '.join('--' + k.replace('_', '-') for k in ignored)}")
+    params = {k: v for k, v in params.items() if k in ABLATION_RUN_LOCAL_OPTIONS}
+    grid = AblationGrid(tuple(bn_policies.split(",")), tuple(clips.split(",")), seeds)
+    result = run_local_ablation(workdir, grid, data, verbose=verbose, **params)
+    click.echo(Path(result["markdown"]).read_text())
+    click.echo(f"ablation report: {result['report']}")
+
+
+ABLATION_RUN_LOCAL_OPTIONS = ("epochs", "learning_rate", "image_size", "batch_size", "weights")
 
 
 def _platform_options(func):
@@ -402,7 +438,7 @@ def platform_show(platform: str) -> None:
     click.echo(yaml.safe_dump(as_yaml_dict(_profile(platform)), sort_keys=False), nl=False)
 
 
-def _compile(output: str, profile, strict: bool) -> str:
+def _compile(output: str, profile, strict: bool, pipeline: str = "main") -> str:
     """Compile; a mutable image tag is a warning, or an error with ``--strict``."""
     from pipeline.pipeline import compile_pipeline
 
@@ -411,16 +447,17 @@ def _compile(output: str, profile, strict: bool) -> str:
         raise ConfigError(f"{warning} (--strict)")
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    return compile_pipeline(output, profile)
+    return compile_pipeline(output, profile, pipeline)
 
 
 @main.command("compile")
 @click.option("--output", default="pipeline.yaml", show_default=True)
 @click.option("--strict", is_flag=True, help="Refuse an image that is not pinned by digest.")
+@PIPELINE_OPTION
 @_platform_options
-def compile_command(output, strict, platform, **overrides) -> None:
+def compile_command(output, strict, pipeline_name, platform, **overrides) -> None:
     """Compile the pipeline to YAML for a platform profile (needs no TensorFlow)."""
-    click.echo(_compile(output, _profile(platform, **overrides), strict))
+    click.echo(_compile(output, _profile(platform, **overrides), strict, pipeline_name))
 
 
 URI_PARAMETERS = ("source", "registry_uri", "split_state", "backup_dir", "weights")

@@ -58,24 +58,14 @@ def demo_backbone() -> str:
         print(f"run-local: pretraining the demo backbone once (about 2 minutes on 2 cores) "
               f"into {path}")
         cache.mkdir(parents=True, exist_ok=True)
-        write_demo_weights(str(path), image_size=DEMO_BACKBONE_SIZE)
+        write_demo_weights(str(path), image_size=DEMO_BACKBONE_SIZE, verbose=0)
     return str(path)
 
 
-def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
-              verbose: bool = False, **params) -> dict:
-    """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run
-    and write its HTML report. Raises ``LocalRunFailed`` when a step fails.
-
-    Locally the train step gets no retries: a failure should stop the run at once rather
-    than wait out the cluster's retry backoff."""
-    from kfp import components, local
-
+def _workdir(workdir: str, data: str, registry: str = "") -> tuple[Path, str]:
+    """The checked local work folder and the image source (demo data when none)."""
     from components.common import storage
     from components.common.errors import ConfigError
-    from pipeline.local_progress import StepLogs
-    from pipeline.pipeline import compile_pipeline
-    from pipeline.profiles import load
 
     for option, value in (("--workdir", workdir), ("--data", data), ("--registry", registry)):
         storage.check_uri(value, option)
@@ -89,20 +79,35 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
         data = str(work / "demo-data")
         if not Path(data).exists():
             write_demo_data(data, classes=3, per_class=40, size=96, seed=0)
+    return work, data
+
+
+def _small_arguments(params: dict) -> dict:
+    """run-local's small defaults under the given settings (None = not given)."""
     if params.get("weights") is None:
-        params["weights"] = demo_backbone()
-    registry = registry or str(work / "registry")
-    root = work / "pipeline-root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    pipeline_yaml = _without_pip_preamble(compile_pipeline(
-        str(work / "pipeline.yaml"), load("kubeflow", {"train_retries": 0})))
-    pipeline = components.load_component_from_file(pipeline_yaml)
+        params = {**params, "weights": demo_backbone()}
     arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
     arguments.setdefault("train_extra_json", json.dumps(
         {**SMALL_TRAIN_EXTRA, **({"fine_tune_blocks": FROZEN_FINE_TUNE_BLOCKS}
                                  if arguments["bn_policy"] == "frozen" else {})}))
-    arguments = {**arguments, "source": data, "registry_uri": registry, "model_name": model_name,
-                 "split_state": str(work / "split_state.jsonl")}
+    return arguments
+
+
+def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool):
+    """Compile ``pipeline`` (train without retries: a local failure should stop at once),
+    run the YAML under kfp.local with a line per step; returns (logs, failure, run folder,
+    wall seconds)."""
+    from kfp import components, local
+
+    from pipeline.local_progress import StepLogs
+    from pipeline.pipeline import compile_pipeline
+    from pipeline.profiles import load
+
+    root = work / "pipeline-root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    pipeline_yaml = _without_pip_preamble(compile_pipeline(
+        str(work / f"{pipeline}.yaml"), load("kubeflow", {"train_retries": 0}), pipeline))
+    compiled = components.load_component_from_file(pipeline_yaml)
     logs = StepLogs(work / "runs" / time.strftime("%Y%m%d-%H%M%S"), sys.stdout, verbose)
     print(f"run-local: {pipeline_yaml} under kfp.local; logs and report in {logs.folder}")
     started, failure = time.perf_counter(), ""
@@ -110,19 +115,51 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
     handlers, root_logger.handlers = root_logger.handlers, [logging.StreamHandler(logs)]
     try:
         with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
-            pipeline(**arguments)
+            compiled(**arguments)
     except RuntimeError as err:
         failure = logs.failure(str(err))
     finally:
         root_logger.handlers = handlers
         logs.close()
-    summary = summarize(_latest(root, "*"), registry, model_name,
-                        time.perf_counter() - started, failed=bool(failure))
+    return logs, failure, _latest(root, "*"), time.perf_counter() - started
+
+
+def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
+              verbose: bool = False, **params) -> dict:
+    """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run
+    and write its HTML report. Raises ``LocalRunFailed`` when a step fails."""
+    work, data = _workdir(workdir, data, registry)
+    registry = registry or str(work / "registry")
+    arguments = {**_small_arguments(params), "source": data, "registry_uri": registry,
+                 "model_name": model_name, "split_state": str(work / "split_state.jsonl")}
+    logs, failure, run_dir, seconds = _run_compiled(work, "main", arguments, verbose)
+    summary = summarize(run_dir, registry, model_name, seconds, failed=bool(failure))
     summary["logs"] = str(logs.folder)
     summary["report"] = str(_report(logs, summary, registry, model_name, failure))
     if failure:
         raise LocalRunFailed(f"{failure}\nrun report: {summary['report']}")
     return summary
+
+
+def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False,
+                       **params) -> dict:
+    """The ablation pipeline under kfp.local: every cell of ``grid`` (an AblationGrid)
+    trained, exported and scored; returns the report's rows and where it is."""
+    grid.validate()
+    work, data = _workdir(workdir, data)
+    arguments = _small_arguments(params)
+    arguments.pop("bn_policy")
+    extra = json.loads(arguments.pop("train_extra_json"))
+    extra.pop("fine_tune_blocks", None)
+    arguments.update(source=data, grid=grid.cells(extra),
+                     split_state=str(work / "split_state.jsonl"))
+    logs, failure, run_dir, seconds = _run_compiled(work, "ablation", arguments, verbose)
+    if failure:
+        raise LocalRunFailed(failure)
+    table = next(run_dir.glob("ablation-report*/table"))
+    return {"rows": json.loads((table / "ablation.json").read_text()),
+            "report": str(table / "report.html"), "markdown": str(table / "report.md"),
+            "logs": str(logs.folder), "wall_seconds": round(seconds, 1)}
 
 
 def _report(logs, summary: dict, registry: str, model_name: str, failure: str) -> Path:

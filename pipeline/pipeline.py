@@ -114,12 +114,19 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
     return finetune_pipeline
 
 
-def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"]) -> str:
-    """Compile to YAML; the profile's image replaces every step's image in the spec. A
-    Vertex profile compiles to one YAML document (no kfp-kubernetes section)."""
+def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],
+                     pipeline: str = "main") -> str:
+    """Compile ``pipeline`` (main or ablation) to YAML; the profile's image replaces every
+    step's image in the spec. A Vertex profile compiles to one YAML document (no
+    kfp-kubernetes section)."""
     from kfp import compiler
 
-    compiler.Compiler().compile(build_pipeline(platform), package_path=output)
+    from pipeline.ablation import build_ablation_pipeline
+
+    builders = {"main": build_pipeline, "ablation": build_ablation_pipeline}
+    if pipeline not in builders:
+        raise ValueError(f"pipeline {pipeline!r}: use one of {', '.join(builders)}")
+    compiler.Compiler().compile(builders[pipeline](platform), package_path=output)
     image = platform.image
     if image:
         import yaml

@@ -45,7 +45,8 @@ def line_chart(title: str, series: dict[str, list[float]], y_label: str,
     """An inline SVG line chart over epochs (NaN points skipped): labelled axes, a tick per
     epoch (numbered from 1), vertical ``markers`` (index -> label, e.g. a phase
     boundary) and an optional dashed horizontal ``threshold``."""
-    colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+              "#7f7f7f", "#bcbd22", "#17becf")
     values = [v for vs in series.values() for v in vs if v == v]
     if not values:
         return f"<p>{html.escape(title)}: no data</p>"

@@ -110,7 +110,9 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
                                      f"v{baseline.version}: nothing to promote"],
                          mode="identical") if same_bytes
               else decide(gate, cand, base, paired, labels_match)).to_dict()
-    result.update(baseline=baseline.uri if baseline else None,
+    metadata = json.loads(storage.read_text(storage.join(candidate, METADATA_FILE)))
+    result.update(candidate_config_hash=metadata.get("config_hash"),
+                  baseline=baseline.uri if baseline else None,
                   baseline_version=baseline.version if baseline else None,
                   discordant=[paired.overall.candidate_only, paired.overall.production_only]
                   if paired else None, gate_config=gate.__dict__)

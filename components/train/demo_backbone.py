@@ -20,6 +20,7 @@ from components.common import storage
 from components.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
+BATCH = 32
 PATTERNS = ("checkerboard", "diagonal_stripes", "dot_grid", "concentric_squares",
             "horizontal_waves", "blobs", "zigzag", "speckle")
 
@@ -71,8 +72,8 @@ def pretext_images(per_class: int, size: int, seed: int) -> tuple[np.ndarray, np
     return np.asarray(images, np.float32)[order], np.asarray(labels)[order]
 
 
-def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: int = 8,
-                       per_class: int = 64) -> dict:
+def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: int = 4,
+                       per_class: int = 160, verbose: int = 2) -> dict:
     """Pretrain ResNet50 (``include_top=False``) on the pretext task; write its weights."""
     if not out.endswith(".weights.h5"):
         raise ConfigError(f"OUT {out}: Keras weights files end in .weights.h5")
@@ -90,13 +91,15 @@ def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: in
     split = len(labels) // 8
     model = model_lib.build_model(len(PATTERNS), image_size, "none", dropout=0.0)
     model_lib.apply_bn_policy(model, "full")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(pixels[split:], labels[split:], batch_size=32, epochs=epochs, shuffle=False,
-              verbose=2)
-    batches = [(pixels[i:i + 32], None) for i in range(split, len(labels), 32)]
+    steps = epochs * -(-(len(labels) - split) // BATCH)
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.01)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(pixels[split:], labels[split:], batch_size=BATCH, epochs=epochs, shuffle=False,
+              verbose=verbose)
+    batches = [(pixels[i:i + BATCH], None) for i in range(split, len(labels), BATCH)]
     model_lib.reestimate_bn_statistics(model, batches)
-    _, accuracy = model.evaluate(pixels[:split], labels[:split], batch_size=32, verbose=0)
+    _, accuracy = model.evaluate(pixels[:split], labels[:split], batch_size=BATCH, verbose=0)
     with tempfile.TemporaryDirectory(prefix="demo-weights-") as scratch:
         local = os.path.join(scratch, "backbone.weights.h5")
         model.get_layer(model_lib.BASE_NAME).save_weights(local)

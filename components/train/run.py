@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import tempfile
+import time
 import uuid
 
 import keras
@@ -169,6 +170,7 @@ def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
 
 
 def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
+    started = time.perf_counter()
     examples, output, backup = folders.examples, folders.output, folders.backup
     labels, stats = read_labels(examples), read_stats(examples)
     policy = AugmentPolicy.from_dict(json.loads(
@@ -211,6 +213,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
                 "bn_reestimated_batches": reestimated,
                 "phases": [dataclasses.asdict(p) for p in phases],
+                "train_seconds": round(time.perf_counter() - started, 1),
                 "warnings": [batch_warning] if batch_warning else []}
     storage.write_text(storage.join(output, "config.json"), json.dumps(resolved, indent=2))
     storage.write_text(storage.join(output, "training_curves.html"), curves_html(history, cfg))

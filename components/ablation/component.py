@@ -1,0 +1,25 @@
+"""Kubeflow wrapper of the ablation report."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Markdown, Model, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE)
+def ablation_report(
+    trained_models: Input[list[Model]],
+    evaluations: Input[list[Artifact]],
+    table: Output[Artifact],
+    report: Output[Markdown],
+    report_html: Output[HTML],
+):
+    """One row per (BN policy, clip mode) cell, the curves of all runs overlaid, and
+    McNemar's exact test of each run against the best (by validation accuracy)."""
+    import shutil
+
+    from components.ablation.report import write
+
+    write(table.path, [m.path for m in trained_models], [e.path for e in evaluations])
+    shutil.copyfile(f"{table.path}/report.md", report.path)
+    shutil.copyfile(f"{table.path}/report.html", report_html.path)

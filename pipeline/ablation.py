@@ -1,0 +1,66 @@
+"""The ablation DAG: one data step, then a ParallelFor over the (BN policy, clip mode,
+seed) grid, each cell trained (its own GPU on a cluster), exported and scored on the same
+test split, then one report. Nothing is promoted and no registry is touched."""
+
+from kfp import dsl
+
+from components.ablation.component import ablation_report
+from components.ablation.config import AblationGrid
+from components.evaluate.component import evaluate
+from components.export.component import export_model
+from components.prepare_data.component import fingerprint_data, prepare_data
+from components.train.component import train
+from pipeline.platform import configure_step, configure_train
+from pipeline.profiles import BUILTINS, Profile
+
+ABLATION_NAME = "resnet50-ablation"
+DEFAULT_GRID = AblationGrid().cells()
+
+
+def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
+    @dsl.pipeline(name=ABLATION_NAME,
+                  description="Which BN policy and which gradient clipping on this data: a "
+                              "grid of fine-tunes, one report with significance.")
+    def ablation_pipeline(
+        source: str,
+        grid: list = DEFAULT_GRID,
+        image_size: int = 224,
+        train_fraction: float = 0.8,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_state: str = "",
+        epochs: int = 10,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        weights: str = "imagenet",
+    ):
+        listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
+        configure_step(listing, platform, cache=False)
+        data = prepare_data(source=source, data_fingerprint=listing.output,
+                            train_fraction=train_fraction, val_fraction=val_fraction,
+                            test_fraction=test_fraction, split_state=split_state,
+                            ).set_display_name("Prepare data")
+        configure_step(data, platform, cache=True)
+        with dsl.ParallelFor(grid, name="grid") as cell:
+            trained = train(
+                examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
+                batch_size=batch_size, learning_rate=learning_rate, bn_policy=cell.bn_policy,
+                clip=cell.clip, clip_threshold=cell.clip_threshold, weights=weights,
+                seed=cell.seed, extra_json=cell.extra_json,
+            ).set_display_name("Train one cell")
+            configure_train(trained, platform)
+            exported = export_model(examples=data.outputs["examples"],
+                                    trained_model=trained.outputs["trained_model"])
+            exported.set_display_name("Export")
+            configure_step(exported, platform, cache=True)
+            evaluated = evaluate(examples=data.outputs["examples"],
+                                 saved_model=exported.outputs["saved_model"], min_accuracy=-1.0,
+                                 ).set_display_name("Score on the test split")
+            configure_step(evaluated, platform, cache=True)
+        reported = ablation_report(
+            trained_models=dsl.Collected(trained.outputs["trained_model"]),
+            evaluations=dsl.Collected(evaluated.outputs["evaluation"]),
+        ).set_display_name("Ablation report")
+        configure_step(reported, platform, cache=False)
+
+    return ablation_pipeline
