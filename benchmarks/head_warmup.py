@@ -35,11 +35,12 @@ def main() -> None:
             run(TrainConfig(examples=str(examples), output=str(out), image_size=SIZE,
                             epochs=EPOCHS, head_epochs=head, batch_size=16, weights=weights,
                             precision="float32", early_stopping_patience=EPOCHS, **policy))
-            accuracy, loss = _score(out / "model.keras", examples)
+            accuracy, loss = score(out / "model.keras", examples, SIZE, 3)
             print(f"{name:<22} {head:>11} {accuracy:>9.3f} {loss:>9.3f}", flush=True)
 
 
-def _score(model_path: Path, examples: Path) -> tuple[float, float]:
+def score(model_path: Path, examples: Path, size: int, classes: int) -> tuple[float, float]:
+    """Accuracy and log loss of a trained model on the validation and test splits."""
     import numpy as np
 
     from components.train.data import make_dataset
@@ -48,7 +49,7 @@ def _score(model_path: Path, examples: Path) -> tuple[float, float]:
     model = load_trained_model(str(model_path))
     hits, losses = [], []
     for split in ("val", "test"):
-        for x, y in make_dataset(str(examples), split, SIZE, 16, 3):
+        for x, y in make_dataset(str(examples), split, size, 16, classes):
             p = np.clip(model(x).numpy(), 1e-7, 1)
             truth = y.numpy().argmax(1)
             hits += list(p.argmax(1) == truth)
