@@ -5,9 +5,8 @@ import json
 import pytest
 
 from components.common import outputs
-from components.common.errors import ConfigError
 from components.promote.registry import ConflictError, Registry
-from components.promote.run import run
+from components.promote.run import GateRejected, run
 
 
 def evaluation(tmp_path, name, decision="promote", baseline="", baseline_version=None):
@@ -54,7 +53,7 @@ def test_promotes_records_and_is_idempotent(tmp_path, saved_model):
 
 
 def test_refuses_a_rejected_evaluation(tmp_path, saved_model):
-    with pytest.raises(ConfigError, match="gate rejected"):
+    with pytest.raises(GateRejected, match="gate rejected"):
         run(saved_model, evaluation(tmp_path, "e", decision="reject"), str(tmp_path / "r"),
             "m", "run-1")
     assert Registry(str(tmp_path / "r"), "m").list_versions() == []

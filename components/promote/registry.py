@@ -25,6 +25,7 @@ from components.export.contract import METADATA_FILE
 PRODUCTION = "production"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # never '.', '..' or a path
 SEQ_WIDTH = 8
+UNCHECKED = object()  # promote without comparing the alias's current version
 
 
 class RegistryError(RuntimeError):
@@ -142,11 +143,11 @@ class Registry:
         return None if head is None else head["version"]
 
     def _move(self, alias: str, version: int, action: str, run_id: str,
-              expected_version: int | None, check_expected: bool) -> dict:
+              expected_version: int | None | object) -> dict:
         self.get_version(version)
         seq, head = self._head(alias)
         current = head["version"] if head else None
-        if check_expected and current != expected_version:
+        if expected_version is not UNCHECKED and current != expected_version:
             raise ConflictError(f"{alias} of {self.model_name} is version {current}, not "
                                 f"{expected_version} as expected; re-read and retry")
         entry = {"alias": alias, "version": version, "previous_version": current,
@@ -160,12 +161,13 @@ class Registry:
         return entry
 
     def promote(self, version: int, run_id: str = "", alias: str = PRODUCTION,
-                expected_version: int | None = None, check_expected: bool = False) -> dict:
-        """Point ``alias`` at ``version``; a no-op entry is not written if it already is."""
+                expected_version: int | None | object = UNCHECKED) -> dict:
+        """Point ``alias`` at ``version``; a no-op entry is not written if it already is.
+        With ``expected_version`` (None: not set yet) the move is a compare-and-swap."""
         _seq, head = self._head(alias)
         if head and head["version"] == version:
             return head
-        return self._move(alias, version, "promote", run_id, expected_version, check_expected)
+        return self._move(alias, version, "promote", run_id, expected_version)
 
     def rollback(self, alias: str = PRODUCTION, run_id: str = "") -> dict:
         """Point ``alias`` back at the version it held before the current one."""
@@ -176,7 +178,7 @@ class Registry:
         previous = head.get("previous_version")
         if previous is None:
             raise RegistryError(f"{alias} of {self.model_name} has no previous version")
-        return self._move(alias, previous, "rollback", run_id, head["version"], True)
+        return self._move(alias, previous, "rollback", run_id, head["version"])
 
     def resolve(self, ref: str) -> dict:
         """A version number or an alias name -> the version record."""

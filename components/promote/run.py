@@ -6,10 +6,13 @@ import json
 import logging
 
 from components.common import outputs, storage
-from components.common.errors import ConfigError
-from components.promote.registry import PRODUCTION, Registry
+from components.promote.registry import UNCHECKED, Registry
 
 log = logging.getLogger(__name__)
+
+
+class GateRejected(RuntimeError):
+    """The evaluation this promotion was given rejected the model: nothing is promoted."""
 
 
 def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
@@ -20,7 +23,7 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
     outputs.require_complete(saved_model, "export")
     gate = json.loads(storage.read_text(storage.join(evaluation, "gate.json")))
     if gate["decision"] != "promote":
-        raise ConfigError(f"the gate rejected this model ({'; '.join(gate['reasons'])}); "
+        raise GateRejected(f"the gate rejected this model ({'; '.join(gate['reasons'])}); "
                           "nothing is promoted")
     metadata = json.loads(storage.read_text(storage.join(saved_model, "export_metadata.json")))
     metrics = json.loads(storage.read_text(storage.join(evaluation, "metrics.json")))
@@ -35,9 +38,8 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
     # The gate compared against the registry's production (or found none): promote only
     # if that is still production. An explicit --baseline folder has no version to check.
     from_registry = not gate.get("baseline") or gate.get("baseline_version") is not None
-    entry = registry.promote(
-        record["version"], run_id, expected_version=gate.get("baseline_version"),
-        check_expected=from_registry and registry.current(PRODUCTION) != record["version"])
+    entry = registry.promote(record["version"], run_id, expected_version=gate.get(
+        "baseline_version") if from_registry else UNCHECKED)
     log.info("promoted %s version %d (previous production: %s)", model_name, record["version"],
              entry["previous_version"])
     registry.log_run(run_id, "promote", {"version": record["version"],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
 
 import keras
 from keras import layers, ops
@@ -29,16 +31,16 @@ class ResNetPreprocess(layers.Layer):
         return bgr - ops.cast(ops.convert_to_tensor(IMAGENET_BGR_MEAN), self.compute_dtype)
 
 
-def _weights_file(weights: str) -> str:
-    """A local copy of ``weights`` (Keras reads weights files from local disk only)."""
-    if not storage.exists(weights):
-        raise ConfigError(f"--weights {weights}: no such file; use imagenet, none, or a path to "
-                          "a ResNet50 (include_top=False) .weights.h5 file")
+@contextlib.contextmanager
+def _weights_file(weights: str) -> Iterator[str]:
+    """A local copy of ``weights`` while it is read (Keras reads local files only)."""
     if storage.is_local(weights):
-        return weights
-    local = tempfile.NamedTemporaryFile(suffix=".weights.h5", delete=False).name
-    storage.download_file(weights, local)
-    return local
+        yield weights
+        return
+    with tempfile.TemporaryDirectory(prefix="weights-") as scratch:
+        local = f"{scratch}/backbone.weights.h5"
+        storage.download_file(weights, local)
+        yield local
 
 
 def build_model(num_classes: int, image_size: int, weights: str, dropout: float) -> keras.Model:
@@ -49,9 +51,12 @@ def build_model(num_classes: int, image_size: int, weights: str, dropout: float)
         input_shape=(image_size, image_size, 3),
     )
     if named is None:
-        path = _weights_file(weights)
+        if not storage.exists(weights):
+            raise ConfigError(f"--weights {weights}: no such file; use imagenet, none, or a "
+                              "path to a ResNet50 (include_top=False) .weights.h5 file")
         try:
-            base.load_weights(path)
+            with _weights_file(weights) as path:
+                base.load_weights(path)
         except (ValueError, OSError, KeyError) as err:
             raise ConfigError(f"--weights {weights}: does not fit ResNet50 "
                               f"(include_top=False): {err}") from err
