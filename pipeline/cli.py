@@ -32,6 +32,18 @@ class Group(click.Group):
             sys.exit(2)
 
 
+class RegistryURI(click.ParamType):
+    """A registry: ``mlflow+http(s)://HOST:PORT`` or a storage URI (local, gs://, s3://)."""
+
+    name = "registry"
+
+    def convert(self, value, param, ctx):
+        from components.promote.registries import check_registry_uri
+
+        check_registry_uri(value, "--registry")
+        return value
+
+
 class URI(click.ParamType):
     """A local path or a URI of a scheme storage serves; any other scheme is refused."""
 
@@ -175,7 +187,7 @@ def export(model_dir: str, examples: str, output: str) -> None:
 @click.option("--examples", required=True, type=URI())
 @click.option("--output", required=True, type=URI())
 @click.option("--baseline", default="", type=URI(), help="Production SavedModel folder.")
-@click.option("--registry", default="", type=URI(),
+@click.option("--registry", default="", type=RegistryURI(),
               help="Registry URI (instead of --baseline).")
 @click.option("--model-name", default="")
 @click.option("--gate", "gate_json", default='{"min_accuracy": 0.5}', show_default=True,
@@ -186,8 +198,11 @@ def evaluate(candidate, examples, output, baseline, registry, model_name, gate_j
     from components.evaluate.run import resolve_baseline, run
 
     gate = GateConfig(**json.loads(gate_json)).validate()
+    from components.promote.registries import open_registry
+
     base, version = resolve_baseline(baseline, registry, model_name)
-    result = run(candidate, examples, output, gate, base, version)
+    result = run(candidate, examples, output, gate, base, version,
+                 registry=open_registry(registry, model_name) if registry else None)
     _print_json({"decision": result["decision"], "reasons": result["reasons"]})
 
 
@@ -253,14 +268,14 @@ def registry_group() -> None:
 
 
 def _registry(registry: str, model_name: str):
-    from components.promote.registry import Registry
+    from components.promote.registries import open_registry
 
-    return Registry(registry, model_name)
+    return open_registry(registry, model_name)
 
 
 def _registry_options(func):
     func = click.option("--model-name", required=True)(func)
-    return click.option("--registry", "registry_uri", required=True, type=URI())(func)
+    return click.option("--registry", "registry_uri", required=True, type=RegistryURI())(func)
 
 
 @registry_group.command("list")
@@ -338,7 +353,7 @@ PIPELINE_OPTION = click.option(
 @click.option("--workdir", default="runs/local", type=URI(), show_default=True)
 @click.option("--data", default="", type=URI(),
               help="Image source; default: generated demo data.")
-@click.option("--registry", default="", type=URI(),
+@click.option("--registry", default="", type=RegistryURI(),
               help="Registry URI; default: WORKDIR/registry.")
 @click.option("--model-name", default="demo", show_default=True)
 @click.option("--epochs", type=int, default=None)
@@ -460,12 +475,13 @@ def compile_command(output, strict, pipeline_name, platform, **overrides) -> Non
     click.echo(_compile(output, _profile(platform, **overrides), strict, pipeline_name))
 
 
-URI_PARAMETERS = ("source", "registry_uri", "split_state", "backup_dir", "weights")
+URI_PARAMETERS = ("source", "split_state", "backup_dir", "weights")
 
 
 def _params(pairs: tuple[str, ...]) -> dict:
     """``NAME=VALUE`` pairs (JSON values parsed); URIs of unsupported schemes are refused."""
     from components.common import storage
+    from components.promote.registries import check_registry_uri
 
     params = {}
     for pair in pairs:
@@ -476,7 +492,9 @@ def _params(pairs: tuple[str, ...]) -> dict:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-        if key in URI_PARAMETERS and params[key] not in ("", "imagenet", "none"):
+        if key == "registry_uri":
+            check_registry_uri(str(params[key]), f"--param {key}")
+        elif key in URI_PARAMETERS and params[key] not in ("", "imagenet", "none"):
             storage.check_uri(str(params[key]), f"--param {key}")
     return params
 

@@ -66,9 +66,11 @@ def _workdir(workdir: str, data: str, registry: str = "") -> tuple[Path, str]:
     """The checked local work folder and the image source (demo data when none)."""
     from components.common import storage
     from components.common.errors import ConfigError
+    from components.promote.registries import check_registry_uri
 
-    for option, value in (("--workdir", workdir), ("--data", data), ("--registry", registry)):
+    for option, value in (("--workdir", workdir), ("--data", data)):
         storage.check_uri(value, option)
+    check_registry_uri(registry)
     if not storage.is_local(workdir):
         raise ConfigError(f"--workdir {workdir}: kfp.local needs a local folder")
     work = Path(workdir).resolve()
@@ -163,22 +165,22 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
 
 
 def _report(logs, summary: dict, registry: str, model_name: str, failure: str) -> Path:
-    from components.promote.registry import Registry
+    from components.promote.registries import open_registry
     from components.report import run_report
 
     return run_report.write(logs.folder / "report.html", summary, logs.rows(),
-                            Registry(registry, model_name), failure)
+                            open_registry(registry, model_name), failure)
 
 
 def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds: float,
               failed: bool = False) -> dict:
-    from components.promote.registry import Registry
+    from components.promote.registries import open_registry
 
     def newest(pattern):
         path = _latest(run_dir, pattern) if run_dir else None
         return str(path) if path else ""
 
-    reg = Registry(registry, model_name)
+    reg = open_registry(registry, model_name)
     artifacts = {"run": str(run_dir or ""), "examples": newest("prepare-data/examples"),
                  "trained_model": newest("train/trained_model"),
                  "saved_model": newest("export-model/saved_model"),

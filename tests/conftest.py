@@ -73,6 +73,16 @@ def s3_bucket(s3_endpoint):
     return f"s3://{name}"
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (sqlite store, served artifacts); yields its URL."""
+    from tests import mlflow_server as server
+
+    process, url = server.start(tmp_path_factory.mktemp("mlflow"))
+    yield url
+    server.stop(process)
+
+
 @pytest.fixture(params=["local", "gcs", "s3"])
 def any_root(request, tmp_path):
     """The same test on a local folder, the GCS emulator and the S3 server."""

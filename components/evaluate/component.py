@@ -64,8 +64,11 @@ def evaluate(
         baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
     else:
         baseline, version = resolve_baseline("", registry_uri, model_name)
+    from components.promote.registries import open_registry
+
+    registry = open_registry(registry_uri, model_name) if registry_uri and model_name else None
     result = run(saved_model.path, examples.path, evaluation.path,
-                 GateConfig(**gate), baseline, version)
+                 GateConfig(**gate), baseline, version, registry=registry)
     for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
         metrics.log_metric(f"candidate_{key}", result["candidate"][key])
         if result["baseline"]:
@@ -74,10 +77,8 @@ def evaluate(
                                           result["candidate"]["confusion_matrix"])
     evaluation.metadata.update({"decision": result["decision"], "reasons": result["reasons"],
                                 "baseline": baseline or "", "baseline_version": version})
-    if run_id and registry_uri and model_name:
-        from components.promote.registry import Registry
-
-        Registry(registry_uri, model_name).log_run(run_id, "evaluate", {
+    if run_id and registry:
+        registry.log_run(run_id, "evaluate", {
             "decision": result["decision"], "reasons": result["reasons"],
             "accuracy": result["candidate"]["accuracy"], "production_version": version})
     shutil.copyfile(f"{evaluation.path}/report.md", evaluation_report.path)

@@ -40,9 +40,9 @@ def resolve_baseline(baseline: str = "", registry: str = "",
     if baseline:
         return baseline, None
     if registry and model_name:
-        from components.promote.registry import Registry
+        from components.promote.registries import open_registry
 
-        reg = Registry(registry, model_name)
+        reg = open_registry(registry, model_name)
         return reg.production_saved_model(), reg.current()
     return None, None
 
@@ -64,10 +64,13 @@ class Baseline:
 
 
 def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,
-        baseline_version: int | None = None, beam_args: tuple[str, ...] = ()) -> dict:
+        baseline_version: int | None = None, beam_args: tuple[str, ...] = (),
+        registry=None) -> dict:
     """Score ``candidate`` (and ``baseline``, when given) on the test split, gate, write
     metrics, predictions, ``gate.json``, the report and the gallery to ``output``.
-    Models and examples on a bucket are read through a local copy (TF has no ``s3://``)."""
+    Models and examples on a bucket are read through a local copy (TF has no ``s3://``); a
+    baseline with a version is copied by ``registry`` when given (MLflow's artifacts are
+    no storage URI)."""
     gate.validate()
     require_complete(examples)
     outputs.require_complete(candidate, "export")
@@ -76,8 +79,10 @@ def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: 
         examples_local = stack.enter_context(storage.local_copy(examples))
         base = None
         if baseline:
-            base = Baseline(stack.enter_context(storage.local_copy(baseline)), baseline,
-                            baseline_version)
+            copy = registry.saved_model_copy(baseline_version) \
+                if registry is not None and baseline_version is not None \
+                else storage.local_copy(baseline)
+            base = Baseline(stack.enter_context(copy), baseline, baseline_version)
         work = stack.enter_context(tempfile.TemporaryDirectory(prefix="evaluate-"))
         out = stack.enter_context(outputs.local_output(output))
         result = _evaluate(local, examples_local, out, gate, base, work, beam_args)

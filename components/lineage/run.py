@@ -6,7 +6,8 @@ import logging
 
 from components.common import storage
 from components.lineage.lineage import Check, Lineage, code_version, compare
-from components.promote.registry import PRODUCTION, RUN_ID, Registry
+from components.promote.registries import open_registry
+from components.promote.registry import PRODUCTION, RUN_ID
 
 log = logging.getLogger(__name__)
 NO_VERSION = -1  # KFP parameters cannot be None
@@ -14,7 +15,7 @@ NO_VERSION = -1  # KFP parameters cannot be None
 
 def resolve_production(registry_uri: str, model_name: str) -> tuple[str, int]:
     """The production SavedModel URI and version, or ``("", NO_VERSION)`` on a first run."""
-    registry = Registry(registry_uri, model_name)
+    registry = open_registry(registry_uri, model_name)
     version = registry.current(PRODUCTION)
     if version is None:
         return "", NO_VERSION
@@ -24,7 +25,7 @@ def resolve_production(registry_uri: str, model_name: str) -> tuple[str, int]:
 def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str,
           production_version: int, settings: dict, force: bool) -> dict:
     """``changed`` or ``unchanged`` against production's recorded lineage; logged."""
-    registry = Registry(registry_uri, model_name)
+    registry = open_registry(registry_uri, model_name)
     current = Lineage(data_fingerprint, settings, code_version())
     version = None if production_version == NO_VERSION else production_version
     recorded = registry.get_version(version).get("lineage") if version is not None else None
@@ -37,7 +38,7 @@ def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str
     return {**result.to_dict(), "lineage": current.to_dict()}
 
 
-def _already_evaluated(registry: Registry, key: str, version: int | None) -> Check | None:
+def _already_evaluated(registry, key: str, version: int | None) -> Check | None:
     """A finished earlier run with this very lineage whose candidate the gate judged
     against this production: evaluating it again would repeat its decision."""
     for run in reversed(registry.runs()):
@@ -64,7 +65,7 @@ def report(result: dict) -> str:
 def record_run(registry_uri: str, model_name: str, run_id: str, status: str, error: str,
                backup_dir: str) -> None:
     """The run's final record; a run that did not succeed leaves no backup behind."""
-    Registry(registry_uri, model_name).log_run(run_id, "final",
+    open_registry(registry_uri, model_name).log_run(run_id, "final",
                                                {"status": status, "error": error})
     if status != "SUCCEEDED" and backup_dir and RUN_ID.match(run_id):
         storage.delete_tree(storage.join(backup_dir, run_id))

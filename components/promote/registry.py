@@ -15,9 +15,11 @@ Layout under ``<root>/<model_name>/``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
+from collections.abc import Iterator
 
 from components.common import outputs, storage
 from components.export.contract import METADATA_FILE
@@ -206,8 +208,14 @@ class Registry:
             run_id, _, name = storage.relative(folder, info.uri).partition("/")
             if name.endswith(".json"):
                 steps.setdefault(run_id, {})[name[:-5]] = self._read_json(info.uri)
-        return sorted((_run_record(run_id, entries) for run_id, entries in steps.items()),
+        return sorted((run_record(run_id, entries) for run_id, entries in steps.items()),
                       key=lambda r: r["time"])
+
+    @contextlib.contextmanager
+    def saved_model_copy(self, version: int) -> Iterator[str]:
+        """A local copy of version ``version``'s SavedModel (the folder itself if local)."""
+        with storage.local_copy(self.get_version(version)["uri"]) as local:
+            yield local
 
     def production_saved_model(self) -> str | None:
         """The SavedModel URI of the production version, or None on a first run."""
@@ -215,7 +223,7 @@ class Registry:
         return None if version is None else self.get_version(version)["uri"]
 
 
-def _run_record(run_id: str, steps: dict[str, dict]) -> dict:
+def run_record(run_id: str, steps: dict[str, dict]) -> dict:
     lineage, evaluate = steps.get("lineage", {}), steps.get("evaluate", {})
     promote, final = steps.get("promote", {}), steps.get("final", {})
     decision = "promoted" if promote else evaluate.get("decision") or lineage.get("decision")

@@ -6,7 +6,8 @@ import json
 import logging
 
 from components.common import outputs, storage
-from components.promote.registry import UNCHECKED, Registry
+from components.promote.registries import open_registry
+from components.promote.registry import UNCHECKED
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
                           "nothing is promoted")
     metadata = json.loads(storage.read_text(storage.join(saved_model, "export_metadata.json")))
     metrics = json.loads(storage.read_text(storage.join(evaluation, "metrics.json")))
-    registry = Registry(registry_uri, model_name)
+    registry = open_registry(registry_uri, model_name)
     record = registry.register(saved_model, run_id, {
         "data_fingerprint": metadata.get("data_fingerprint"),
         "config_hash": metadata.get("config_hash"), "labels": metadata.get("labels"),

@@ -114,9 +114,9 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
 def write_for_artifacts(path: str, examples: str, trained_model: str, evaluation: str,
                         registry_uri: str, model_name: str) -> Path:
     """The report of a pipeline run from its artifacts (the pipeline's report step)."""
-    from components.promote.registry import Registry
+    from components.promote.registries import open_registry
 
-    registry = Registry(registry_uri, model_name)
+    registry = open_registry(registry_uri, model_name)
     gate = json.loads((Path(evaluation) / "gate.json").read_text())
     summary = {"gate": gate, "production_version": registry.current(),
                "artifacts": {"examples": examples, "trained_model": trained_model,
