@@ -2,9 +2,11 @@
 
 ImageNet weights cannot be downloaded here, so the local run would train from random
 weights and never exercise a fine-tune. This pretrains the backbone on a synthetic task
-disjoint from the demo classes (which are solid shapes told apart by shape and hue):
-textures and line patterns in random colours, classified by pattern. It is deterministic
-for a seed on one machine (op determinism on, single-threaded input).
+disjoint from the demo classes (solid shapes told apart by shape and hue): textures and
+line patterns, classified by pattern and by the hue band (warm or cool) of their
+foreground. A first version classified by pattern alone, in random colours; it learned to
+ignore colour and fine-tuned worse than random weights on the demo task. Deterministic
+for a seed on one machine (op determinism on).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from components.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 BATCH = 32
+HUE_BANDS = 2
 PATTERNS = ("checkerboard", "diagonal_stripes", "dot_grid", "concentric_squares",
             "horizontal_waves", "blobs", "zigzag", "speckle")
 
@@ -57,14 +60,21 @@ def _pattern(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
 
 
 def pretext_images(per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(pixels [n, size, size, 3] in 0-255, labels [n])``: each pattern in two random
-    colours, so that colour never tells the class."""
+    """``(pixels [n, size, size, 3] in 0-255, labels [n])``: a class per pattern and hue
+    band (warm or cool foreground on a random background), so that the backbone learns
+    colour as well as texture; ``per_class`` images per class."""
+    import colorsys
+
     rng = np.random.default_rng(seed)
     images, labels = [], []
-    for label, kind in enumerate(PATTERNS):
+    for label in range(len(PATTERNS) * HUE_BANDS):
+        kind, band = PATTERNS[label // HUE_BANDS], label % HUE_BANDS
         for _ in range(per_class):
             mask = _pattern(rng, kind, size)[..., None]
-            fg, bg = rng.uniform(0, 255, size=(2, 3))
+            hue = (band + rng.uniform(0.1, 0.9)) / HUE_BANDS
+            fg = 255 * np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 1),
+                                                    rng.uniform(0.6, 1)))
+            bg = rng.uniform(0, 255, size=3)
             noise = rng.normal(0, 8, size=(size, size, 3))
             images.append(np.clip(mask * fg + (1 - mask) * bg + noise, 0, 255))
             labels.append(label)
@@ -73,7 +83,7 @@ def pretext_images(per_class: int, size: int, seed: int) -> tuple[np.ndarray, np
 
 
 def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: int = 4,
-                       per_class: int = 160, verbose: int = 2) -> dict:
+                       per_class: int = 80, verbose: int = 2) -> dict:
     """Pretrain ResNet50 (``include_top=False``) on the pretext task; write its weights."""
     if not out.endswith(".weights.h5"):
         raise ConfigError(f"OUT {out}: Keras weights files end in .weights.h5")
@@ -89,7 +99,7 @@ def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: in
     tf.config.experimental.enable_op_determinism()
     pixels, labels = pretext_images(per_class, image_size, seed)
     split = len(labels) // 8
-    model = model_lib.build_model(len(PATTERNS), image_size, "none", dropout=0.0)
+    model = model_lib.build_model(len(PATTERNS) * HUE_BANDS, image_size, "none", dropout=0.0)
     model_lib.apply_bn_policy(model, "full")
     steps = epochs * -(-(len(labels) - split) // BATCH)
     schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.01)
@@ -105,7 +115,7 @@ def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: in
         model.get_layer(model_lib.BASE_NAME).save_weights(local)
         storage.upload_file(local, out)  # whole or not at all: a cache is never half written
     summary = {"weights": out, "image_size": image_size, "seed": seed, "epochs": epochs,
-               "pretext_classes": len(PATTERNS), "pretext_images": len(labels),
+               "pretext_classes": len(PATTERNS) * HUE_BANDS, "pretext_images": len(labels),
                "held_out_accuracy": float(accuracy),
                "seconds": round(time.perf_counter() - started, 1)}
     log.info("demo backbone: %s", summary)
