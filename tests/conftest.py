@@ -73,6 +73,20 @@ def s3_bucket(s3_endpoint):
     return f"s3://{name}"
 
 
+@pytest.fixture
+def model(tmp_path):
+    """Stands in for SavedModel folders (a registry only moves their files): one per
+    ``graph``, whose bytes differ from every other ``graph``'s."""
+    def make(graph: str = "graph") -> str:
+        folder = tmp_path / f"sm-{graph}"
+        if not folder.exists():
+            (folder / "variables").mkdir(parents=True)
+            (folder / "saved_model.pb").write_text(graph)
+            (folder / "variables" / "variables.index").write_bytes(b"index")
+        return str(folder)
+    return make
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server (sqlite store, served artifacts); yields its URL."""

@@ -19,19 +19,6 @@ def name():
     return f"m-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def model(tmp_path):
-    """Stands in for SavedModel folders: one per ``graph``, with bytes of its own."""
-    def make(graph: str = "graph") -> str:
-        folder = tmp_path / f"sm-{graph}"
-        if not folder.exists():
-            (folder / "variables").mkdir(parents=True)
-            (folder / "saved_model.pb").write_text(graph)
-            (folder / "variables" / "variables.index").write_bytes(b"index")
-        return str(folder)
-    return make
-
-
 def _client(mlflow_server):
     from mlflow import MlflowClient
 

@@ -16,20 +16,6 @@ def root(any_root):
     return storage.join(any_root, "registry")
 
 
-@pytest.fixture
-def model(tmp_path):
-    """Stands in for SavedModel folders (the registry only moves their files): one per
-    ``graph``, whose bytes differ from every other ``graph``'s."""
-    def make(graph: str = "graph") -> str:
-        folder = tmp_path / f"sm-{graph}"
-        if not folder.exists():
-            (folder / "variables").mkdir(parents=True)
-            (folder / "saved_model.pb").write_text(graph)
-            (folder / "variables" / "variables.index").write_bytes(b"index")
-        return str(folder)
-    return make
-
-
 def test_versions_are_numbered_immutable_and_idempotent(root, model):
     reg = Registry(root, "flowers")
     assert reg.production_saved_model() is None
