@@ -33,6 +33,8 @@ from components.promote.registry import (
     UNCHECKED,
     ConflictError,
     RegistryError,
+    ResolvingRegistry,
+    check_run_id,
     run_record,
 )
 
@@ -58,7 +60,7 @@ def _literal(value: str) -> str:
     return value
 
 
-class MlflowRegistry:
+class MlflowRegistry(ResolvingRegistry):
     def __init__(self, uri: str, model_name: str):
         from mlflow import MlflowClient
 
@@ -228,18 +230,6 @@ class MlflowRegistry:
             raise RegistryError(f"{alias} of {self.model_name} has no previous version")
         return self._move(alias, previous, "rollback", run_id, history[-1]["version"])
 
-    def resolve(self, ref: str) -> dict:
-        if str(ref).isdigit():
-            return self.get_version(int(ref))
-        version = self.current(ref)
-        if version is None:
-            raise RegistryError(f"alias {ref!r} of {self.model_name} is not set")
-        return self.get_version(version)
-
-    def production_saved_model(self) -> str | None:
-        version = self.current(PRODUCTION)
-        return None if version is None else self.get_version(version)["uri"]
-
     # run log ------------------------------------------------------------------------
     def _pipeline_runs(self, run_id: str = "") -> list:
         query = f"tags.`{KIND_TAG}` = 'pipeline-run'" + (
@@ -249,9 +239,7 @@ class MlflowRegistry:
 
     def log_run(self, run_id: str, step: str, entry: dict) -> None:
         """Record what ``step`` of pipeline run ``run_id`` did, as a tag of its MLflow run."""
-        if not RUN_ID.match(run_id or ""):
-            raise RegistryError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-', "
-                                "starting with a letter or digit")
+        check_run_id(run_id)
         found = self._pipeline_runs(run_id)
         mlflow_run = found[0].info.run_id if found else self._call(
             self.client.create_run, self._experiment(),

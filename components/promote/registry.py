@@ -38,7 +38,31 @@ class ConflictError(RegistryError):
     """Another writer moved the alias first; re-read and retry on the new state."""
 
 
-class Registry:
+def check_run_id(run_id: str) -> None:
+    if not RUN_ID.match(run_id or ""):
+        raise RegistryError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-', "
+                            "starting with a letter or digit")
+
+
+class ResolvingRegistry:
+    """What every backend derives from its versions and aliases."""
+
+    def resolve(self, ref: str) -> dict:
+        """A version number or an alias name -> the version record."""
+        if str(ref).isdigit():
+            return self.get_version(int(ref))
+        version = self.current(ref)
+        if version is None:
+            raise RegistryError(f"alias {ref!r} of {self.model_name} is not set")
+        return self.get_version(version)
+
+    def production_saved_model(self) -> str | None:
+        """The SavedModel URI of the production version, or None on a first run."""
+        version = self.current(PRODUCTION)
+        return None if version is None else self.get_version(version)["uri"]
+
+
+class Registry(ResolvingRegistry):
     def __init__(self, root: str, model_name: str):
         if not model_name or "/" in model_name:
             raise RegistryError(f"model name {model_name!r}: use a non-empty name without '/'")
@@ -182,21 +206,10 @@ class Registry:
             raise RegistryError(f"{alias} of {self.model_name} has no previous version")
         return self._move(alias, previous, "rollback", run_id, head["version"])
 
-    def resolve(self, ref: str) -> dict:
-        """A version number or an alias name -> the version record."""
-        if str(ref).isdigit():
-            return self.get_version(int(ref))
-        version = self.current(ref)
-        if version is None:
-            raise RegistryError(f"alias {ref!r} of {self.model_name} is not set")
-        return self.get_version(version)
-
     # run log ------------------------------------------------------------------------
     def log_run(self, run_id: str, step: str, entry: dict) -> None:
         """Record what ``step`` of pipeline run ``run_id`` did (one object per step)."""
-        if not RUN_ID.match(run_id or ""):
-            raise RegistryError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-', "
-                                "starting with a letter or digit")
+        check_run_id(run_id)
         storage.write_text(self._path("runs", run_id, f"{step}.json"),
                            json.dumps({**entry, "time": time.time()}, indent=2))
 
@@ -216,12 +229,6 @@ class Registry:
         """A local copy of version ``version``'s SavedModel (the folder itself if local)."""
         with storage.local_copy(self.get_version(version)["uri"]) as local:
             yield local
-
-    def production_saved_model(self) -> str | None:
-        """The SavedModel URI of the production version, or None on a first run."""
-        version = self.current(PRODUCTION)
-        return None if version is None else self.get_version(version)["uri"]
-
 
 def run_record(run_id: str, steps: dict[str, dict]) -> dict:
     lineage, evaluate = steps.get("lineage", {}), steps.get("evaluate", {})
