@@ -25,8 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from components.common import outputs, storage
-from components.export.contract import METADATA_FILE
+from components.common import storage
 from components.promote.registry import (
     PRODUCTION,
     RUN_ID,
@@ -136,10 +135,7 @@ class MlflowRegistry(ResolvingRegistry):
         """Add a version, idempotent per ``run_id`` and per content."""
         from mlflow.exceptions import MlflowException
 
-        if not run_id:
-            raise RegistryError("run id is empty: promotion needs it to stay idempotent")
-        content = outputs.content_sha256(saved_model_dir, exclude=(METADATA_FILE,))
-        existing = self.find_by_run(run_id) or self.find_by_content(content)
+        content, existing = self._registered(saved_model_dir, run_id)
         if existing:
             return existing
         with contextlib.suppress(MlflowException):  # it exists

@@ -47,6 +47,14 @@ def check_run_id(run_id: str) -> None:
 class ResolvingRegistry:
     """What every backend derives from its versions and aliases."""
 
+    def _registered(self, saved_model_dir: str, run_id: str) -> tuple[str, dict | None]:
+        """The SavedModel's content hash, and the version already holding this run or
+        these bytes (registering is idempotent on both)."""
+        if not run_id:
+            raise RegistryError("run id is empty: promotion needs it to stay idempotent")
+        content = outputs.content_sha256(saved_model_dir, exclude=(METADATA_FILE,))
+        return content, self.find_by_run(run_id) or self.find_by_content(content)
+
     def resolve(self, ref: str) -> dict:
         """A version number or an alias name -> the version record."""
         if str(ref).isdigit():
@@ -128,10 +136,7 @@ class Registry(ResolvingRegistry):
     def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
         """Add a version, idempotent per ``run_id`` and per content (never two versions
         with the same bytes): stage files, then commit the record."""
-        if not run_id:
-            raise RegistryError("run id is empty: promotion needs it to stay idempotent")
-        content = outputs.content_sha256(saved_model_dir, exclude=(METADATA_FILE,))
-        existing = self.find_by_run(run_id) or self.find_by_content(content)
+        content, existing = self._registered(saved_model_dir, run_id)
         if existing:
             return existing
         number = self._claim(run_id)
