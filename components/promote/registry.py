@@ -64,53 +64,6 @@ class ResolvingRegistry:
             raise RegistryError(f"alias {ref!r} of {self.model_name} is not set")
         return self.get_version(version)
 
-    def production_saved_model(self) -> str | None:
-        """The SavedModel URI of the production version, or None on a first run."""
-        version = self.current(PRODUCTION)
-        return None if version is None else self.get_version(version)["uri"]
-
-
-class Registry(ResolvingRegistry):
-    def __init__(self, root: str, model_name: str):
-        if not model_name or "/" in model_name:
-            raise RegistryError(f"model name {model_name!r}: use a non-empty name without '/'")
-        storage.check_uri(root, "--registry")
-        self.root = root
-        self.model_name = model_name
-        self.base = storage.join(root, model_name)
-
-    def _path(self, *parts: str) -> str:
-        return storage.join(self.base, *parts)
-
-    def version_uri(self, version: int) -> str:
-        return self._path("versions", str(version))
-
-    def _numbers(self, folder: str) -> list[int]:
-        if not storage.is_dir(self._path(folder)):
-            return []
-        names = [info.uri.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-                 for info in storage.list_files(self._path(folder))]
-        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
-
-    def _read_json(self, uri: str) -> dict:
-        try:
-            return json.loads(storage.read_text(uri))
-        except FileNotFoundError as err:
-            raise RegistryError(f"registry object missing: {uri}") from err
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise RegistryError(f"registry object is corrupt (not JSON): {uri}: {err}") from err
-
-    # versions -----------------------------------------------------------------------
-    def list_versions(self) -> list[dict]:
-        return [self.get_version(n) for n in self._numbers("records")]
-
-    def get_version(self, version: int) -> dict:
-        record = self._read_json(self._path("records", f"{version}.json"))
-        if record.get("version") != version:
-            raise RegistryError(f"registry record {self._path('records', f'{version}.json')} "
-                                f"says version {record.get('version')}, expected {version}")
-        return record
-
     def find_by_run(self, run_id: str) -> dict | None:
         return next((r for r in self.list_versions() if r.get("run_id") == run_id), None)
 
@@ -118,12 +71,174 @@ class Registry(ResolvingRegistry):
         return next((r for r in self.list_versions()
                      if r.get("content_sha256") == content_sha256), None)
 
+    def production_saved_model(self) -> str | None:
+        """The SavedModel URI of the production version, or None on a first run."""
+        version = self.current(PRODUCTION)
+        return None if version is None else self.get_version(version)["uri"]
+
+
+def _numbers(folder: str) -> list[int]:
+    """The numbers N of the ``N.json`` files in ``folder`` (none if it does not exist)."""
+    if not storage.is_dir(folder):
+        return []
+    names = [info.uri.rsplit("/", 1)[-1].rsplit("\\", 1)[-1] for info in storage.list_files(folder)]
+    return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+
+def _read_json(uri: str) -> dict:
+    try:
+        return json.loads(storage.read_text(uri))
+    except FileNotFoundError as err:
+        raise RegistryError(f"registry object missing: {uri}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RegistryError(f"registry object is corrupt (not JSON): {uri}: {err}") from err
+
+
+class StorageLog:
+    """A model's alias history and run log on storage, under ``base``:
+    ``aliases/<alias>/<seq>.json`` (create-only, so appending entry ``seq + 1`` is a
+    compare-and-swap) and ``runs/<run id>/<step>.json``."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def _path(self, *parts: str) -> str:
+        return storage.join(self.base, *parts)
+
+    def history(self, alias: str = PRODUCTION) -> list[dict]:
+        return [_read_json(self._path("aliases", alias, f"{seq:0{SEQ_WIDTH}d}.json"))
+                for seq in _numbers(self._path("aliases", alias))]
+
+    def head(self, alias: str) -> tuple[int, dict | None]:
+        """The last entry's sequence number and the entry (0, None before the first)."""
+        seqs = _numbers(self._path("aliases", alias))
+        if not seqs:
+            return 0, None
+        return seqs[-1], _read_json(self._path("aliases", alias,
+                                               f"{seqs[-1]:0{SEQ_WIDTH}d}.json"))
+
+    def append(self, alias: str, entry: dict) -> dict:
+        """Write ``entry`` as number ``entry["seq"]``; ConflictError if another writer did."""
+        try:
+            storage.write_text(self._path("aliases", alias, f"{entry['seq']:0{SEQ_WIDTH}d}.json"),
+                               json.dumps(entry, indent=2), create_only=True)
+        except storage.AlreadyExists as err:
+            raise ConflictError(f"{alias} of {self.base} was moved concurrently (entry "
+                                f"{entry['seq']} exists); re-read and retry") from err
+        return entry
+
+    def log_run(self, run_id: str, step: str, entry: dict) -> None:
+        """Record what ``step`` of pipeline run ``run_id`` did (one object per step)."""
+        check_run_id(run_id)
+        storage.write_text(self._path("runs", run_id, f"{step}.json"),
+                           json.dumps({**entry, "time": time.time()}, indent=2))
+
+    def runs(self) -> list[dict]:
+        """One record per pipeline run, oldest first: status, data, decision, versions."""
+        folder = self._path("runs")
+        steps: dict[str, dict[str, dict]] = {}
+        for info in storage.list_files(folder) if storage.is_dir(folder) else []:
+            run_id, _, name = storage.relative(folder, info.uri).partition("/")
+            if name.endswith(".json"):
+                steps.setdefault(run_id, {})[name[:-5]] = _read_json(info.uri)
+        return sorted((run_record(run_id, entries) for run_id, entries in steps.items()),
+                      key=lambda r: r["time"])
+
+
+class LoggedRegistry(ResolvingRegistry):
+    """A registry whose alias moves and run log go through a StorageLog (``self.log``).
+
+    A move appends ``seq + 1`` to the alias history (create-only) before it points the
+    backend's alias (``_point``), so of two promoters that read the same state exactly
+    one moves it. Subclasses give ``current`` (the backend's alias) and ``_point``."""
+
+    log: StorageLog
+
+    def _point(self, alias: str, version: int) -> None:
+        """Point the backend's own alias at ``version`` (the file registry has none)."""
+
+    def history(self, alias: str = PRODUCTION) -> list[dict]:
+        return self.log.history(alias)
+
+    def log_run(self, run_id: str, step: str, entry: dict) -> None:
+        self.log.log_run(run_id, step, entry)
+
+    def runs(self) -> list[dict]:
+        return self.log.runs()
+
+    def _move(self, alias: str, version: int, action: str, run_id: str,
+              expected_version: int | None | object) -> dict:
+        self.get_version(version)
+        seq, _head = self.log.head(alias)
+        current = self.current(alias)
+        if expected_version is not UNCHECKED and current != expected_version:
+            raise ConflictError(f"{alias} of {self.model_name} is version {current}, not "
+                                f"{expected_version} as expected; re-read and retry")
+        entry = self.log.append(alias, {
+            "alias": alias, "version": version, "previous_version": current,
+            "action": action, "run_id": run_id, "time": time.time(), "seq": seq + 1})
+        self._point(alias, version)
+        return entry
+
+    def promote(self, version: int, run_id: str = "", alias: str = PRODUCTION,
+                expected_version: int | None | object = UNCHECKED) -> dict:
+        """Point ``alias`` at ``version``; a no-op entry is not written if it already is.
+        With ``expected_version`` (None: not set yet) the move is a compare-and-swap."""
+        _seq, head = self.log.head(alias)
+        if head and head["version"] == version and self.current(alias) == version:
+            return head
+        return self._move(alias, version, "promote", run_id, expected_version)
+
+    def rollback(self, alias: str = PRODUCTION, run_id: str = "") -> dict:
+        """Point ``alias`` back at the version it held before the current one."""
+        _seq, head = self.log.head(alias)
+        if head is None:
+            raise RegistryError(f"{alias} of {self.model_name} is not set: nothing to roll "
+                                "back to")
+        previous = head.get("previous_version")
+        if previous is None:
+            raise RegistryError(f"{alias} of {self.model_name} has no previous version")
+        return self._move(alias, previous, "rollback", run_id, head["version"])
+
+
+class Registry(LoggedRegistry):
+    def __init__(self, root: str, model_name: str):
+        if not model_name or "/" in model_name:
+            raise RegistryError(f"model name {model_name!r}: use a non-empty name without '/'")
+        storage.check_uri(root, "--registry")
+        self.root = root
+        self.model_name = model_name
+        self.base = storage.join(root, model_name)
+        self.log = StorageLog(self.base)
+
+    def _path(self, *parts: str) -> str:
+        return storage.join(self.base, *parts)
+
+    def version_uri(self, version: int) -> str:
+        return self._path("versions", str(version))
+
+    # versions -----------------------------------------------------------------------
+    def list_versions(self) -> list[dict]:
+        return [self.get_version(n) for n in _numbers(self._path("records"))]
+
+    def get_version(self, version: int) -> dict:
+        record = _read_json(self._path("records", f"{version}.json"))
+        if record.get("version") != version:
+            raise RegistryError(f"registry record {self._path('records', f'{version}.json')} "
+                                f"says version {record.get('version')}, expected {version}")
+        return record
+
+    def current(self, alias: str = PRODUCTION) -> int | None:
+        _seq, head = self.log.head(alias)
+        return None if head is None else head["version"]
+
     def _claim(self, run_id: str) -> int:
-        for number in self._numbers("claims"):
-            claim = self._read_json(self._path("claims", f"{number}.json"))
-            if claim.get("run_id") == run_id and number not in self._numbers("records"):
+        records = _numbers(self._path("records"))
+        for number in _numbers(self._path("claims")):
+            claim = _read_json(self._path("claims", f"{number}.json"))
+            if claim.get("run_id") == run_id and number not in records:
                 return number
-        number = max(self._numbers("claims") + self._numbers("records") + [0]) + 1
+        number = max(_numbers(self._path("claims")) + records + [0]) + 1
         while True:
             try:
                 storage.write_text(self._path("claims", f"{number}.json"),
@@ -157,83 +272,12 @@ class Registry(ResolvingRegistry):
             return self.get_version(number)
         return record
 
-    # aliases ------------------------------------------------------------------------
-    def history(self, alias: str = PRODUCTION) -> list[dict]:
-        return [self._read_json(self._path("aliases", alias, f"{seq:0{SEQ_WIDTH}d}.json"))
-                for seq in self._numbers(storage.join("aliases", alias))]
-
-    def _head(self, alias: str) -> tuple[int, dict | None]:
-        seqs = self._numbers(storage.join("aliases", alias))
-        if not seqs:
-            return 0, None
-        head = self._read_json(self._path("aliases", alias, f"{seqs[-1]:0{SEQ_WIDTH}d}.json"))
-        return seqs[-1], head
-
-    def current(self, alias: str = PRODUCTION) -> int | None:
-        _seq, head = self._head(alias)
-        return None if head is None else head["version"]
-
-    def _move(self, alias: str, version: int, action: str, run_id: str,
-              expected_version: int | None | object) -> dict:
-        self.get_version(version)
-        seq, head = self._head(alias)
-        current = head["version"] if head else None
-        if expected_version is not UNCHECKED and current != expected_version:
-            raise ConflictError(f"{alias} of {self.model_name} is version {current}, not "
-                                f"{expected_version} as expected; re-read and retry")
-        entry = {"alias": alias, "version": version, "previous_version": current,
-                 "action": action, "run_id": run_id, "time": time.time(), "seq": seq + 1}
-        try:
-            storage.write_text(self._path("aliases", alias, f"{seq + 1:0{SEQ_WIDTH}d}.json"),
-                               json.dumps(entry, indent=2), create_only=True)
-        except storage.AlreadyExists as err:
-            raise ConflictError(f"{alias} of {self.model_name} was moved concurrently "
-                                f"(entry {seq + 1} exists); re-read and retry") from err
-        return entry
-
-    def promote(self, version: int, run_id: str = "", alias: str = PRODUCTION,
-                expected_version: int | None | object = UNCHECKED) -> dict:
-        """Point ``alias`` at ``version``; a no-op entry is not written if it already is.
-        With ``expected_version`` (None: not set yet) the move is a compare-and-swap."""
-        _seq, head = self._head(alias)
-        if head and head["version"] == version:
-            return head
-        return self._move(alias, version, "promote", run_id, expected_version)
-
-    def rollback(self, alias: str = PRODUCTION, run_id: str = "") -> dict:
-        """Point ``alias`` back at the version it held before the current one."""
-        seq, head = self._head(alias)
-        if head is None:
-            raise RegistryError(f"{alias} of {self.model_name} is not set: nothing to roll "
-                                "back to")
-        previous = head.get("previous_version")
-        if previous is None:
-            raise RegistryError(f"{alias} of {self.model_name} has no previous version")
-        return self._move(alias, previous, "rollback", run_id, head["version"])
-
-    # run log ------------------------------------------------------------------------
-    def log_run(self, run_id: str, step: str, entry: dict) -> None:
-        """Record what ``step`` of pipeline run ``run_id`` did (one object per step)."""
-        check_run_id(run_id)
-        storage.write_text(self._path("runs", run_id, f"{step}.json"),
-                           json.dumps({**entry, "time": time.time()}, indent=2))
-
-    def runs(self) -> list[dict]:
-        """One record per pipeline run, oldest first: status, data, decision, versions."""
-        folder = self._path("runs")
-        steps: dict[str, dict[str, dict]] = {}
-        for info in storage.list_files(folder) if storage.is_dir(folder) else []:
-            run_id, _, name = storage.relative(folder, info.uri).partition("/")
-            if name.endswith(".json"):
-                steps.setdefault(run_id, {})[name[:-5]] = self._read_json(info.uri)
-        return sorted((run_record(run_id, entries) for run_id, entries in steps.items()),
-                      key=lambda r: r["time"])
-
     @contextlib.contextmanager
     def saved_model_copy(self, version: int) -> Iterator[str]:
         """A local copy of version ``version``'s SavedModel (the folder itself if local)."""
         with storage.local_copy(self.get_version(version)["uri"]) as local:
             yield local
+
 
 def run_record(run_id: str, steps: dict[str, dict]) -> dict:
     lineage, evaluate = steps.get("lineage", {}), steps.get("evaluate", {})
