@@ -52,7 +52,7 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 lock:  ## re-resolve both locks after changing pyproject.toml: the image's, then the dev one on it
 	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra gpu --generate-hashes \
 	  $(LOCK_TARGET) -o requirements-runtime.lock
-	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra dev --extra vertex \
+	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra dev \
 	  -c requirements-runtime.lock $(LOCK_TARGET) -o requirements-dev.lock
 
 clean:

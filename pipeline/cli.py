@@ -33,7 +33,8 @@ class Group(click.Group):
 
 
 class RegistryURI(click.ParamType):
-    """A registry: ``mlflow+http(s)://HOST:PORT`` or a storage URI (local, gs://, s3://)."""
+    """A registry URI: MLflow's, the Kubeflow Model Registry's, Vertex AI's or a storage
+    URI (``components/promote/registries.py`` lists the forms)."""
 
     name = "registry"
 

@@ -97,6 +97,33 @@ def mlflow_server(tmp_path_factory):
     server.stop(process)
 
 
+@pytest.fixture(scope="session")
+def kubeflow_standin():
+    """A stand-in Kubeflow Model Registry REST server (the real one needs a cluster)."""
+    from tests.kubeflow_registry_standin import KubeflowRegistryStandIn
+
+    standin = KubeflowRegistryStandIn()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def vertex_standin():
+    """A stand-in Vertex AI REST server, with the Vertex SDK pointed at it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform import initializer
+
+    from tests.vertex_standin import VertexStandIn
+
+    standin = VertexStandIn()
+    aiplatform.init(credentials=AnonymousCredentials(), api_endpoint=standin.url,
+                    api_transport="rest")
+    yield standin
+    initializer.global_config.__init__()  # aiplatform.init is bound to this very object
+    standin.stop()
+
+
 @pytest.fixture(params=["local", "gcs", "s3"])
 def any_root(request, tmp_path):
     """The same test on a local folder, the GCS emulator and the S3 server."""

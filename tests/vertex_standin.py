@@ -1,8 +1,11 @@
 """A stand-in for the Vertex AI REST API (v1), for the Vertex SDK's own client code.
 
 Vertex AI cannot run here. This server answers the few paths that
-``PipelineJob.submit`` and the ``PipelineJobSchedule`` calls use, keeps jobs and
-schedules in memory, and records every request. ``PipelineJob.submit`` also checks the
+``PipelineJob.submit``, the ``PipelineJobSchedule`` calls and the Model Registry calls
+(``Model.upload``, ``Model.list``, ``ModelRegistry``'s versions and aliases) use, keeps
+jobs, schedules and models in memory, and records every request. As Vertex does, it
+gives a new model's first version the ``default`` alias and moves an alias merged onto
+a version away from the version that held it. ``PipelineJob.submit`` also checks the
 pipeline root's bucket through the Cloud Storage JSON API; with ``STORAGE_EMULATOR_HOST``
 pointing here, that check is answered too (bucket missing -> created), so nothing leaves
 the machine.
@@ -11,77 +14,46 @@ the machine.
 from __future__ import annotations
 
 import itertools
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+from tests.rest_standin import RestStandIn
 
 _PARENT = r"/v1/(?P<parent>projects/[^/]+/locations/[^/]+)"
+_MODEL = r"/models/(?P<id>[^/:@]+)"
+NOW = "2026-11-27T00:00:00Z"
 NOT_FOUND = (404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
 
 
-class VertexStandIn:
+class VertexStandIn(RestStandIn):
     def __init__(self):
-        self.requests: list[dict] = []
         self.jobs: dict[str, dict] = {}
         self.schedules: dict[str, dict] = {}
         self.fail_schedule_create = False
+        self.models: dict[str, list[dict]] = {}  # model name -> its versions
         self._ids = itertools.count(1000)
-        self._lock = threading.Lock()
-        self._routes = [
+        routes = [
             ("POST", _PARENT + r"/pipelineJobs$", self._create_job),
             ("GET", _PARENT + r"/pipelineJobs/(?P<id>[^/:]+)$", self._get_job),
             ("POST", _PARENT + r"/schedules$", self._create_schedule),
             ("GET", _PARENT + r"/schedules$", self._list_schedules),
             ("GET", _PARENT + r"/schedules/(?P<id>[^/:]+)$", self._get_schedule),
             ("DELETE", _PARENT + r"/schedules/(?P<id>[^/:]+)$", self._delete_schedule),
+            ("POST", _PARENT + r"/models:upload$", self._upload_model),
+            ("GET", _PARENT + r"/models$", self._list_models),
+            ("GET", _PARENT + _MODEL + r":listVersions$", self._list_versions),
+            ("POST", _PARENT + _MODEL + r"@(?P<ver>[^/:]+):mergeVersionAliases$",
+             self._merge_aliases),
+            ("GET", _PARENT + _MODEL + r"(@(?P<ver>[^/:]+))?$", self._get_model),
             ("GET", r"/storage/v1/b/(?P<bucket>[^/]+)$", lambda g, q, b: NOT_FOUND),
             ("POST", r"/storage/v1/b$", lambda g, q, b: (200, {**(b or {}),
                                                                "kind": "storage#bucket"})),
             ("GET", r"/storage/v1/b/[^/]+/iam$", lambda g, q, b: (200, {"bindings": []})),
             ("PUT", r"/storage/v1/b/[^/]+/iam$", lambda g, q, b: (200, b or {})),
         ]
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                url = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw) if raw else None
-                with standin._lock:
-                    standin.requests.append({"method": self.command, "path": url.path,
-                                             "query": query, "body": body})
-                    status, payload = next(
-                        (handler(m.groupdict(), query, body) for method, rx, handler
-                         in standin._routes
-                         if method == self.command and (m := re.match(rx, url.path))),
-                        NOT_FOUND)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = do_PUT = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(routes)
 
     def posted(self, suffix: str) -> list[dict]:
-        return [r for r in self.requests if r["method"] == "POST" and r["path"].endswith(suffix)]
+        return self.sent("POST", suffix)
 
     def _create_job(self, g, query, body):
         name = f"{g['parent']}/pipelineJobs/{query['pipelineJobId']}"
@@ -116,3 +88,57 @@ class VertexStandIn:
             return NOT_FOUND
         return 200, {"name": f"{g['parent']}/operations/{next(self._ids)}", "done": True,
                      "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}}
+
+    def _version(self, g) -> dict | None:
+        """The version ``g['ver']`` (an id or an alias; ``default`` if none) of a model."""
+        wanted = g.get("ver") or "default"
+        return next((v for v in self.models.get(f"{g['parent']}/models/{g['id']}", [])
+                     if wanted == v["versionId"] or wanted in v["versionAliases"]), None)
+
+    def _upload_model(self, g, query, body):
+        name = body.get("parentModel") or f"{g['parent']}/models/{next(self._ids)}"
+        if body.get("parentModel") and name not in self.models:
+            return NOT_FOUND
+        versions = self.models.setdefault(name, [])
+        version = {**body["model"], "name": name, "versionId": str(len(versions) + 1),
+                   "versionAliases": [], "versionCreateTime": NOW, "versionUpdateTime": NOW,
+                   "createTime": NOW, "updateTime": NOW}
+        versions.append(version)
+        self._move_aliases(name, version, body["model"].get("versionAliases", [])
+                           + ([] if len(versions) > 1 else ["default"]))
+        return 200, {"name": f"{g['parent']}/operations/{next(self._ids)}", "done": True,
+                     "response": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1."
+                                           "UploadModelResponse",
+                                  "model": name, "modelVersionId": version["versionId"]}}
+
+    def _move_aliases(self, name: str, version: dict, aliases: list[str]) -> None:
+        for alias in aliases:
+            if alias.startswith("-"):
+                version["versionAliases"].remove(alias[1:])
+                continue
+            for other in self.models[name]:
+                if alias in other["versionAliases"]:
+                    other["versionAliases"].remove(alias)
+            version["versionAliases"].append(alias)
+
+    def _get_model(self, g, query, body):
+        version = self._version(g)
+        return (200, version) if version else NOT_FOUND
+
+    def _list_models(self, g, query, body):
+        wanted = re.fullmatch(r'display_name="(.*)"', query.get("filter", ""))
+        defaults = [self._version({"parent": g["parent"], "id": name.rsplit("/", 1)[-1]})
+                    for name in self.models if name.startswith(g["parent"] + "/")]
+        return 200, {"models": [m for m in defaults
+                                if not wanted or m["displayName"] == wanted.group(1)]}
+
+    def _list_versions(self, g, query, body):
+        versions = self.models.get(f"{g['parent']}/models/{g['id']}")
+        return (200, {"models": versions}) if versions is not None else NOT_FOUND
+
+    def _merge_aliases(self, g, query, body):
+        version = self._version(g)
+        if version is None:
+            return NOT_FOUND
+        self._move_aliases(version["name"], version, body["versionAliases"])
+        return 200, version

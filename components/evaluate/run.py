@@ -43,7 +43,8 @@ def resolve_baseline(baseline: str = "", registry: str = "",
         from components.promote.registries import open_registry
 
         reg = open_registry(registry, model_name)
-        return reg.production_saved_model(), reg.current()
+        version = reg.current()
+        return (None, None) if version is None else (reg.get_version(version)["uri"], version)
     return None, None
 
 

@@ -1,24 +1,73 @@
-"""The registry a URI names: MLflow's (``mlflow+http(s)://``) or one on plain storage."""
+"""The registry a URI names:
+
+- ``mlflow+http(s)://HOST:PORT``: MLflow's Model Registry;
+- ``kubeflow-registry+http(s)://HOST:PORT?log=STORAGE_URI``: the Kubeflow Model Registry;
+- ``vertex://projects/P/locations/L?log=gs://…[&serving_image=IMAGE]``: Vertex AI's;
+- any storage URI (folder, ``gs://``, ``s3://``): the registry on plain storage.
+
+The Kubeflow and Vertex registries keep the alias history and the run log on storage at
+``log`` (they have no place for them of their own)."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qs, urlsplit
+
 from components.common import storage
+from components.common.errors import ConfigError
 from components.promote.registry import Registry
 
 MLFLOW_SCHEMES = ("mlflow+http://", "mlflow+https://")
+KUBEFLOW_SCHEMES = ("kubeflow-registry+http://", "kubeflow-registry+https://")
+VERTEX_SCHEME = "vertex://"
+VERTEX_PATH = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/?$")
+
+
+def _log(uri: str, what: str) -> str:
+    """The ``log`` storage URI of a Kubeflow or Vertex registry URI."""
+    query = parse_qs(urlsplit(uri).query)
+    if not query.get("log"):
+        raise ConfigError(f"{what} {uri!r}: add ?log=STORAGE_URI (for example "
+                            "?log=s3://bucket/registry-log): the alias history and the run "
+                            "log are kept there")
+    storage.check_uri(query["log"][0], f"{what}'s log")
+    return query["log"][0]
+
+
+def _vertex_location(uri: str, what: str) -> tuple[str, str]:
+    found = VERTEX_PATH.match(urlsplit(uri).netloc + urlsplit(uri).path)
+    if not found:
+        raise ConfigError(f"{what} {uri!r}: write vertex://projects/PROJECT/locations/"
+                            "REGION?log=gs://BUCKET/PATH")
+    return found["project"], found["location"]
 
 
 def check_registry_uri(uri: str, what: str = "--registry") -> None:
-    """Refuse a registry URI that is neither MLflow's nor a storage URI, naming both."""
-    if not uri.startswith(MLFLOW_SCHEMES):
+    """Refuse a registry URI that no backend reads, naming the forms that work."""
+    if uri.startswith(KUBEFLOW_SCHEMES):
+        _log(uri, what)
+    elif uri.startswith(VERTEX_SCHEME):
+        _vertex_location(uri, what)
+        _log(uri, what)
+    elif not uri.startswith(MLFLOW_SCHEMES):
         storage.check_uri(uri, what)
 
 
 def open_registry(uri: str, model_name: str):
-    """The registry behind ``uri``: both kinds answer the same methods (versions,
+    """The registry behind ``uri``: every kind answers the same methods (versions,
     aliases, rollback, the run log, a local copy of a version's SavedModel)."""
     if uri.startswith(MLFLOW_SCHEMES):
         from components.promote.mlflow_registry import MlflowRegistry
 
         return MlflowRegistry(uri, model_name)
+    if uri.startswith(KUBEFLOW_SCHEMES):
+        from components.promote.kubeflow_registry import KubeflowRegistry
+
+        return KubeflowRegistry(uri, model_name, _log(uri, "registry"))
+    if uri.startswith(VERTEX_SCHEME):
+        from components.promote.vertex_registry import VertexRegistry
+
+        project, location = _vertex_location(uri, "registry")
+        image = parse_qs(urlsplit(uri).query).get("serving_image", [""])[0]
+        return VertexRegistry(uri, model_name, project, location, _log(uri, "registry"), image)
     return Registry(uri, model_name)

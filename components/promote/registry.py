@@ -150,7 +150,9 @@ class LoggedRegistry(ResolvingRegistry):
 
     A move appends ``seq + 1`` to the alias history (create-only) before it points the
     backend's alias (``_point``), so of two promoters that read the same state exactly
-    one moves it. Subclasses give ``current`` (the backend's alias) and ``_point``."""
+    one moves it; a checked move also refuses while the backend's alias and the history's
+    last entry disagree (a move in flight, or one made outside this product). Subclasses
+    give ``current`` (the backend's alias) and ``_point``."""
 
     log: StorageLog
 
@@ -169,8 +171,14 @@ class LoggedRegistry(ResolvingRegistry):
     def _move(self, alias: str, version: int, action: str, run_id: str,
               expected_version: int | None | object) -> dict:
         self.get_version(version)
-        seq, _head = self.log.head(alias)
+        seq, head = self.log.head(alias)
         current = self.current(alias)
+        if expected_version is not UNCHECKED and head and head["version"] != current:
+            raise ConflictError(
+                f"{alias} of {self.model_name} is version {current} but its history ends "
+                f"at {head['version']}: another move is under way, or the alias was moved "
+                "outside this product; retry, or move it by hand (`finetune registry "
+                "promote`), which writes the history again")
         if expected_version is not UNCHECKED and current != expected_version:
             raise ConflictError(f"{alias} of {self.model_name} is version {current}, not "
                                 f"{expected_version} as expected; re-read and retry")
@@ -222,10 +230,14 @@ class Registry(LoggedRegistry):
         return [self.get_version(n) for n in _numbers(self._path("records"))]
 
     def get_version(self, version: int) -> dict:
-        record = _read_json(self._path("records", f"{version}.json"))
+        uri = self._path("records", f"{version}.json")
+        if not storage.exists(uri):
+            raise RegistryError(f"{self.model_name} has no version {version} (registry "
+                                f"object missing: {uri})")
+        record = _read_json(uri)
         if record.get("version") != version:
-            raise RegistryError(f"registry record {self._path('records', f'{version}.json')} "
-                                f"says version {record.get('version')}, expected {version}")
+            raise RegistryError(f"registry record {uri} says version "
+                                f"{record.get('version')}, expected {version}")
         return record
 
     def current(self, alias: str = PRODUCTION) -> int | None:
