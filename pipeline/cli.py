@@ -14,6 +14,10 @@ from pathlib import Path
 import click
 
 from components.common.errors import ConfigError
+from components.evaluate.gate import GateConfig
+from components.prepare_data.config import PrepareConfig
+from components.train.config import TrainConfig
+from pipeline.options import config_options
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -101,25 +105,13 @@ def demo_weights(out: str, image_size: int, seed: int, epochs: int, per_class: i
 
 
 @main.command("prepare-data")
-@click.option("--source", required=True, type=URI(),
-              help="Class-per-folder dir or path,label CSV (local, gs://, s3://).")
-@click.option("--output", required=True, type=URI(), help="New folder or bucket prefix.")
-@click.option("--train-fraction", default=0.8, show_default=True)
-@click.option("--val-fraction", default=0.1, show_default=True)
-@click.option("--test-fraction", default=0.1, show_default=True)
-@click.option("--min-side", default=32, show_default=True)
-@click.option("--max-pixels", default=50_000_000, show_default=True)
-@click.option("--resize-max-side", default=0, show_default=True, help="0 keeps the size.")
-@click.option("--near-duplicates/--no-near-duplicates", default=True, show_default=True)
-@click.option("--allow-small-classes", is_flag=True)
-@click.option("--split-state", default="", type=URI(), help="File that pins splits across runs.")
-@click.option("--examples-per-shard", default=1000, show_default=True)
+@config_options(PrepareConfig, skip=("augmentation", "beam_args"),
+                types={"source": URI(), "output": URI(), "split_state": URI()})
 @click.option("--augmentation", default="{}", help="JSON of AugmentPolicy fields.")
 @click.argument("beam_args", nargs=-1)
 def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> None:
     """Validate, de-duplicate, split and shard images (extra args go to Beam)."""
     from components.common.augment_policy import AugmentPolicy
-    from components.prepare_data.config import PrepareConfig
     from components.prepare_data.run import run
 
     policy = AugmentPolicy.from_dict(json.loads(augmentation))
@@ -129,43 +121,12 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 
 
 @main.command("train")
-@click.option("--examples", required=True, type=URI(),
-              help="Examples artifact from prepare-data.")
-@click.option("--output", required=True, type=URI(),
-              help="Folder for the trained_model artifact.")
-@click.option("--image-size", default=224, show_default=True)
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--learning-rate", default=1e-3, show_default=True)
-@click.option("--optimizer", default="adam", show_default=True)
-@click.option("--schedule", default="cosine", show_default=True)
-@click.option("--bn-policy", default="frozen", show_default=True)
-@click.option("--fine-tune-blocks", default=0, show_default=True)
-@click.option("--head-epochs", default=2, show_default=True,
-              help="Epochs (of --epochs) that train the head alone before the BN policy.")
-@click.option("--fine-tune-learning-rate-factor", default=-1.0, show_default=True,
-              help="Learning rate after the head warm-up, as a factor; -1: 0.1, or 1 for "
-                   "bn_only.")
-@click.option("--bn-momentum", default=0.0, show_default=True, help="0 keeps Keras' 0.99.")
-@click.option("--bn-reestimate-batches", default=-1, show_default=True,
-              help="-1: automatic (the batch-statistics policies re-estimate); 0: never.")
-@click.option("--sync-bn", is_flag=True)
-@click.option("--clip", default="global_norm", show_default=True)
-@click.option("--clip-threshold", default=1.0, show_default=True)
-@click.option("--weights", default="imagenet", type=URI(), show_default=True,
-              help="imagenet, none, or a .weights.h5 path (local, gs://, s3://).")
-@click.option("--precision", default="auto", show_default=True)
-@click.option("--xla", default="auto", show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--backup-dir", default="", type=URI(),
-              help="Stable URI for resumable checkpoints (this run's in BACKUP_DIR/RUN_ID).")
-@click.option("--run-id", default=lambda: uuid.uuid4().hex[:12], show_default="a fresh id",
-              help="Pass the id of a crashed run to resume its backup.")
-@click.option("--steps-per-epoch", default=0, show_default=True, help="0: one pass.")
+@config_options(TrainConfig, types={name: URI() for name in ("examples", "output", "weights",
+                                                            "backup_dir")},
+                overrides={"run_id": dict(default=lambda: uuid.uuid4().hex[:12],
+                                          show_default="a fresh id")})
 def train(**kwargs) -> None:
     """Fine-tune ResNet50 with a BN policy and measured gradient clipping."""
-    from components.train.config import TrainConfig
-
     cfg = TrainConfig(**kwargs).validate()
     from components.train.run import run
 
@@ -192,18 +153,15 @@ def export(model_dir: str, examples: str, output: str) -> None:
 @click.option("--registry", default="", type=RegistryURI(),
               help="Registry URI (instead of --baseline).")
 @click.option("--model-name", default="")
-@click.option("--gate", "gate_json", default='{"min_accuracy": 0.5}', show_default=True,
-              help="JSON of GateConfig fields.")
-def evaluate(candidate, examples, output, baseline, registry, model_name, gate_json) -> None:
-    """Score candidate vs production on the same test split and apply the gate."""
-    from components.evaluate.gate import GateConfig
+@config_options(GateConfig)
+def evaluate(candidate, examples, output, baseline, registry, model_name, **gate) -> None:
+    """Score candidate vs production on the same test split and apply the gate (the
+    pipeline's gate unless told otherwise)."""
     from components.evaluate.run import resolve_baseline, run
-
-    gate = GateConfig(**json.loads(gate_json)).validate()
     from components.promote.registries import open_registry
 
     base, version = resolve_baseline(baseline, registry, model_name)
-    result = run(candidate, examples, output, gate, base, version,
+    result = run(candidate, examples, output, GateConfig(**gate).validate(), base, version,
                  registry=open_registry(registry, model_name) if registry else None)
     _print_json({"decision": result["decision"], "reasons": result["reasons"]})
 

@@ -55,11 +55,10 @@ def evaluate(
     from components.evaluate.run import resolve_baseline, run
 
     logging.basicConfig(level=logging.INFO)
-    thresholds = {"min_accuracy": min_accuracy, "max_ece": max_ece,
-                  "non_inferiority_margin": non_inferiority_margin,
-                  "mcnemar_alpha": mcnemar_alpha, "max_class_recall_drop": max_class_recall_drop}
-    gate = {k: (v if v >= 0 else None) for k, v in thresholds.items()}
-    gate.update(allow_label_change=allow_label_change, confidence=confidence)
+    gate = GateConfig(min_accuracy=min_accuracy, max_ece=max_ece,
+                      non_inferiority_margin=non_inferiority_margin, confidence=confidence,
+                      mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop,
+                      allow_label_change=allow_label_change)
     if baseline_uri:
         baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
     else:
@@ -68,7 +67,7 @@ def evaluate(
 
     registry = open_registry(registry_uri, model_name) if registry_uri and model_name else None
     result = run(saved_model.path, examples.path, evaluation.path,
-                 GateConfig(**gate), baseline, version, registry=registry)
+                 gate, baseline, version, registry=registry)
     for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
         metrics.log_metric(f"candidate_{key}", result["candidate"][key])
         if result["baseline"]:

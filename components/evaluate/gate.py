@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from math import comb
 
 from components.common.errors import ConfigError
+from components.common.settings import setting
 from components.evaluate.paired import (
     Paired,
     difference_interval,
@@ -14,6 +15,9 @@ from components.evaluate.paired import (
 )
 
 PROMOTE, REJECT, UNCHANGED = "promote", "reject", "unchanged"
+OFF = -1.0  # a threshold below 0 is not checked (KFP parameters cannot be None)
+THRESHOLDS = ("min_accuracy", "max_ece", "non_inferiority_margin", "min_improvement",
+              "mcnemar_alpha", "max_class_recall_drop")
 
 
 @dataclass(frozen=True)
@@ -27,20 +31,35 @@ class GateConfig:
     gated classes); classes with fewer than ``min_class_support`` test images are reported,
     not gated."""
 
-    min_accuracy: float | None = None
-    max_ece: float | None = None
-    non_inferiority_margin: float | None = None
-    min_improvement: float | None = None
-    confidence: float = 0.95
-    mcnemar_alpha: float | None = None
-    max_class_recall_drop: float | None = None
-    class_alpha: float = 0.05
-    min_class_support: int = 10
-    allow_label_change: bool = False
+    min_accuracy: float | None = setting(None, "Lowest test accuracy to promote; -1: off.",
+                                         run_default=0.5)
+    max_ece: float | None = setting(None, "Highest expected calibration error; -1: off.",
+                                    run_default=OFF)
+    non_inferiority_margin: float | None = setting(
+        None, "Largest accuracy loss against production the confidence bound may show; "
+              "-1: off.", run_default=0.035)
+    min_improvement: float | None = setting(
+        None, "Accuracy gain over production the confidence bound must show; -1: off.",
+        run_default=OFF)
+    confidence: float = setting(0.95, "Confidence of the bound on the accuracy difference.")
+    mcnemar_alpha: float | None = setting(
+        None, "Reject when McNemar's exact test finds the candidate worse at this level; "
+              "-1: off.", run_default=0.05)
+    max_class_recall_drop: float | None = setting(
+        None, "Largest drop of one class's recall (beyond noise); -1: off.", run_default=0.1)
+    class_alpha: float = setting(0.05, "Level of the per-class recall tests (shared).")
+    min_class_support: int = setting(10, "Classes with fewer test images are reported, not "
+                                         "gated.")
+    allow_label_change: bool = setting(False, "Promote a model whose label set differs from "
+                                              "production's.")
+
+    def __post_init__(self):
+        for name in THRESHOLDS:  # OFF (-1) is how a KFP parameter or an option says None
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                object.__setattr__(self, name, None)
 
     def validate(self) -> GateConfig:
-        for name in ("min_accuracy", "max_ece", "non_inferiority_margin", "min_improvement",
-                     "max_class_recall_drop"):
+        for name in set(THRESHOLDS) - {"mcnemar_alpha"}:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise ConfigError(f"gate {name}={value}: use a fraction between 0 and 1")

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from components.common import storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.errors import ConfigError
+from components.common.settings import setting
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    source: str
-    output: str
-    train_fraction: float = 0.8
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    min_side: int = 32
-    max_pixels: int = 50_000_000
-    resize_max_side: int = 0
-    near_duplicates: bool = True
-    allow_small_classes: bool = False
-    split_state: str = ""
-    examples_per_shard: int = 1000
-    preview_images: int = 8
-    augmentation: AugmentPolicy = field(default_factory=AugmentPolicy)
-    beam_args: tuple[str, ...] = ()
+    source: str = setting(help="Class-per-folder tree or path,label CSV (local, gs://, "
+                                "s3://, minio://).")
+    output: str = setting(help="New folder or bucket prefix for the examples artifact.")
+    train_fraction: float = setting(0.8, "Fraction of images for training.")
+    val_fraction: float = setting(0.1, "Fraction of images for validation.")
+    test_fraction: float = setting(0.1, "Fraction of images for the gate's test split.")
+    min_side: int = setting(32, "Images with a shorter side are skipped.")
+    max_pixels: int = setting(50_000_000, "Images with more pixels are skipped (decompression "
+                                          "bombs).")
+    resize_max_side: int = setting(0, "Downscale larger images to this side; 0 keeps the "
+                                      "size.")
+    near_duplicates: bool = setting(True, "Keep near-duplicates (perceptual hash) in one "
+                                          "split.")
+    allow_small_classes: bool = setting(False, "Accept classes too small for every split.")
+    split_state: str = setting("", "File that pins each image's split across runs; empty: "
+                                   "none.")
+    examples_per_shard: int = setting(1000, "Examples per TFRecord shard.")
+    preview_images: int = setting(8, "Images in the augmentation preview.")
+    augmentation: AugmentPolicy = setting(help="The augmentation policy (JSON of "
+                                               "AugmentPolicy fields).", factory=AugmentPolicy)
+    beam_args: tuple[str, ...] = setting((), "Arguments for Apache Beam's pipeline options.")
 
     @property
     def fractions(self) -> dict[str, float]:

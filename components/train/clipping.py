@@ -14,6 +14,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from components.train.config import CLIP_MODES as MODES
+
 TESTED_KERAS = "3.15."
 
 
@@ -30,7 +32,6 @@ def require_tested_keras(version: str) -> None:
 
 require_tested_keras(keras.__version__)
 
-MODES = ("none", "value", "norm", "global_norm", "agc")
 # stats vector: [sum of pre-clip global norms, max norm, steps, clipped steps]
 STAT_FIELDS = 4
 

@@ -25,7 +25,7 @@ def train(
     run_id: str = "",
     extra_json: str = "{}",
 ):
-    """Fine-tune ResNet50; ``extra_json`` holds further TrainConfig fields (validated first).
+    """Fine-tune ResNet50; ``extra_json`` holds any other TrainConfig field (validated first).
 
     ``backup_dir`` should be a stable URI (not the output artifact): the backup of run
     ``run_id`` lives in ``backup_dir/run_id``, so a retried pod of this run resumes from
@@ -39,18 +39,11 @@ def train(
     from components.train.run import run
 
     logging.basicConfig(level=logging.INFO)
-    extra = json.loads(extra_json)
-    named = {"image_size", "epochs", "batch_size", "learning_rate", "bn_policy", "clip",
-             "clip_threshold", "weights", "seed", "backup_dir", "run_id", "examples", "output"}
-    if named & set(extra):
-        raise ValueError(f"extra_json sets {sorted(named & set(extra))}, which are parameters "
-                         "of their own: set them there and remove them from extra_json")
-    cfg = TrainConfig(examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
-                      run_id=run_id,
-                      image_size=image_size, epochs=epochs, batch_size=batch_size,
-                      learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
-                      clip_threshold=clip_threshold, weights=weights, seed=seed,
-                      **extra)
+    cfg = TrainConfig.from_parameters(
+        extra_json, examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
+        run_id=run_id, image_size=image_size, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
+        clip_threshold=clip_threshold, weights=weights, seed=seed)
     summary = run(cfg)
     for key, value in summary.items():
         if isinstance(value, float):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 
 from components.common import storage
 from components.common.errors import ConfigError
-from components.train.clipping import MODES as CLIP_MODES
+from components.common.settings import check_choices, setting, settings
 
 BN_POLICIES = ("frozen", "bn_only", "full")
+CLIP_MODES = ("none", "value", "norm", "global_norm", "agc")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -31,53 +33,52 @@ class Phase:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    examples: str
-    output: str
-    image_size: int = 224
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    class_weights: bool = True
-    dropout: float = 0.2
-    bn_policy: str = "frozen"
-    fine_tune_blocks: int = 0
-    head_epochs: int = 2  # of ``epochs``: the head alone first, then the BN policy
-    fine_tune_learning_rate_factor: float = -1.0  # -1: 0.1 when convolutions train
-    # (full, frozen with fine_tune_blocks), 1 for bn_only (only BN's scale and shift train)
-    bn_momentum: float = 0.0
-    bn_reestimate_batches: int = -1  # -1: all clean training batches (up to 50) for the
-    # batch-statistics policies (bn_only, full), none for frozen; 0: never
-    sync_bn: bool = False
-    clip: str = "global_norm"
-    clip_threshold: float = 1.0
-    agc_eps: float = 1e-3
-    weights: str = "imagenet"
-    seed: int = 0
-    precision: str = "auto"
-    xla: str = "auto"
-    early_stopping_patience: int = 5
-    backup_dir: str = ""  # backups of run R live in backup_dir/R (one run's, never shared)
-    run_id: str = ""  # "" = a fresh id: only a retry of the same run resumes its backup
-    steps_per_epoch: int = 0
+    examples: str = setting(help="The examples artifact of the data step.")
+    output: str = setting(help="Folder for the trained_model artifact.")
+    image_size: int = setting(224, "Model input side in pixels (>= 32).")
+    epochs: int = setting(10, "Training epochs, the head warm-up included.")
+    batch_size: int = setting(32, "Global batch size (split across replicas).")
+    learning_rate: float = setting(1e-3, "Peak learning rate.")
+    optimizer: str = setting("adam", "Optimizer.", OPTIMIZERS)
+    weight_decay: float = setting(1e-4, "Decoupled weight decay (adamw) or L2 (sgd).")
+    momentum: float = setting(0.9, "SGD momentum.")
+    schedule: str = setting("cosine", "Learning-rate schedule after the warm-up.", SCHEDULES)
+    warmup_epochs: float = setting(1.0, "Linear learning-rate warm-up, in epochs.")
+    label_smoothing: float = setting(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
+    class_weights: bool = setting(True, "Weight the loss by inverse class frequency.")
+    dropout: float = setting(0.2, "Dropout before the classification head, in [0, 1).")
+    bn_policy: str = setting("frozen", "BatchNormalization policy while fine-tuning.",
+                             BN_POLICIES)
+    fine_tune_blocks: int = setting(0, "Residual blocks (from the top) the frozen policy "
+                                       "unfreezes after the head warm-up; 0 to 16.")
+    head_epochs: int = setting(2, "Epochs (of --epochs) that train the head alone before the "
+                                  "BN policy; 0: no warm-up.")
+    fine_tune_learning_rate_factor: float = setting(
+        -1.0, "Learning rate after the head warm-up, as a factor; -1: 0.1 when convolutions "
+              "train, 1 for bn_only.")
+    bn_momentum: float = setting(0.0, "BN moving-average momentum; 0 keeps Keras' 0.99.")
+    bn_reestimate_batches: int = setting(
+        -1, "Batches to re-estimate BN statistics on after training; -1: automatic (the "
+            "batch-statistics policies, up to 50), 0: never.")
+    sync_bn: bool = setting(False, "Synchronise batch statistics across replicas (full only).")
+    clip: str = setting("global_norm", "Gradient clipping mode.", CLIP_MODES)
+    clip_threshold: float = setting(1.0, "Clipping threshold (AGC: the ratio).")
+    agc_eps: float = setting(1e-3, "AGC's floor on the weight norm.")
+    weights: str = setting("imagenet", "imagenet, none, or a .weights.h5 path (local, gs://, "
+                                       "s3://).")
+    seed: int = setting(0, "Random seed of weights, shuffling and augmentation.")
+    precision: str = setting("auto", "Numeric precision; auto: mixed on a GPU.", PRECISIONS)
+    xla: str = setting("auto", "XLA compilation; auto: on a GPU.", ("auto", "on", "off"))
+    early_stopping_patience: int = setting(5, "Epochs without validation improvement before "
+                                              "stopping.")
+    backup_dir: str = setting("", "Stable URI for resumable backups (this run's in "
+                                  "BACKUP_DIR/RUN_ID); empty: none.")
+    run_id: str = setting("", "Run identity for backups; empty: a fresh id (only a retry of "
+                              "the same run resumes its backup).")
+    steps_per_epoch: int = setting(0, "Training steps per epoch; 0: one pass over the data.")
 
     def validate(self) -> TrainConfig:
-        def choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-            if value not in allowed:
-                raise ConfigError(f"--{name.replace('_', '-')} {value!r}: use one of "
-                                  f"{', '.join(allowed)}")
-
-        choice("bn_policy", self.bn_policy, BN_POLICIES)
-        choice("clip", self.clip, CLIP_MODES)
-        choice("optimizer", self.optimizer, OPTIMIZERS)
-        choice("schedule", self.schedule, SCHEDULES)
-        choice("precision", self.precision, PRECISIONS)
-        choice("xla", self.xla, ("auto", "on", "off"))
+        check_choices(self)
         if self.image_size < 32:
             raise ConfigError(f"--image-size {self.image_size}: ResNet50 needs at least 32 px")
         if self.epochs < 1 or self.batch_size < 1:
@@ -135,6 +136,23 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_parameters(cls, extra_json: str = "{}", **named) -> TrainConfig:
+        """The config of a pipeline step: its ``named`` parameters, and ``extra_json``
+        (a JSON object) for any other field; a field set both ways is refused."""
+        extra = json.loads(extra_json or "{}")
+        if not isinstance(extra, dict):
+            raise ConfigError(f"train_extra_json {extra_json!r}: give a JSON object of "
+                              "TrainConfig fields")
+        both, unknown = sorted(set(named) & set(extra)), sorted(set(extra) - set(settings(cls)))
+        if both:
+            raise ConfigError(f"train_extra_json sets {both}, which are parameters of their "
+                              "own: set them there and remove them from train_extra_json")
+        if unknown:
+            raise ConfigError(f"train_extra_json sets {unknown}: not TrainConfig fields "
+                              "(`finetune train --help` lists them, with dashes)")
+        return cls(**named, **extra)
 
     @property
     def fine_tunes_backbone(self) -> bool:

@@ -1,0 +1,44 @@
+"""Click options generated from a config dataclass: every field becomes ``--field-name``
+with the field's run default, type, allowed values and help (components/common/settings).
+
+A small generator of our own rather than jsonargparse, tyro or simple-parsing: the CLI is
+click already (its commands, its error handling, the project's one-line errors), and
+those libraries would replace click rather than feed it; generating options is the only
+part needed, and it fits in this module."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+
+import click
+
+from components.common.settings import default, describe
+
+
+def config_options(cls, *, skip: tuple[str, ...] = (), types: dict | None = None,
+                   overrides: dict | None = None):
+    """A decorator adding an option per field of ``cls`` (but ``skip``); ``types`` gives a
+    click type by field name (URIs), ``overrides`` extra ``click.option`` arguments."""
+    types, overrides = types or {}, overrides or {}
+
+    def decorate(command):
+        for found in reversed(fields(cls)):
+            if found.name in skip:
+                continue
+            value = default(cls, found.name)
+            flag = "--" + found.name.replace("_", "-")
+            kwargs = {"help": describe(cls, found.name), "show_default": True}
+            if value is MISSING:
+                kwargs.update(required=True, show_default=False)
+            elif isinstance(value, bool):
+                flag, kwargs["default"] = f"{flag}/--no-{flag[2:]}", value
+            else:
+                kwargs["default"] = value
+            if found.metadata.get("choices"):
+                kwargs["type"] = click.Choice(found.metadata["choices"])
+            elif found.name in types:
+                kwargs["type"] = types[found.name]
+            kwargs.update(overrides.get(found.name, {}))
+            command = click.option(flag, found.name, **kwargs)(command)
+        return command
+    return decorate
