@@ -10,6 +10,7 @@ from components.evaluate.component import evaluate
 from components.export.component import export_model
 from components.prepare_data.component import fingerprint_data, prepare_data
 from components.train.component import train
+from pipeline.parameters import with_descriptions
 from pipeline.platform import configure_step, configure_train
 from pipeline.profiles import BUILTINS, Profile
 
@@ -18,9 +19,6 @@ DEFAULT_GRID = AblationGrid().cells()
 
 
 def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
-    @dsl.pipeline(name=ABLATION_NAME,
-                  description="Which BN policy and which gradient clipping on this data: a "
-                              "grid of fine-tunes, one report with significance.")
     def ablation_pipeline(
         source: str,
         grid: list = DEFAULT_GRID,
@@ -63,4 +61,6 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         ).set_display_name("Ablation report")
         configure_step(reported, platform, cache=False)
 
-    return ablation_pipeline
+    summary = ("Which BN policy and which gradient clipping on this data: a grid of "
+               "fine-tunes, one report with significance.")
+    return dsl.pipeline(name=ABLATION_NAME)(with_descriptions(ablation_pipeline, summary))

@@ -10,6 +10,7 @@ from components.prepare_data.component import fingerprint_data, prepare_data
 from components.promote.component import promote
 from components.report.component import run_report
 from components.train.component import train
+from pipeline.parameters import with_descriptions
 from pipeline.platform import configure_step, configure_train
 from pipeline.profiles import BUILTINS, Profile
 
@@ -17,9 +18,6 @@ PIPELINE_NAME = "resnet50-finetune"
 
 
 def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
-    @dsl.pipeline(name=PIPELINE_NAME,
-                  description="Fine-tune ResNet50 with a BN policy and gradient clipping; "
-                              "promote only through the gate.")
     def finetune_pipeline(
         source: str,
         registry_uri: str,
@@ -111,7 +109,9 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                     ).set_display_name("Promote to production")
                     configure_step(promoted, platform, cache=False)
 
-    return finetune_pipeline
+    summary = ("Fine-tune ResNet50 with a BN policy and gradient clipping; promote only "
+               "through the gate.")
+    return dsl.pipeline(name=PIPELINE_NAME)(with_descriptions(finetune_pipeline, summary))
 
 
 def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],

@@ -1,0 +1,75 @@
+"""The pipelines' parameters: most set a config field and take its help and default from
+it (components/common/settings); the few that belong to the pipeline carry their own
+help here. The parameter descriptions of the compiled YAML (the Kubeflow UI's run form)
+and the README's parameter table are made from this module."""
+
+from __future__ import annotations
+
+import inspect
+
+from components.evaluate.gate import GateConfig
+from components.prepare_data.config import PrepareConfig
+from components.train.config import TrainConfig
+
+FIELDS = {  # pipeline parameter -> the config field it sets
+    "source": (PrepareConfig, "source"),
+    "train_fraction": (PrepareConfig, "train_fraction"),
+    "val_fraction": (PrepareConfig, "val_fraction"),
+    "test_fraction": (PrepareConfig, "test_fraction"),
+    "split_state": (PrepareConfig, "split_state"),
+    **{name: (TrainConfig, name) for name in (
+        "image_size", "bn_policy", "clip", "clip_threshold", "epochs", "batch_size",
+        "learning_rate", "weights", "seed", "backup_dir")},
+    **{name: (GateConfig, name) for name in (
+        "min_accuracy", "max_ece", "non_inferiority_margin", "mcnemar_alpha",
+        "max_class_recall_drop")},
+    "gate_confidence": (GateConfig, "confidence"),
+}
+OWN = {  # the pipeline's own parameters
+    "registry_uri": "Registry: a folder, gs://, s3://, minio://, mlflow+http(s)://HOST:PORT, "
+                    "kubeflow-registry+http(s)://HOST:PORT?log=URI or "
+                    "vertex://projects/P/locations/L?log=gs://URI.",
+    "model_name": "The model's name in the registry.",
+    "train_extra_json": "JSON of further TrainConfig fields (every option of `finetune "
+                        "train` but those above, in snake_case).",
+    "force": "Train and evaluate even when data, settings and code match production's "
+             "lineage.",
+    "grid": "The ablation grid: one object per cell (bn_policy, clip, clip_threshold, seed, "
+            "extra_json); `finetune compile --pipeline ablation --bn-policies ... --clips "
+            "... --seeds N` writes it.",
+}
+
+
+def description(name: str) -> str:
+    from components.common.settings import describe
+
+    if name in OWN:
+        return OWN[name]
+    cls, field_name = FIELDS[name]
+    return describe(cls, field_name)
+
+
+def with_descriptions(pipeline_func, summary: str):
+    """``pipeline_func`` with a docstring: ``summary``, then ``Args:`` describing every
+    parameter (KFP compiles them into the pipeline's and its parameters' descriptions)."""
+    names = inspect.signature(pipeline_func).parameters
+    pipeline_func.__doc__ = f"{summary}\n\nArgs:\n" + "".join(f"    {name}: {description(name)}\n"
+                                                for name in names)
+    return pipeline_func
+
+
+def markdown_table(pipeline_func) -> str:
+    """The README's table of ``pipeline_func``'s parameters: name, default, meaning."""
+    rows = ["| parameter | default | meaning |", "|---|---|---|"]
+    for name, parameter in inspect.signature(pipeline_func).parameters.items():
+        value = "(required)" if parameter.default is inspect.Parameter.empty else \
+            f"`{parameter.default!r}`" if not isinstance(parameter.default, list) else "the "\
+            "default grid"
+        rows.append(f"| `{name}` | {value} | {description(name).replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m pipeline.parameters: the README's table
+    from pipeline.pipeline import build_pipeline
+
+    print(markdown_table(build_pipeline().pipeline_func), end="")

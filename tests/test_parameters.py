@@ -1,0 +1,134 @@
+"""One parameter surface: the step configs are the source of the CLI's options, the
+pipelines' defaults and descriptions and the README's table. Generated over every field,
+so a new field that is not wired through fails here."""
+
+import inspect
+import re
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.common.settings import default, settings
+from components.evaluate.gate import OFF, GateConfig
+from components.prepare_data.config import PrepareConfig
+from components.train.config import TrainConfig
+from pipeline import parameters
+from pipeline.cli import main
+from pipeline.pipeline import build_pipeline, compile_pipeline
+
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+COMMANDS = {TrainConfig: ("train", ()), PrepareConfig: ("prepare-data", ("augmentation",
+                                                                         "beam_args")),
+            GateConfig: ("evaluate", ())}
+
+
+def _signature_default(func, name):
+    return inspect.signature(getattr(func, "python_func", func)).parameters[name].default
+
+
+def _run_default(cls, name):
+    value = default(cls, name)
+    return OFF if cls is GateConfig and value is None else value
+
+
+@pytest.mark.parametrize("cls", COMMANDS, ids=lambda c: c.__name__)
+def test_every_config_field_is_a_cli_option_with_the_config_default(cls):
+    command_name, elsewhere = COMMANDS[cls]
+    options = {p.name: p for p in main.commands[command_name].params}
+    for found in fields(cls):
+        if found.name in elsewhere:
+            continue
+        assert found.name in options, f"finetune {command_name} lacks --{found.name}"
+        option = options[found.name]
+        if found.name == "run_id":
+            continue  # a fresh id per run, not the config's empty default
+        expected = _run_default(cls, found.name)
+        assert option.required if expected is MISSING else option.default == expected, \
+            found.name
+        assert option.help, f"--{found.name} has no help"
+
+
+def test_the_config_help_names_only_options_that_exist():
+    """Error messages and help text tell users to set --flags: every one must exist."""
+    options = {"--help"} | {opt for command in main.commands.values() for p in command.params
+                            for opt in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
+    sources = [ROOT / "components/train/config.py", ROOT / "components/prepare_data/config.py"]
+    named = {flag for source in sources
+             for flag in re.findall(r"--[a-z][a-z-]+", source.read_text())}
+    assert named and named <= options, named - options
+
+
+@pytest.mark.parametrize("pipeline", ["main", "ablation"])
+def test_every_pipeline_parameter_has_a_description(tmp_path, pipeline):
+    out = compile_pipeline(str(tmp_path / "p.yaml"), pipeline=pipeline)
+    with open(out) as handle:
+        spec = next(yaml.safe_load_all(handle))
+    described = spec["root"]["inputDefinitions"]["parameters"]
+    assert described and all(p.get("description") for p in described.values()), [
+        name for name, p in described.items() if not p.get("description")]
+    assert spec["pipelineInfo"]["description"]
+
+
+def test_pipeline_and_step_defaults_equal_the_config_defaults():
+    from components.evaluate.component import evaluate
+    from components.prepare_data.component import prepare_data
+    from components.train.component import train
+
+    pipeline = build_pipeline().pipeline_func
+    for name, (cls, field_name) in parameters.FIELDS.items():
+        expected = _run_default(cls, field_name)
+        got = _signature_default(pipeline, name)
+        assert (got is inspect.Parameter.empty) if expected is MISSING else got == expected, \
+            name
+    steps = {train: TrainConfig, prepare_data: PrepareConfig, evaluate: GateConfig}
+    for step, cls in steps.items():
+        for name, parameter in inspect.signature(step.python_func).parameters.items():
+            if name in settings(cls) and parameter.default is not inspect.Parameter.empty:
+                assert parameter.default == _run_default(cls, name), (step.name, name)
+
+
+def test_every_train_field_reaches_the_step_by_name_or_through_extra_json():
+    import json
+
+    from components.train.component import train
+
+    named = {name: default(TrainConfig, name) for name in
+             inspect.signature(train.python_func).parameters if name in settings(TrainConfig)}
+    named.update(examples="e", output="o")
+    rest = {f.name: default(TrainConfig, f.name) for f in fields(TrainConfig)
+            if f.name not in named}
+    assert rest, "some fields go through extra_json"
+    config = TrainConfig.from_parameters(json.dumps(rest), **named)
+    assert config == TrainConfig(examples="e", output="o")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('{"epochs": 3}', "parameters of their own"),
+    ('{"dropuot": 0.1}', "not TrainConfig fields"),
+    ('[1]', "JSON object"),
+])
+def test_extra_json_is_checked_field_by_field(extra, message):
+    from components.common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_parameters(extra, examples="e", output="o", epochs=2)
+
+
+def test_the_readme_parameter_table_is_current():
+    table = parameters.markdown_table(build_pipeline().pipeline_func)
+    assert table in README.read_text(), "run: python -m pipeline.parameters"
+
+
+def test_configs_import_without_tensorflow():
+    """Compiling and the CLI's option parsing need no TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.cli, pipeline.pipeline; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
