@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from components.common.errors import ConfigError
+from pipeline.cron import for_kfp
 from pipeline.profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -30,24 +31,6 @@ class KfpTarget:
     token: str = ""  # an existing bearer token (e.g. `kubectl create token ...`)
     token_file: str = ""  # a file holding one, re-read on every request
     cookies: str = ""  # session cookies of an authenticated browser (Dex/oauth2-proxy)
-
-
-def to_kfp_cron(expression: str) -> str:
-    """KFP's scheduler reads 6 fields, the first being seconds. A 5-field (Unix) cron is
-    translated by prefixing second 0; anything else is refused."""
-    fields = expression.split()
-    if expression.startswith("TZ="):
-        raise ConfigError(f"--cron {expression!r}: Kubeflow schedules run in the server's "
-                          "time zone and take no TZ= prefix; remove it")
-    if len(fields) == 6:
-        return expression
-    if len(fields) == 5:
-        translated = "0 " + expression
-        log.info("5-field cron %r translated to KFP's 6-field %r (seconds first)", expression,
-                 translated)
-        return translated
-    raise ConfigError(f"--cron {expression!r}: use 6 fields 'sec min hour day month weekday' "
-                      "(e.g. '0 0 2 * * *' for 02:00 daily) or a 5-field Unix cron")
 
 
 def _client(target: KfpTarget):
@@ -123,7 +106,7 @@ def schedule(target: KfpTarget, profile: Profile, experiment: str, pipeline_yaml
              pipeline_name: str, params: dict, name: str, cron: str) -> str:
     """Create the recurring run ``name``, then delete older ones of that name (KFP cannot
     update a schedule). One run at a time, no catch-up of missed slots."""
-    cron = to_kfp_cron(cron)
+    cron = for_kfp(cron)
     client = _client(target)
     experiment_id = _experiment_id(client, experiment, target)
     pipeline_id, version_id = pipeline_version(client, pipeline_yaml, pipeline_name, target)

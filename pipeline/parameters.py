@@ -58,6 +58,25 @@ def with_descriptions(pipeline_func, summary: str):
     return pipeline_func
 
 
+def check_arguments(arguments: dict, pipeline_yaml: str) -> None:
+    """Refuse, before submitting, an argument the compiled pipeline does not take and a
+    required parameter left out, naming them and what it takes."""
+    import yaml
+
+    from components.common.errors import ConfigError
+
+    with open(pipeline_yaml) as handle:
+        spec = next(yaml.safe_load_all(handle))
+    taken = spec["root"]["inputDefinitions"]["parameters"]
+    unknown = sorted(set(arguments) - set(taken))
+    missing = sorted(n for n, p in taken.items() if not p.get("isOptional") and n not in arguments)
+    if unknown or missing:
+        problems = ([f"unknown --param {', '.join(unknown)}"] if unknown else []) + (
+            [f"missing --param {', '.join(missing)}"] if missing else [])
+        raise ConfigError(f"{'; '.join(problems)}: {pipeline_yaml} takes "
+                          f"{', '.join(sorted(taken))}")
+
+
 def markdown_table(pipeline_func) -> str:
     """The README's table of ``pipeline_func``'s parameters: name, default, meaning."""
     rows = ["| parameter | default | meaning |", "|---|---|---|"]

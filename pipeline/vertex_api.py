@@ -12,23 +12,10 @@ import time
 import uuid
 
 from components.common.errors import ConfigError
+from pipeline.cron import for_vertex
 from pipeline.profiles import Profile
 
 log = logging.getLogger(__name__)
-
-
-def to_vertex_cron(expression: str) -> str:
-    """Vertex reads a 5-field Unix cron (optionally after ``TZ=Area/City``). A KFP 6-field
-    cron whose seconds field is 0 is translated by dropping it; anything else is refused."""
-    timezone, _, rest = expression.partition(" ") if expression.startswith("TZ=") \
-        else ("", "", expression)
-    fields = rest.split()
-    if len(fields) == 6 and fields[0] == "0":
-        fields = fields[1:]
-    if len(fields) != 5:
-        raise ConfigError(f"--cron {expression!r}: Vertex AI takes 5 fields 'min hour day "
-                          "month weekday' (e.g. '0 2 * * *' for 02:00 daily)")
-    return " ".join(([timezone] if timezone else []) + fields)
 
 
 def _single_document(pipeline_yaml: str) -> None:
@@ -66,7 +53,7 @@ def schedule(profile: Profile, pipeline_yaml: str, params: dict, name: str, cron
     """Create the schedule ``name`` (one run at a time), then delete older ones of that name."""
     from google.cloud.aiplatform import PipelineJobSchedule
 
-    cron = to_vertex_cron(cron)
+    cron = for_vertex(cron)
     job = _job(profile, pipeline_yaml, params, name)
     existing = PipelineJobSchedule.list(filter=f'display_name="{name}"',
                                         project=profile.project, location=profile.region)

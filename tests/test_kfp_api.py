@@ -17,7 +17,8 @@ import pytest
 
 from components.common.errors import ConfigError
 from pipeline import profiles
-from pipeline.kfp_api import KfpTarget, schedule, submit, to_kfp_cron
+from pipeline.cron import for_kfp
+from pipeline.kfp_api import KfpTarget, schedule, submit
 from pipeline.pipeline import PIPELINE_NAME, compile_pipeline
 from tests.gcs_emulator import free_port
 
@@ -232,14 +233,14 @@ def test_a_failing_create_leaves_the_old_schedule_in_place(kfp_api, profile, pip
 @pytest.mark.parametrize("cron,expected", [("0 0 2 * * *", "0 0 2 * * *"),
                                            ("30 2 * * 1-5", "0 30 2 * * 1-5")])
 def test_cron_translation(cron, expected):
-    assert to_kfp_cron(cron) == expected
+    assert for_kfp(cron) == expected
 
 
 def test_a_cron_that_is_neither_5_nor_6_fields_is_refused():
     with pytest.raises(ConfigError, match="6 fields"):
-        to_kfp_cron("daily")
+        for_kfp("daily")
     with pytest.raises(ConfigError, match="no TZ= prefix"):
-        to_kfp_cron("TZ=Europe/Paris 0 2 * * *")
+        for_kfp("TZ=Europe/Paris 0 2 * * *")
 
 
 def test_cli_names_what_is_missing(tmp_path):

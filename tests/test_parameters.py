@@ -132,3 +132,18 @@ def test_configs_import_without_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"source": "s", "registry_uri": "r", "epochz": 3}, "unknown --param epochz"),
+    ({"source": "s"}, "missing --param registry_uri"),
+])
+def test_submitted_arguments_are_checked_against_the_compiled_pipeline(tmp_path, arguments,
+                                                                       message):
+    from components.common.errors import ConfigError
+
+    pipeline_yaml = compile_pipeline(str(tmp_path / "p.yaml"))
+    with pytest.raises(ConfigError, match=message):
+        parameters.check_arguments(arguments, pipeline_yaml)
+    parameters.check_arguments({"source": "s", "registry_uri": "r", "epochs": 3},
+                               pipeline_yaml)

@@ -6,6 +6,7 @@ import yaml
 
 from components.common.errors import ConfigError
 from pipeline import profiles, vertex_api
+from pipeline.cron import for_vertex
 from pipeline.pipeline import compile_pipeline
 from tests.vertex_standin import VertexStandIn
 
@@ -92,9 +93,9 @@ def test_a_kubeflow_yaml_is_refused_before_anything_is_sent(vertex, profile, tmp
                                            ("TZ=Europe/Paris 0 2 * * *",
                                             "TZ=Europe/Paris 0 2 * * *")])
 def test_vertex_cron(cron, expected):
-    assert vertex_api.to_vertex_cron(cron) == expected
+    assert for_vertex(cron) == expected
 
 
 def test_a_cron_with_seconds_is_refused():
-    with pytest.raises(ConfigError, match="5 fields"):
-        vertex_api.to_vertex_cron("30 0 2 * * *")
+    with pytest.raises(ConfigError, match="cannot run at second 30"):
+        for_vertex("30 0 2 * * *")

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.common import storage
+from components.common.contract import read_json
 from components.common.html import line_chart, page
+from components.evaluate.contract import GATE_FILE, METRICS_FILE
 from components.evaluate.metrics import mcnemar_exact
+from components.train.contract import CONFIG_FILE, HISTORY_FILE
 
 ALPHA = 0.05
 COLUMNS = ("val_accuracy", "test_accuracy", "log_loss", "ece", "grad_norm_mean",
@@ -36,10 +39,6 @@ class Run:
         return f"{self.bn_policy} / {self.clip}"
 
 
-def _json(folder: str, name: str) -> dict | list:
-    return json.loads(storage.read_text(storage.join(folder, name)))
-
-
 def _over_epochs(history: list[dict], key: str, reduce) -> float:
     values = [r[key] for r in history if r.get(key, float("nan")) == r.get(key)]
     return float(reduce(values)) if values else float("nan")
@@ -47,15 +46,15 @@ def _over_epochs(history: list[dict], key: str, reduce) -> float:
 
 def collect(trained_models: list[str], evaluations: list[str]) -> list[Run]:
     """Pair each trained model with its evaluation by training config hash."""
-    by_hash = {_json(e, "gate.json").get("candidate_config_hash"): e for e in evaluations}
+    by_hash = {read_json(e, GATE_FILE).get("candidate_config_hash"): e for e in evaluations}
     runs = []
     for folder in trained_models:
-        config, history = _json(folder, "config.json"), _json(folder, "history.json")
+        config, history = read_json(folder, CONFIG_FILE), read_json(folder, HISTORY_FILE)
         evaluation = by_hash.get(config["config_hash"])
         if evaluation is None:
             raise ValueError(f"no evaluation of the model in {folder} (config hash "
                              f"{config['config_hash']})")
-        candidate = _json(evaluation, "metrics.json")["candidate"]
+        candidate = read_json(evaluation, METRICS_FILE)["candidate"]
         rows = [json.loads(line) for line in storage.read_text(
             storage.join(evaluation, "predictions_candidate.jsonl")).splitlines() if line]
         correct = np.array([int(np.argmax(r["probabilities"])) == r["label"] for r in rows])

@@ -51,6 +51,7 @@ def evaluate(
     import logging
     import shutil
 
+    from components.evaluate.contract import MISTAKES_FILE, REPORT_FILE
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import resolve_baseline, run
 
@@ -80,6 +81,6 @@ def evaluate(
         registry.log_run(run_id, "evaluate", {
             "decision": result["decision"], "reasons": result["reasons"],
             "accuracy": result["candidate"]["accuracy"], "production_version": version})
-    shutil.copyfile(f"{evaluation.path}/report.md", evaluation_report.path)
-    shutil.copyfile(f"{evaluation.path}/worst_mistakes.html", worst_mistakes.path)
+    shutil.copyfile(f"{evaluation.path}/{REPORT_FILE}", evaluation_report.path)
+    shutil.copyfile(f"{evaluation.path}/{MISTAKES_FILE}", worst_mistakes.path)
     return result["decision"]

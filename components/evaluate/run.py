@@ -15,6 +15,7 @@ from components.common.examples import ENCODED, SHA256, parse, read_labels, requ
 from components.common.examples import shard_files as list_shards
 from components.common.preprocess import decode_resize
 from components.evaluate import inference, report
+from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE, REPORT_FILE
 from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide
 from components.evaluate.metrics import classification_metrics
 from components.evaluate.paired import Paired
@@ -124,10 +125,10 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
                   if paired else None, gate_config=gate.__dict__)
     texts = {
         "predictions_candidate.jsonl": "".join(json.dumps(r) + "\n" for r in rows),
-        "metrics.json": json.dumps({"candidate": cand, "baseline": base}, indent=2),
-        "gate.json": json.dumps(result, indent=2),
-        "report.md": report.markdown(cand, base, result, labels),
-        "worst_mistakes.html": report.worst_mistakes_html(rows, _thumbnails(shards), labels),
+        METRICS_FILE: json.dumps({"candidate": cand, "baseline": base}, indent=2),
+        GATE_FILE: json.dumps(result, indent=2),
+        REPORT_FILE: report.markdown(cand, base, result, labels),
+        MISTAKES_FILE: report.worst_mistakes_html(rows, _thumbnails(shards), labels),
         "decision.txt": result["decision"],
     }
     if base_rows is not None:

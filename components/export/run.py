@@ -12,11 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from components.common import outputs, storage
+from components.common.contract import read_json
 from components.common.examples import ENCODED, parse, require_complete, shard_files
 from components.common.preprocess import decode_resize
 from components.export import validate
 from components.export.contract import METADATA_FILE
 from components.export.serving import save_serving_model
+from components.train.contract import CONFIG_FILE, MODEL_FILE
 from components.train.model import load_trained_model
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,9 @@ def run(model_dir: str, examples: str, output: str, parity_images: int = 32) -> 
 
 
 def _export(model_dir: str, examples: str, output: str, parity_images: int) -> dict:
-    config = json.loads(storage.read_text(storage.join(model_dir, "config.json")))
+    config = read_json(model_dir, CONFIG_FILE)
     labels, image_size = config["labels"], config["image_size"]
-    model = load_trained_model(storage.join(model_dir, "model.keras"))
+    model = load_trained_model(storage.join(model_dir, MODEL_FILE))
     validate.require_labels_match(model.output_shape[-1], labels)
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
         save_serving_model(model, labels, image_size, output)

@@ -24,12 +24,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 import warnings
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from components.common import storage
@@ -138,12 +136,6 @@ class KubeflowRegistry(LoggedRegistry):
             except Exception as err:
                 raise RegistryError(f"Kubeflow Model Registry at {self.server}: "
                                     f"{type(err).__name__}: {err}") from err
-
-    @contextlib.contextmanager
-    def saved_model_copy(self, version: int) -> Iterator[str]:
-        """A local copy of version ``version``'s SavedModel, read from storage."""
-        with storage.local_copy(self.get_version(version)["uri"]) as local:
-            yield local
 
     # aliases ------------------------------------------------------------------------
     def current(self, alias: str = PRODUCTION) -> int | None:

@@ -71,6 +71,12 @@ class ResolvingRegistry:
         return next((r for r in self.list_versions()
                      if r.get("content_sha256") == content_sha256), None)
 
+    @contextlib.contextmanager
+    def saved_model_copy(self, version: int) -> Iterator[str]:
+        """A local copy of version ``version``'s SavedModel (the folder itself if local)."""
+        with storage.local_copy(self.get_version(version)["uri"]) as local:
+            yield local
+
     def production_saved_model(self) -> str | None:
         """The SavedModel URI of the production version, or None on a first run."""
         version = self.current(PRODUCTION)
@@ -283,12 +289,6 @@ class Registry(LoggedRegistry):
         except storage.AlreadyExists:
             return self.get_version(number)
         return record
-
-    @contextlib.contextmanager
-    def saved_model_copy(self, version: int) -> Iterator[str]:
-        """A local copy of version ``version``'s SavedModel (the folder itself if local)."""
-        with storage.local_copy(self.get_version(version)["uri"]) as local:
-            yield local
 
 
 def run_record(run_id: str, steps: dict[str, dict]) -> dict:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
-from components.common import outputs, storage
+from components.common import outputs
+from components.common.contract import read_json
+from components.evaluate.contract import GATE_FILE, METRICS_FILE
+from components.export.contract import METADATA_FILE
 from components.promote.registries import open_registry
 from components.promote.registry import UNCHECKED
 
@@ -22,12 +24,12 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
     production is still the version the gate compared against (compare-and-swap)."""
     outputs.require_complete(evaluation, "evaluate")
     outputs.require_complete(saved_model, "export")
-    gate = json.loads(storage.read_text(storage.join(evaluation, "gate.json")))
+    gate = read_json(evaluation, GATE_FILE)
     if gate["decision"] != "promote":
         raise GateRejected(f"the gate rejected this model ({'; '.join(gate['reasons'])}); "
                           "nothing is promoted")
-    metadata = json.loads(storage.read_text(storage.join(saved_model, "export_metadata.json")))
-    metrics = json.loads(storage.read_text(storage.join(evaluation, "metrics.json")))
+    metadata = read_json(saved_model, METADATA_FILE)
+    metrics = read_json(evaluation, METRICS_FILE)
     registry = open_registry(registry_uri, model_name)
     record = registry.register(saved_model, run_id, {
         "data_fingerprint": metadata.get("data_fingerprint"),

@@ -25,7 +25,6 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
 
 from components.common import storage
 from components.export.contract import METADATA_FILE
@@ -162,12 +161,6 @@ class VertexRegistry(LoggedRegistry):
                     "data-fingerprint": label(info.get("data_fingerprint") or "")},
             project=self.project, location=self.location)
         return {**record, "version": int(model.version_id)}
-
-    @contextlib.contextmanager
-    def saved_model_copy(self, version: int) -> Iterator[str]:
-        """A local copy of version ``version``'s SavedModel, read from storage."""
-        with storage.local_copy(self.get_version(version)["uri"]) as local:
-            yield local
 
     # aliases ------------------------------------------------------------------------
     def current(self, alias: str = PRODUCTION) -> int | None:

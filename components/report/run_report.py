@@ -8,11 +8,13 @@ the registry's state, for every outcome: promoted, rejected, unchanged and faile
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
+from components.common.contract import read_json
 from components.common.html import page
+from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE
+from components.train.contract import CURVES_FILE
 
 BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 
@@ -44,8 +46,8 @@ def _section(title: str, body: str) -> str:
 def _gate(evaluation: Path | None) -> tuple[str, str]:
     if not evaluation:
         return "", ""
-    gate = json.loads((evaluation / "gate.json").read_text())
-    metrics = json.loads((evaluation / "metrics.json").read_text())
+    gate = read_json(evaluation, GATE_FILE)
+    metrics = read_json(evaluation, METRICS_FILE)
     checks = _table(["check", "passed", "detail"],
                     [[c["check"], c["passed"], c["detail"]] for c in gate["checks"]])
     stats = gate.get("statistics") or {}
@@ -91,11 +93,11 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
         _section("Augmentation preview",
                  _embedded(examples / "augmentation_preview.html" if examples else None)),
         _section("Training curves",
-                 _embedded(trained / "training_curves.html" if trained else None)),
+                 _embedded(trained / CURVES_FILE if trained else None)),
         _section("Gate", gate_html or "<p>not evaluated in this run</p>"),
         _section("Evaluation", scores_html or "<p>not evaluated in this run</p>"),
         _section("Worst mistakes",
-                 _embedded(evaluation / "worst_mistakes.html" if evaluation else None)),
+                 _embedded(evaluation / MISTAKES_FILE if evaluation else None)),
         _section("Registry", _table(
             ["version", "run", "accuracy", "production"],
             [[v["version"], v["run_id"], v.get("metrics", {}).get("accuracy", "-"),
@@ -117,7 +119,7 @@ def write_for_artifacts(path: str, examples: str, trained_model: str, evaluation
     from components.promote.registries import open_registry
 
     registry = open_registry(registry_uri, model_name)
-    gate = json.loads((Path(evaluation) / "gate.json").read_text())
+    gate = read_json(evaluation, GATE_FILE)
     summary = {"gate": gate, "production_version": registry.current(),
                "artifacts": {"examples": examples, "trained_model": trained_model,
                              "evaluation": evaluation}}

@@ -31,11 +31,12 @@ def train(
     ``run_id`` lives in ``backup_dir/run_id``, so a retried pod of this run resumes from
     its last finished epoch and another run never does.
     """
-    import json
     import logging
     import shutil
 
+    from components.common.contract import read_json
     from components.train.config import TrainConfig
+    from components.train.contract import CONFIG_FILE, CURVES_FILE
     from components.train.run import run
 
     logging.basicConfig(level=logging.INFO)
@@ -49,10 +50,10 @@ def train(
         if isinstance(value, float):
             metrics.log_metric(key, value)
     metrics.log_metric("epochs_run", summary["epochs_run"])
-    resolved = json.loads(open(f"{trained_model.path}/config.json").read())
+    resolved = read_json(trained_model.path, CONFIG_FILE)
     trained_model.metadata.update({
         "bn_policy": cfg.bn_policy, "clip": cfg.clip, "clip_threshold": cfg.clip_threshold,
         "image_size": cfg.image_size, "config_hash": summary["config_hash"],
         "labels": resolved["labels"], "precision": resolved["runtime"]["precision"],
     })
-    shutil.copyfile(f"{trained_model.path}/training_curves.html", training_curves.path)
+    shutil.copyfile(f"{trained_model.path}/{CURVES_FILE}", training_curves.path)

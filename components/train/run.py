@@ -23,9 +23,10 @@ from components.train import model as model_lib
 from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
 from components.train.clipping import clipping_optimizer
 from components.train.config import Phase, TrainConfig
+from components.train.contract import CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE
 from components.train.data import make_dataset
 from components.train.loss_scale import AgreedLossScaleOptimizer
-from components.train.runtime import resolve_runtime
+from components.train.runtime import Runtime, resolve_runtime
 
 log = logging.getLogger(__name__)
 OPTIMIZER_CLASSES = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
@@ -81,10 +82,26 @@ def _compile(model, cfg: TrainConfig, runtime, schedule):
     return optimizer
 
 
-def _fit(model, cfg, runtime, train_ds, val_ds, steps, phase: Phase, initial_epoch, folders,
-         number, weights, extra_callbacks):
-    optimizer = _compile(model, cfg, runtime,
-                         _schedule(cfg, steps, phase.epochs, phase.learning_rate))
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """What every phase's ``fit`` shares."""
+
+    model: keras.Model
+    cfg: TrainConfig
+    runtime: Runtime
+    train_ds: object  # tf.data.Dataset, repeated
+    val_ds: object  # tf.data.Dataset
+    steps: int
+    class_weights: dict | None
+    folders: Folders
+    extra_callbacks: tuple
+
+
+def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> None:
+    """Train phase ``number`` for ``phase.epochs`` epochs from ``initial_epoch``."""
+    cfg, folders = training.cfg, training.folders
+    optimizer = _compile(training.model, cfg, training.runtime,
+                         _schedule(cfg, training.steps, phase.epochs, phase.learning_rate))
     callbacks = [
         keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}")),
         ClipStatsLogger(optimizer),
@@ -93,13 +110,14 @@ def _fit(model, cfg, runtime, train_ds, val_ds, steps, phase: Phase, initial_epo
         keras.callbacks.TensorBoard(storage.join(folders.output, "tensorboard")),
         HistoryLog(storage.join(folders.backup, "history.jsonl"), number),
         *folders.mirror_callbacks(),
-        *extra_callbacks,
+        *training.extra_callbacks,
     ]
     if cfg.schedule == "plateau":
         callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
-    model.fit(train_ds, validation_data=val_ds, epochs=initial_epoch + phase.epochs,
-              initial_epoch=initial_epoch, steps_per_epoch=steps,
-              class_weight=weights, callbacks=callbacks, verbose=2, shuffle=False)
+    training.model.fit(training.train_ds, validation_data=training.val_ds,
+                       epochs=initial_epoch + phase.epochs, initial_epoch=initial_epoch,
+                       steps_per_epoch=training.steps, class_weight=training.class_weights,
+                       callbacks=callbacks, verbose=2, shuffle=False)
 
 
 def curves_html(history: list[dict], cfg: TrainConfig) -> str:
@@ -187,6 +205,8 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     steps = cfg.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / cfg.batch_size)
     weights = class_weights(stats, labels) if cfg.class_weights else None
     phases, first_epoch = cfg.phases(), 0
+    training = Training(model, cfg, runtime, train_ds, val_ds, steps, weights, folders,
+                        extra_callbacks)
     with runtime.strategy.scope():
         for number, phase in enumerate(phases, start=1):
             done = storage.join(backup, f"phase{number}.weights.h5")
@@ -196,8 +216,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                 log.info("phase %d finished in an earlier attempt: loading %s", number, done)
                 model.load_weights(done)
             else:
-                _fit(model, cfg, runtime, train_ds, val_ds, steps, phase, first_epoch,
-                     folders, number, weights, extra_callbacks)
+                _fit(training, phase, number, first_epoch)
                 if number < len(phases):
                     model.save_weights(done)
                     folders.sync_backup()
@@ -207,7 +226,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
         clean = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels))
         reestimated = model_lib.reestimate_bn_statistics(model, clean.take(batches))
     history = read_history(storage.join(backup, "history.jsonl"))
-    storage.write_text(storage.join(output, "history.json"), json.dumps(history, indent=2))
+    storage.write_text(storage.join(output, HISTORY_FILE), json.dumps(history, indent=2))
     resolved = {**cfg.to_dict(), "labels": labels, "runtime": runtime.describe(),
                 "config_hash": config_hash(cfg), "class_weights": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
@@ -215,9 +234,9 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                 "phases": [dataclasses.asdict(p) for p in phases],
                 "train_seconds": round(time.perf_counter() - started, 1),
                 "warnings": [batch_warning] if batch_warning else []}
-    storage.write_text(storage.join(output, "config.json"), json.dumps(resolved, indent=2))
-    storage.write_text(storage.join(output, "training_curves.html"), curves_html(history, cfg))
-    model.save(storage.join(output, "model.keras"))
+    storage.write_text(storage.join(output, CONFIG_FILE), json.dumps(resolved, indent=2))
+    storage.write_text(storage.join(output, CURVES_FILE), curves_html(history, cfg))
+    model.save(storage.join(output, MODEL_FILE))
     last = history[-1] if history else {}
     best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
     return {"epochs_run": len(history), "best_val_accuracy": best_val,

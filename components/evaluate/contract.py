@@ -1,0 +1,6 @@
+"""The ``evaluation`` artifact: the files the evaluate step writes, by name."""
+
+GATE_FILE = "gate.json"  # the decision, its reasons and checks, the baseline it judged
+METRICS_FILE = "metrics.json"  # {"candidate": ..., "baseline": ... or null}
+REPORT_FILE = "report.md"
+MISTAKES_FILE = "worst_mistakes.html"

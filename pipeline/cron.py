@@ -1,0 +1,56 @@
+"""A schedule's cron, read once and written in the form each backend takes: Kubeflow's 6
+fields (seconds first, the server's time zone), Vertex AI's 5 fields (optionally after
+``TZ=Area/City``). Either form is accepted as input; what a backend cannot express (a
+time zone on Kubeflow, seconds other than 0 on Vertex) is refused, naming the fix."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from components.common.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cron:
+    expression: str  # as written
+    timezone: str  # "TZ=Area/City" or ""
+    seconds: str  # "0" for a 5-field cron
+    fields: tuple[str, ...]  # minute hour day month weekday
+
+
+def parse(expression: str) -> Cron:
+    timezone, _, rest = expression.partition(" ") if expression.startswith("TZ=") \
+        else ("", "", expression)
+    fields = rest.split()
+    if len(fields) not in (5, 6):
+        raise ConfigError(f"--cron {expression!r}: use 5 fields 'min hour day month weekday' "
+                          "(e.g. '0 2 * * *' for 02:00 daily) or Kubeflow's 6 fields, "
+                          "seconds first ('0 0 2 * * *')")
+    seconds = fields[0] if len(fields) == 6 else "0"
+    return Cron(expression, timezone, seconds, tuple(fields[-5:]))
+
+
+def for_kfp(expression: str) -> str:
+    """Kubeflow's 6-field cron (seconds first)."""
+    cron = parse(expression)
+    if cron.timezone:
+        raise ConfigError(f"--cron {expression!r}: Kubeflow schedules run in the server's "
+                          "time zone and take no TZ= prefix; remove it")
+    translated = " ".join((cron.seconds, *cron.fields))
+    if translated != expression:
+        log.info("cron %r written as Kubeflow's 6 fields %r (seconds first)", expression,
+                 translated)
+    return translated
+
+
+def for_vertex(expression: str) -> str:
+    """Vertex AI's 5-field cron, with its ``TZ=`` prefix if one was given."""
+    cron = parse(expression)
+    if cron.seconds != "0":
+        raise ConfigError(f"--cron {expression!r}: Vertex AI takes 5 fields 'min hour day "
+                          "month weekday' and cannot run at second "
+                          f"{cron.seconds}; drop the seconds field")
+    return " ".join(([cron.timezone] if cron.timezone else []) + list(cron.fields))
