@@ -7,7 +7,7 @@ IMAGE ?= ghcr.io/resnet-finetune/resnet-finetune:0.1.0
 PLATFORM ?= kubeflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install browser run test test-fast lint compile bench image lock clean golden
+.PHONY: install browser containers run test test-fast lint compile bench image image-local lock clean golden
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ browser:  ## Debian's chromium: the tests render the run report in it
 	command -v chromium >/dev/null || (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
-test: install browser  ## lint, then every test (slow end-to-end ones included)
+containers:  ## Debian's podman and debootstrap: the image is built and run here with them
+	command -v podman >/dev/null && command -v debootstrap >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  podman debootstrap runc)
+
+test: install browser containers  ## lint, then every test (slow end-to-end ones included)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -43,6 +48,9 @@ bench: install
 	for name in prepare_data_scaling input_pipeline train_throughput gpu_train export_latency \
 	  batch_inference run_local_overhead; do $(BIN)/python -m benchmarks.$$name || exit 1; done
 
+image-local: install containers  ## build the image here (podman, a debootstrap base, the CPU lock)
+	$(BIN)/python -m pipeline.container
+
 image:  ## build and push the one image all steps run in (needs a Docker engine)
 	docker build -t $(IMAGE) .
 	docker push $(IMAGE)
@@ -52,6 +60,8 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 lock:  ## re-resolve both locks after changing pyproject.toml: the image's, then the dev one on it
 	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra gpu --generate-hashes \
 	  $(LOCK_TARGET) -o requirements-runtime.lock
+	$(BIN)/uv pip compile pyproject.toml --extra runtime --generate-hashes \
+	  -c requirements-runtime.lock $(LOCK_TARGET) -o requirements-runtime-cpu.lock
 	$(BIN)/uv pip compile pyproject.toml --extra runtime --extra dev \
 	  -c requirements-runtime.lock $(LOCK_TARGET) -o requirements-dev.lock
 

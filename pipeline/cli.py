@@ -329,14 +329,17 @@ PIPELINE_OPTION = click.option(
 @click.option("--force", is_flag=True, default=None,
               help="Retrain even when data, settings and code equal production's.")
 @click.option("--verbose", is_flag=True, help="Stream every step's output, as kfp.local does.")
+@click.option("--runner", type=click.Choice(["subprocess", "container"]), default="subprocess",
+              show_default=True, help="container: every step in the image, built here with "
+                                      "podman (make image-local), no network, non-root.")
 @PIPELINE_OPTION
 @click.option("--bn-policies", default="frozen,bn_only,full", show_default=True,
               help="Ablation: the BN policies of the grid.")
 @click.option("--clips", default="none,global_norm,agc", show_default=True,
               help="Ablation: the clip modes of the grid.")
 @click.option("--seeds", default=1, show_default=True, help="Ablation: seeds per cell.")
-def run_local(workdir, data, registry, model_name, verbose, pipeline_name, bn_policies, clips,
-              seeds, **params) -> None:
+def run_local(workdir, data, registry, model_name, verbose, runner, pipeline_name, bn_policies,
+              clips, seeds, **params) -> None:
     """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
     from pipeline.local_run import LocalRunFailed
     from pipeline.local_run import run_local as run
@@ -345,7 +348,8 @@ def run_local(workdir, data, registry, model_name, verbose, pipeline_name, bn_po
         if pipeline_name == "ablation":
             _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params)
             return
-        summary = run(workdir, data, registry, model_name, verbose=verbose, **params)
+        summary = run(workdir, data, registry, model_name, verbose=verbose, runner=runner,
+                      **params)
     except LocalRunFailed as err:
         click.echo(f"\nerror: {err}", err=True)
         sys.exit(1)
@@ -357,23 +361,23 @@ def run_local(workdir, data, registry, model_name, verbose, pipeline_name, bn_po
 
 
 def _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params) -> None:
+    import inspect
+
     from components.ablation.config import AblationGrid
+    from pipeline.ablation import build_ablation_pipeline
     from pipeline.local_run import run_local_ablation
 
-    ignored = [k for k, v in params.items() if v is not None and k not in
-               ABLATION_RUN_LOCAL_OPTIONS]
+    taken = inspect.signature(build_ablation_pipeline().pipeline_func).parameters
+    ignored = [k for k, v in params.items() if v is not None and k not in taken]
     if ignored:
         raise click.UsageError(f"--pipeline ablation takes its policies and clips from "
                                f"--bn-policies and --clips and has no gate: drop "
                                f"{', '.join('--' + k.replace('_', '-') for k in ignored)}")
-    params = {k: v for k, v in params.items() if k in ABLATION_RUN_LOCAL_OPTIONS}
+    params = {k: v for k, v in params.items() if k in taken}
     grid = AblationGrid(tuple(bn_policies.split(",")), tuple(clips.split(",")), seeds)
     result = run_local_ablation(workdir, grid, data, verbose=verbose, **params)
     click.echo(Path(result["markdown"]).read_text())
     click.echo(f"ablation report: {result['report']}")
-
-
-ABLATION_RUN_LOCAL_OPTIONS = ("epochs", "learning_rate", "image_size", "batch_size", "weights")
 
 
 def _platform_options(func):
@@ -484,7 +488,7 @@ def _run_options(func):
     return func
 
 
-def _run_context(kwargs: dict):
+def _run_context(kwargs: dict, cron: str = ""):
     """``(profile, compiled YAML, parameters, Kubeflow target)`` from the shared options."""
     from pipeline.kfp_api import KfpTarget
 
@@ -501,9 +505,16 @@ def _run_context(kwargs: dict):
         raise ConfigError(f"--host is required for the {profile.name!r} profile: the KFP API "
                           "endpoint, e.g. https://kubeflow.example.com/pipeline")
     params = _params(kwargs.pop("params"))
+    if cron:  # checked for the backend before anything is compiled
+        from pipeline.cron import for_kfp, for_vertex
+
+        (for_vertex if profile.is_vertex else for_kfp)(cron)
     strict = kwargs.pop("strict")
     pipeline_yaml = kwargs.pop("pipeline_yaml") or _compile(
         os.path.join(tempfile.mkdtemp(prefix="finetune-"), "pipeline.yaml"), profile, strict)
+    from pipeline.parameters import check_arguments
+
+    check_arguments(params, pipeline_yaml)
     return profile, pipeline_yaml, params, target
 
 
@@ -536,7 +547,7 @@ def schedule(name, cron, experiment, **kwargs) -> None:
     """Create (or replace) the recurring run: max one at a time, no catch-up."""
     from pipeline.pipeline import PIPELINE_NAME
 
-    profile, pipeline_yaml, params, target = _run_context(kwargs)
+    profile, pipeline_yaml, params, target = _run_context(kwargs, cron)
     if profile.is_vertex:
         from pipeline import vertex_api
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -95,10 +96,11 @@ def _small_arguments(params: dict) -> dict:
     return arguments
 
 
-def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool):
+def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
+                  runner: str = "subprocess"):
     """Compile ``pipeline`` (train without retries: a local failure should stop at once),
     run the YAML under kfp.local with a line per step; returns (logs, failure, run folder,
-    wall seconds)."""
+    wall seconds). The ``container`` runner runs every step in the image built here."""
     from kfp import components, local
 
     from pipeline.local_progress import StepLogs
@@ -106,35 +108,85 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool):
     from pipeline.profiles import load
 
     root = work / "pipeline-root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    pipeline_yaml = _without_pip_preamble(compile_pipeline(
-        str(work / f"{pipeline}.yaml"), load("kubeflow", {"train_retries": 0}), pipeline))
-    compiled = components.load_component_from_file(pipeline_yaml)
-    logs = StepLogs(work / "runs" / time.strftime("%Y%m%d-%H%M%S"), sys.stdout, verbose)
-    print(f"run-local: {pipeline_yaml} under kfp.local; logs and report in {logs.folder}")
-    started, failure = time.perf_counter(), ""
-    root_logger = logging.getLogger()
-    handlers, root_logger.handlers = root_logger.handlers, [logging.StreamHandler(logs)]
-    try:
-        with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
-            compiled(**arguments)
-    except RuntimeError as err:
-        failure = logs.failure(str(err))
-    finally:
-        root_logger.handlers = handlers
-        logs.close()
+    with contextlib.ExitStack() as stack:
+        overrides = {"train_retries": 0}
+        if runner == "container":
+            overrides["image"] = stack.enter_context(_in_containers(work, arguments))
+            local.init(runner=local.DockerRunner(network_mode="none"), pipeline_root=str(root))
+        else:
+            local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+        pipeline_yaml = compile_pipeline(str(work / f"{pipeline}.yaml"),
+                                         load("kubeflow", overrides), pipeline)
+        if runner != "container":  # the image's steps run the compiled commands as they are
+            pipeline_yaml = _without_pip_preamble(pipeline_yaml)
+        compiled = components.load_component_from_file(pipeline_yaml)
+        logs = StepLogs(work / "runs" / time.strftime("%Y%m%d-%H%M%S"), sys.stdout, verbose)
+        print(f"run-local: {pipeline_yaml} under kfp.local ({runner}); logs and report in "
+              f"{logs.folder}")
+        started, failure = time.perf_counter(), ""
+        root_logger = logging.getLogger()
+        handlers, root_logger.handlers = root_logger.handlers, [logging.StreamHandler(logs)]
+        try:
+            with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
+                compiled(**arguments)
+        except RuntimeError as err:
+            failure = logs.failure(str(err))
+        finally:
+            root_logger.handlers = handlers
+            logs.close()
     return logs, failure, _latest(root, "*"), time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def _in_containers(work: Path, arguments: dict):
+    """The image (built if needed) and podman's Docker API for DockerRunner, for the
+    duration; yields the image. Every local path among ``arguments`` is mounted at its
+    own path (it must be readable by the image's user 1000; a weights file elsewhere is
+    copied into the work folder), and what the steps write is writable by that user."""
+    from pipeline import container
+
+    built = container.build()
+    print(f"run-local: image {built['image']} ({built['size_mb']} MB, {built['seconds']} s)")
+    weights = Path(arguments.get("weights", ""))
+    if weights.is_file() and work not in weights.parents:  # e.g. the cache under /root
+        inputs = work / "inputs"
+        inputs.mkdir(exist_ok=True)
+        shutil.copyfile(weights, inputs / weights.name)
+        arguments["weights"] = str(inputs / weights.name)
+    paths = {work} | {Path(v) for v in arguments.values()
+                      if isinstance(v, str) and v.startswith("/") and Path(v).exists()}
+    for folder in (work, work / "pipeline-root", Path(arguments["registry_uri"])):
+        if str(folder).startswith("/"):
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o777)
+    umask = os.umask(0)  # the folders kfp.local makes for each step's outputs too
+    previous = os.environ.get("DOCKER_HOST")
+    try:
+        with container.docker_api(work, tuple(sorted(paths))) as url, container.kfp_on_podman():
+            os.environ["DOCKER_HOST"] = url
+            yield built["image"]
+    finally:
+        os.umask(umask)
+        if previous is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous
+
+
 def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
-              verbose: bool = False, **params) -> dict:
+              verbose: bool = False, runner: str = "subprocess", **params) -> dict:
     """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run
     and write its HTML report. Raises ``LocalRunFailed`` when a step fails."""
     work, data = _workdir(workdir, data, registry)
     registry = registry or str(work / "registry")
+    if runner == "container" and "://" in registry:
+        from components.common.errors import ConfigError
+
+        raise ConfigError(f"--registry {registry}: steps in containers have no network; use "
+                          "a local folder with --runner container")
     arguments = {**_small_arguments(params), "source": data, "registry_uri": registry,
                  "model_name": model_name, "split_state": str(work / "split_state.jsonl")}
-    logs, failure, run_dir, seconds = _run_compiled(work, "main", arguments, verbose)
+    logs, failure, run_dir, seconds = _run_compiled(work, "main", arguments, verbose, runner)
     summary = summarize(run_dir, registry, model_name, seconds, failed=bool(failure))
     summary["logs"] = str(logs.folder)
     summary["report"] = str(_report(logs, summary, registry, model_name, failure))
@@ -174,7 +226,10 @@ def _report(logs, summary: dict, registry: str, model_name: str, failure: str) -
 
 def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds: float,
               failed: bool = False) -> dict:
+    from components.common.contract import read_json
+    from components.evaluate.contract import GATE_FILE, METRICS_FILE
     from components.promote.registries import open_registry
+    from components.train.contract import HISTORY_FILE
 
     def newest(pattern):
         path = _latest(run_dir, pattern) if run_dir else None
@@ -194,9 +249,9 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
         return {"gate": {"decision": decision, "reasons": record.get("reasons", [])},
                 **summary}
     stats = json.loads(Path(artifacts["examples"], "stats.json").read_text())
-    gate = json.loads(Path(artifacts["evaluation"], "gate.json").read_text())
-    metrics = json.loads(Path(artifacts["evaluation"], "metrics.json").read_text())
-    history = json.loads(Path(artifacts["trained_model"], "history.json").read_text())
+    gate = read_json(artifacts["evaluation"], GATE_FILE)
+    metrics = read_json(artifacts["evaluation"], METRICS_FILE)
+    history = read_json(artifacts["trained_model"], HISTORY_FILE)
     return {
         "data": {"accepted": stats["accepted"], "skipped": stats["skipped"],
                  "splits": stats["split_totals"]},

@@ -1,7 +1,7 @@
 """The image's recipe: what runs in it is what the pipeline was compiled against.
 
-No image is built here (issue: containers); these check the recipe's promises with the
-project's own files and the dev environment, whose shared versions equal the image's.
+These check the recipe's promises with the project's own files and the dev environment,
+whose shared versions equal the image's; tests/test_container.py builds and runs it.
 """
 
 import os
@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,12 +38,20 @@ def test_both_locks_agree_on_every_shared_version():
     assert {k: (v, dev[k]) for k, v in runtime.items() if k in dev and dev[k] != v} == {}
 
 
-def test_the_base_image_python_matches_requires_python():
-    base = re.search(r"^FROM python:(\d+)\.(\d+)", (ROOT / "Dockerfile").read_text(), re.M)
+def test_the_base_image_python_matches_requires_python_and_is_pinned():
+    base = re.search(r"^ARG BASE_IMAGE=python:(\d+)\.(\d+)-slim-bookworm@sha256:[0-9a-f]{64}$",
+                     (ROOT / "Dockerfile").read_text(), re.M)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert base, "the Dockerfile must start from an official python:X.Y image"
+    assert base, "the default base must be an official python:X.Y image pinned by digest"
     assert project["requires-python"] == f">={base[1]}.{base[2]},<{base[1]}.{int(base[2]) + 1}"
     assert sys.version_info[:2] == (int(base[1]), int(base[2]))
+
+
+def test_the_cpu_lock_is_the_runtime_lock_without_the_cuda_wheels():
+    gpu, cpu = pins("requirements-runtime.lock"), pins("requirements-runtime-cpu.lock")
+    assert {k: (v, gpu.get(k)) for k, v in cpu.items() if gpu.get(k) != v} == {}
+    assert {k for k in set(gpu) - set(cpu) if not k.startswith("nvidia-")} == set()
+    assert not any(k.startswith("nvidia-") for k in cpu)
 
 
 def test_the_build_context_is_only_what_the_image_installs():
@@ -57,13 +64,10 @@ def test_the_build_context_is_only_what_the_image_installs():
 
 @pytest.fixture(scope="module")
 def step_command(tmp_path_factory):
+    from pipeline.container import first_step_command
     from pipeline.pipeline import compile_pipeline
 
-    path = compile_pipeline(str(tmp_path_factory.mktemp("c") / "p.yaml"))
-    spec = next(yaml.safe_load_all(Path(path).read_text()))
-    commands = {e["container"]["command"][2] for e in spec["deploymentSpec"]["executors"].values()}
-    assert len(commands) == 1, "every step starts the same way"
-    return commands.pop()
+    return first_step_command(compile_pipeline(str(tmp_path_factory.mktemp("c") / "p.yaml")))
 
 
 def test_the_compiled_kfp_install_is_the_locked_kfp(step_command):
