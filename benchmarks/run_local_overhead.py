@@ -32,6 +32,7 @@ def _startup(statement: str) -> float:
 
 def main() -> None:
     from components.common.demo_data import write_demo_data
+    from components.common.settings import settings
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import run as evaluate
     from components.export.run import run as export
@@ -40,7 +41,7 @@ def main() -> None:
     from components.promote.run import run as promote
     from components.train.config import TrainConfig
     from components.train.run import run as train
-    from pipeline.local_run import SMALL_DEFAULTS, run_local
+    from pipeline.local_run import run_local, small_arguments
 
     root = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     data = root / "demo-data"
@@ -51,8 +52,9 @@ def main() -> None:
     steps = {}
     _, steps["prepare_data"] = timed(lambda: prepare(PrepareConfig(
         source=str(data), output=str(direct / "examples"))))
-    train_cfg = {k: v for k, v in SMALL_DEFAULTS.items() if k != "train_extra_json"}
-    train_cfg.update(json.loads(SMALL_DEFAULTS["train_extra_json"]))
+    arguments = small_arguments({})  # what run-local passes: the demo backbone included
+    train_cfg = {k: v for k, v in arguments.items() if k in settings(TrainConfig)}
+    train_cfg.update(json.loads(arguments["train_extra_json"]))
     _, steps["train"] = timed(lambda: train(TrainConfig(
         examples=str(direct / "examples"), output=str(direct / "model"), **train_cfg)))
     _, steps["export"] = timed(lambda: export(str(direct / "model"), str(direct / "examples"),

@@ -85,7 +85,7 @@ def _workdir(workdir: str, data: str, registry: str = "") -> tuple[Path, str]:
     return work, data
 
 
-def _small_arguments(params: dict) -> dict:
+def small_arguments(params: dict) -> dict:
     """run-local's small defaults under the given settings (None = not given)."""
     if params.get("weights") is None:
         params = {**params, "weights": demo_backbone()}
@@ -184,7 +184,7 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
 
         raise ConfigError(f"--registry {registry}: steps in containers have no network; use "
                           "a local folder with --runner container")
-    arguments = {**_small_arguments(params), "source": data, "registry_uri": registry,
+    arguments = {**small_arguments(params), "source": data, "registry_uri": registry,
                  "model_name": model_name, "split_state": str(work / "split_state.jsonl")}
     logs, failure, run_dir, seconds = _run_compiled(work, "main", arguments, verbose, runner)
     summary = summarize(run_dir, registry, model_name, seconds, failed=bool(failure))
@@ -201,7 +201,7 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
     trained, exported and scored; returns the report's rows and where it is."""
     grid.validate()
     work, data = _workdir(workdir, data)
-    arguments = _small_arguments(params)
+    arguments = small_arguments(params)
     arguments.pop("bn_policy")
     extra = json.loads(arguments.pop("train_extra_json"))
     extra.pop("fine_tune_blocks", None)
