@@ -346,6 +346,9 @@ def run_local(workdir, data, registry, model_name, verbose, runner, pipeline_nam
 
     try:
         if pipeline_name == "ablation":
+            if runner != "subprocess":
+                raise click.UsageError("--runner container runs the main pipeline; the "
+                                       "ablation runs with the subprocess runner")
             _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params)
             return
         summary = run(workdir, data, registry, model_name, verbose=verbose, runner=runner,

@@ -34,16 +34,16 @@ HOST_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle, a proxy's CA 
 BUILD_INPUTS = ("Dockerfile", "pyproject.toml", "README.md", "components", "pipeline")
 
 
-def _podman(*args: str, conf: Path = CONF, capture: bool = False,
-            **kwargs) -> subprocess.CompletedProcess:
-    """Run podman with our settings; a failure is one ConfigError naming the command."""
+def _podman(*args: str, conf: Path = CONF, **kwargs) -> subprocess.CompletedProcess:
+    """Run podman with our settings; its output as text. A failure is one ConfigError
+    naming the command."""
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    result = subprocess.run(["podman", *args], env=env, text=True, capture_output=True,
-                            **kwargs)
+    result = subprocess.run(["podman", *args], env=env, capture_output=True, **kwargs)
+    stdout, stderr = (out.decode(errors="replace") for out in (result.stdout, result.stderr))
     if result.returncode:
         raise ConfigError(f"podman {args[0]} failed ({result.returncode}): "
-                          f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
-    return result
+                          f"{(stderr or stdout).strip().splitlines()[-1:]}")
+    return subprocess.CompletedProcess(result.args, 0, stdout, stderr)
 
 
 def require_tools() -> None:
@@ -66,9 +66,12 @@ def base_image() -> str:
         subprocess.run(["debootstrap", "--variant=minbase",
                         "--include=python3,python3-venv,ca-certificates", "bookworm", rootfs,
                         MIRROR], check=True, stdout=subprocess.DEVNULL)
-        tar = subprocess.run(["tar", "-C", rootfs, "-c", "."], check=True,
-                             capture_output=True).stdout
-    _podman("import", "-", BASE, input=tar.decode("latin-1"))
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        try:
+            _podman("import", "-", BASE, stdin=tar.stdout)
+        finally:
+            tar.stdout.close()
+            tar.wait()
     return BASE
 
 
@@ -95,7 +98,7 @@ def build(lock: str = CPU_LOCK) -> dict:
         _podman("build", "--network", "host", *ca, "--build-arg", f"BASE_IMAGE={base_image()}",
                 "--build-arg", f"LOCK={lock}", "--tag", tag, "--file", "Dockerfile", str(ROOT))
     size = int(_podman("image", "inspect", tag, "--format", "{{.Size}}",
-                       capture=True).stdout.strip())
+).stdout.strip())
     return {"image": tag, "size_mb": round(size / 2**20),
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -149,7 +152,11 @@ def docker_api(work: Path, mounts: tuple[Path, ...]) -> Iterator[str]:
         yield url
     finally:
         service.terminate()
-        service.wait(timeout=30)
+        try:
+            service.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
 
 
 def _run_container(client, image: str, command: list[str], volumes: dict, **run_args) -> int:

@@ -1,7 +1,8 @@
 """A schedule's cron, read once and written in the form each backend takes: Kubeflow's 6
 fields (seconds first, the server's time zone), Vertex AI's 5 fields (optionally after
-``TZ=Area/City``). Either form is accepted as input; what a backend cannot express (a
-time zone on Kubeflow, seconds other than 0 on Vertex) is refused, naming the fix."""
+``TZ=Area/City``; ``CRON_TZ=`` is read as ``TZ=``). Either form is accepted as input;
+what a backend cannot express (a time zone on Kubeflow, seconds other than 0 on Vertex)
+is refused, naming the fix."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ class Cron:
 
 
 def parse(expression: str) -> Cron:
-    timezone, _, rest = expression.partition(" ") if expression.startswith("TZ=") \
-        else ("", "", expression)
+    """``expression`` read: ``TZ=`` or ``CRON_TZ=`` (kept as ``TZ=``), then 5 or 6 fields."""
+    timezone, _, rest = expression.partition(" ") if expression.startswith(
+        ("TZ=", "CRON_TZ=")) else ("", "", expression)
+    timezone = timezone.replace("CRON_TZ=", "TZ=", 1)
     fields = rest.split()
     if len(fields) not in (5, 6):
         raise ConfigError(f"--cron {expression!r}: use 5 fields 'min hour day month weekday' "

@@ -153,12 +153,15 @@ def _in_containers(work: Path, arguments: dict):
         inputs.mkdir(exist_ok=True)
         shutil.copyfile(weights, inputs / weights.name)
         arguments["weights"] = str(inputs / weights.name)
-    paths = {work} | {Path(v) for v in arguments.values()
-                      if isinstance(v, str) and v.startswith("/") and Path(v).exists()}
-    for folder in (work, work / "pipeline-root", Path(arguments["registry_uri"])):
-        if str(folder).startswith("/"):
-            folder.mkdir(parents=True, exist_ok=True)
-            folder.chmod(0o777)
+    registry = Path(arguments["registry_uri"])
+    for folder in (work, work / "pipeline-root", registry):
+        folder.mkdir(parents=True, exist_ok=True)
+    for written in (registry, work / "split_state.jsonl"):  # a subprocess run's too
+        _writable_by_all(written)
+    work.chmod(0o777)
+    (work / "pipeline-root").chmod(0o777)
+    paths = {work, registry} | {Path(v) for v in arguments.values()
+                                if isinstance(v, str) and v.startswith("/") and Path(v).exists()}
     umask = os.umask(0)  # the folders kfp.local makes for each step's outputs too
     previous = os.environ.get("DOCKER_HOST")
     try:
@@ -173,17 +176,30 @@ def _in_containers(work: Path, arguments: dict):
             os.environ["DOCKER_HOST"] = previous
 
 
+def _writable_by_all(path: Path) -> None:
+    """``path`` (a file, or a folder and all in it) writable by the image's user too."""
+    if path.is_file():
+        path.chmod(0o666)
+    for folder, _dirs, files in os.walk(path):
+        Path(folder).chmod(0o777)
+        for name in files:
+            Path(folder, name).chmod(0o666)
+
+
 def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",
               verbose: bool = False, runner: str = "subprocess", **params) -> dict:
     """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run
     and write its HTML report. Raises ``LocalRunFailed`` when a step fails."""
     work, data = _workdir(workdir, data, registry)
     registry = registry or str(work / "registry")
-    if runner == "container" and "://" in registry:
+    if runner == "container":
+        from components.common import storage
         from components.common.errors import ConfigError
 
-        raise ConfigError(f"--registry {registry}: steps in containers have no network; use "
-                          "a local folder with --runner container")
+        if not (storage.is_local(registry) and storage.is_local(data)):
+            raise ConfigError(f"--registry {registry} / --data {data}: steps in containers "
+                              "have no network; use local folders with --runner container")
+        data, registry = str(Path(data).resolve()), str(Path(registry).resolve())
     arguments = {**small_arguments(params), "source": data, "registry_uri": registry,
                  "model_name": model_name, "split_state": str(work / "split_state.jsonl")}
     logs, failure, run_dir, seconds = _run_compiled(work, "main", arguments, verbose, runner)

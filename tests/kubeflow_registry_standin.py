@@ -27,6 +27,7 @@ class KubeflowRegistryStandIn(RestStandIn):
         self.versions: dict[str, dict] = {}
         self.artifacts: dict[str, dict] = {}
         self.version_artifacts: dict[str, list[str]] = {}
+        self.fail_next_artifact = False  # answer 500 to the next artifact creation
         self._ids = itertools.count(1)
         super().__init__([
             ("GET", API + r"/registered_models$", lambda g, q, b: self._page(self.models)),
@@ -44,6 +45,7 @@ class KubeflowRegistryStandIn(RestStandIn):
             ("PATCH", API + r"/model_versions/(?P<id>\d+)$",
              lambda g, q, b: self._update(self.versions, g["id"], b)),
             ("POST", API + r"/model_versions/(?P<id>\d+)/artifacts$", self._add_artifact),
+            ("GET", API + r"/model_artifact$", self._find_artifact),
             ("GET", API + r"/model_versions/(?P<id>\d+)/artifacts$",
              lambda g, q, b: self._page({i: self.artifacts[i] for i in
                                          self.version_artifacts.get(g["id"], [])})),
@@ -101,9 +103,18 @@ class KubeflowRegistryStandIn(RestStandIn):
                      and v["registeredModelId"] == q.get("parentResourceId")),
                     _error(404, "no model version found"))
 
+    def _find_artifact(self, g, q, body):
+        return next(((200, self.artifacts[i]) for i in
+                     self.version_artifacts.get(q.get("parentResourceId"), [])
+                     if self.artifacts[i]["name"] == q.get("name")),
+                    _error(404, "no model artifact found"))
+
     def _add_artifact(self, g, q, body):
         if g["id"] not in self.versions:
             return _error(404, f"no model version {g['id']}")
+        if self.fail_next_artifact:
+            self.fail_next_artifact = False
+            return _error(500, "stand-in told to fail")
         status, artifact = self._new(self.artifacts, body)
         self.version_artifacts.setdefault(g["id"], []).append(artifact["id"])
         return 200, artifact

@@ -109,6 +109,9 @@ def test_every_train_field_reaches_the_step_by_name_or_through_extra_json():
     ('{"epochs": 3}', "parameters of their own"),
     ('{"dropuot": 0.1}', "not TrainConfig fields"),
     ('[1]', "JSON object"),
+    ('{"head_epochs": 1', "is not JSON"),
+    ('{"class_weights": "false"}', "class_weights='false': must be bool"),
+    ('{"head_epochs": 1.5}', "head_epochs=1.5: must be int"),
 ])
 def test_extra_json_is_checked_field_by_field(extra, message):
     from components.common.errors import ConfigError
@@ -147,3 +150,11 @@ def test_submitted_arguments_are_checked_against_the_compiled_pipeline(tmp_path,
         parameters.check_arguments(arguments, pipeline_yaml)
     parameters.check_arguments({"source": "s", "registry_uri": "r", "epochs": 3},
                                pipeline_yaml)
+
+
+def test_only_minus_one_turns_a_gate_threshold_off():
+    from components.common.errors import ConfigError
+
+    assert GateConfig(max_ece=OFF, min_accuracy=-1).max_ece is None
+    with pytest.raises(ConfigError, match="non_inferiority_margin=-0.02"):
+        GateConfig(non_inferiority_margin=-0.02).validate()

@@ -119,3 +119,37 @@ def test_vertex_uploads_versions_under_one_model_and_moves_production_with_defau
 def test_remote_registry_uris_are_checked_before_any_work(uri, message):
     with pytest.raises(ConfigError, match=message):
         check_registry_uri(uri)
+
+
+def test_a_move_whose_backend_write_failed_is_finished_by_the_retry(
+        kubeflow_standin, name, model, tmp_path, monkeypatch):
+    """The history took the move, the registry's update failed (a 503, a timeout): the
+    step's retry, with the same expected production, finishes that move."""
+    reg = open_registry(f"kubeflow-registry+{kubeflow_standin.url}?log={tmp_path}/log", name)
+    for graph in ("a", "b"):
+        reg.register(model(graph), graph)
+    reg.promote(1, "a")
+
+    def unavailable(alias, version):
+        raise RegistryError("stand-in for a 503")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reg, "_point", unavailable)
+        with pytest.raises(RegistryError, match="503"):
+            reg.promote(2, "b", expected_version=1)
+    assert reg.current() == 1 and reg.history()[-1]["version"] == 2
+    assert reg.promote(2, "b", expected_version=1)["version"] == 2
+    assert reg.current() == 2 and len(reg.history()) == 2
+    with pytest.raises(ConflictError, match="not 1 as expected"):
+        reg.promote(1, "late", expected_version=1)  # another promoter's stale gate
+
+
+def test_a_registration_cut_between_version_and_artifact_is_completed(
+        kubeflow_standin, name, model, tmp_path):
+    reg = open_registry(f"kubeflow-registry+{kubeflow_standin.url}?log={tmp_path}/log", name)
+    kubeflow_standin.fail_next_artifact = True
+    with pytest.raises(RegistryError, match="stand-in told to fail"):
+        reg.register(model("a"), "run-a")
+    assert reg.register(model("a"), "run-a")["version"] == 1
+    artifact = reg.client.get_model_artifact(name, "1")
+    assert artifact is not None and artifact.uri == model("a")

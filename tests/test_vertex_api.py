@@ -91,6 +91,8 @@ def test_a_kubeflow_yaml_is_refused_before_anything_is_sent(vertex, profile, tmp
 @pytest.mark.parametrize("cron,expected", [("0 2 * * *", "0 2 * * *"),
                                            ("0 30 2 * * 1-5", "30 2 * * 1-5"),
                                            ("TZ=Europe/Paris 0 2 * * *",
+                                            "TZ=Europe/Paris 0 2 * * *"),
+                                           ("CRON_TZ=Europe/Paris 0 0 2 * * *",
                                             "TZ=Europe/Paris 0 2 * * *")])
 def test_vertex_cron(cron, expected):
     assert for_vertex(cron) == expected

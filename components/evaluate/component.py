@@ -44,7 +44,7 @@ def evaluate(
     A single ``str`` output on purpose: kfp.local resolves ``dsl.If`` conditions only on a
     task's single ``Output``, not on a named output.
 
-    Gate thresholds below 0 are off (KFP parameters cannot be None). Production comes in
+    A gate threshold of -1 is off (KFP parameters cannot be None). Production comes in
     as ``baseline_uri``/``baseline_version`` (from resolve_production), so the run's
     lineage shows what the candidate was compared with; without it, the registry is read.
     """

@@ -15,7 +15,7 @@ from components.evaluate.paired import (
 )
 
 PROMOTE, REJECT, UNCHANGED = "promote", "reject", "unchanged"
-OFF = -1.0  # a threshold below 0 is not checked (KFP parameters cannot be None)
+OFF = -1.0  # a threshold of -1 is not checked (KFP parameters cannot be None)
 THRESHOLDS = ("min_accuracy", "max_ece", "non_inferiority_margin", "min_improvement",
               "mcnemar_alpha", "max_class_recall_drop")
 
@@ -54,8 +54,8 @@ class GateConfig:
                                               "production's.")
 
     def __post_init__(self):
-        for name in THRESHOLDS:  # OFF (-1) is how a KFP parameter or an option says None
-            if getattr(self, name) is not None and getattr(self, name) < 0:
+        for name in THRESHOLDS:  # OFF is how a KFP parameter or an option says None
+            if getattr(self, name) == OFF:
                 object.__setattr__(self, name, None)
 
     def validate(self) -> GateConfig:

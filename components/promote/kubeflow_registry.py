@@ -41,6 +41,7 @@ from components.promote.registry import (
 RECORD = "finetune.record"
 SCHEMES = ("kubeflow-registry+http://", "kubeflow-registry+https://")
 AUTHOR = "resnet-finetune"
+ARTIFACT = {"model_format_name": "tensorflow", "model_format_version": "2"}
 
 
 def _run(coroutine):
@@ -103,10 +104,9 @@ class KubeflowRegistry(LoggedRegistry):
     def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
         """Add a version, idempotent per ``run_id`` and per content; the version number
         is the next free name (the server refuses a name twice, so racing runs differ)."""
-        from model_registry.exceptions import StoreError
-
         content, existing = self._registered(saved_model_dir, run_id)
         if existing:
+            self._ensure_artifact(existing)
             return existing
         info = info or {}
         number = max([r["version"] for r in self.list_versions()] + [0]) + 1
@@ -123,19 +123,26 @@ class KubeflowRegistry(LoggedRegistry):
                 **{f"metric.{k}": float(v) for k, v in (info.get("metrics") or {}).items()
                    if isinstance(v, int | float)}}
             try:
-                self.client.register_model(
-                    self.model_name, saved_model_dir, version=str(number),
-                    model_format_name="tensorflow", model_format_version="2",
-                    version_description=f"run {run_id}", metadata=properties)
+                self.client.register_model(self.model_name, saved_model_dir,
+                                           version=str(number), **ARTIFACT,
+                                           version_description=f"run {run_id}",
+                                           metadata=properties)
                 return record
-            except StoreError as err:
+            except Exception as err:  # the client's "already exists", or the server's 409
                 if "already exists" not in str(err):
                     raise RegistryError(f"Kubeflow Model Registry at {self.server}: "
-                                        f"{err}") from err
+                                        f"{type(err).__name__}: {err}") from err
                 number += 1
-            except Exception as err:
-                raise RegistryError(f"Kubeflow Model Registry at {self.server}: "
-                                    f"{type(err).__name__}: {err}") from err
+
+    def _ensure_artifact(self, record: dict) -> None:
+        """Give a version whose registration stopped between its two writes (the version,
+        then its model artifact) the artifact it lacks, so that a retry completes it."""
+        name, version = self.model_name, str(record["version"])
+        if self._call(self.client.get_model_artifact, name, version) is None:
+            found = self._call(self.client.get_model_version, name, version)
+            # The client's public calls register a version and its artifact together only.
+            self._call(self.client.async_runner, self.client._register_model_artifact(
+                found, name, record["uri"], **ARTIFACT))
 
     # aliases ------------------------------------------------------------------------
     def current(self, alias: str = PRODUCTION) -> int | None:

@@ -156,9 +156,10 @@ class LoggedRegistry(ResolvingRegistry):
 
     A move appends ``seq + 1`` to the alias history (create-only) before it points the
     backend's alias (``_point``), so of two promoters that read the same state exactly
-    one moves it; a checked move also refuses while the backend's alias and the history's
-    last entry disagree (a move in flight, or one made outside this product). Subclasses
-    give ``current`` (the backend's alias) and ``_point``."""
+    one moves it. A move the history holds but the backend missed (its pointing failed,
+    or is under way) is finished first: pointing twice is harmless. A checked move refuses
+    while the two still disagree, that is, when the alias was moved outside this product.
+    Subclasses give ``current`` (the backend's alias) and ``_point``."""
 
     log: StorageLog
 
@@ -174,17 +175,25 @@ class LoggedRegistry(ResolvingRegistry):
     def runs(self) -> list[dict]:
         return self.log.runs()
 
+    def _settled(self, alias: str) -> tuple[int, dict | None, int | None]:
+        """The history's last number and entry, and the backend's alias after finishing
+        a move that the history records and the backend missed."""
+        seq, head = self.log.head(alias)
+        current = self.current(alias)
+        if head and head["version"] != current and head.get("previous_version") == current:
+            self._point(alias, head["version"])
+            current = head["version"]
+        return seq, head, current
+
     def _move(self, alias: str, version: int, action: str, run_id: str,
               expected_version: int | None | object) -> dict:
         self.get_version(version)
-        seq, head = self.log.head(alias)
-        current = self.current(alias)
+        seq, head, current = self._settled(alias)
         if expected_version is not UNCHECKED and head and head["version"] != current:
             raise ConflictError(
                 f"{alias} of {self.model_name} is version {current} but its history ends "
-                f"at {head['version']}: another move is under way, or the alias was moved "
-                "outside this product; retry, or move it by hand (`finetune registry "
-                "promote`), which writes the history again")
+                f"at {head['version']}: the alias was moved outside this product; move it "
+                "by hand (`finetune registry promote`), which writes the history again")
         if expected_version is not UNCHECKED and current != expected_version:
             raise ConflictError(f"{alias} of {self.model_name} is version {current}, not "
                                 f"{expected_version} as expected; re-read and retry")
@@ -198,8 +207,8 @@ class LoggedRegistry(ResolvingRegistry):
                 expected_version: int | None | object = UNCHECKED) -> dict:
         """Point ``alias`` at ``version``; a no-op entry is not written if it already is.
         With ``expected_version`` (None: not set yet) the move is a compare-and-swap."""
-        _seq, head = self.log.head(alias)
-        if head and head["version"] == version and self.current(alias) == version:
+        _seq, head, current = self._settled(alias)
+        if head and head["version"] == version == current:
             return head
         return self._move(alias, version, "promote", run_id, expected_version)
 

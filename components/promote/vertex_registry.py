@@ -106,7 +106,18 @@ class VertexRegistry(LoggedRegistry):
             record = json.loads(info.version_description or "")
         except json.JSONDecodeError:
             return None
-        return {**record, "version": int(info.version_id)} if "run_id" in record else None
+        if not isinstance(record, dict) or "run_id" not in record:
+            return None
+        return {**record, "version": int(info.version_id)}
+
+    def _version_info(self, parent: str, version: str):
+        """Vertex's info on ``version`` (a number or an alias) of ``parent``, or None."""
+        from google.api_core.exceptions import InvalidArgument, NotFound
+
+        try:
+            return self._registry(parent).get_version_info(version)
+        except (NotFound, InvalidArgument):  # no such version; an alias no version holds
+            return None
 
     # versions -----------------------------------------------------------------------
     def list_versions(self) -> list[dict]:
@@ -117,13 +128,8 @@ class VertexRegistry(LoggedRegistry):
         return sorted((r for r in records if r), key=lambda r: r["version"])
 
     def get_version(self, version: int) -> dict:
-        from google.api_core.exceptions import NotFound
-
         parent = self._parent()
-        try:
-            info = parent and self._registry(parent).get_version_info(str(version))
-        except NotFound:
-            info = None
+        info = self._call(self._version_info, parent, str(version)) if parent else None
         record = self._record(info) if info else None
         if record is None:
             raise RegistryError(f"{self.model_name} has no version {version} uploaded by "
@@ -164,15 +170,9 @@ class VertexRegistry(LoggedRegistry):
 
     # aliases ------------------------------------------------------------------------
     def current(self, alias: str = PRODUCTION) -> int | None:
-        from google.api_core.exceptions import InvalidArgument, NotFound
-
         parent = self._parent()
-        if parent is None:
-            return None
-        try:
-            return int(self._registry(parent).get_version_info(alias).version_id)
-        except (NotFound, InvalidArgument):  # an alias no version holds
-            return None
+        info = self._call(self._version_info, parent, alias) if parent else None
+        return None if info is None else int(info.version_id)
 
     def _point(self, alias: str, version: int) -> None:
         aliases = [alias, DEFAULT_ALIAS] if alias == PRODUCTION else [alias]

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from components.common import storage
 from components.common.errors import ConfigError
-from components.common.settings import check_choices, setting, settings
+from components.common.settings import check_choices, default, setting, settings
 
 BN_POLICIES = ("frozen", "bn_only", "full")
 CLIP_MODES = ("none", "value", "norm", "global_norm", "agc")
@@ -141,7 +141,10 @@ class TrainConfig:
     def from_parameters(cls, extra_json: str = "{}", **named) -> TrainConfig:
         """The config of a pipeline step: its ``named`` parameters, and ``extra_json``
         (a JSON object) for any other field; a field set both ways is refused."""
-        extra = json.loads(extra_json or "{}")
+        try:
+            extra = json.loads(extra_json or "{}")
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"train_extra_json {extra_json!r} is not JSON: {err}") from err
         if not isinstance(extra, dict):
             raise ConfigError(f"train_extra_json {extra_json!r}: give a JSON object of "
                               "TrainConfig fields")
@@ -152,6 +155,11 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train_extra_json sets {unknown}: not TrainConfig fields "
                               "(`finetune train --help` lists them, with dashes)")
+        for name, value in extra.items():
+            expected = type(default(cls, name))
+            if type(value) not in ((int, float) if expected is float else (expected,)):
+                raise ConfigError(f"train_extra_json {name}={value!r}: must be "
+                                  f"{expected.__name__}")
         return cls(**named, **extra)
 
     @property
