@@ -2,7 +2,7 @@
 steps (the same five run() calls made directly, in this process) and orchestration
 overhead (kfp.local: one Python process per task, its imports, artifact bookkeeping).
 The overhead is start-up paid once per task, as a pod on a cluster pays it too: a small
-share of real training runs, a large one of the 100-second demo. (Local runs skip each
+share of real training runs, a large one of the 80-second demo. (Local runs skip each
 step's `pip install kfp` preamble, and Beam runs FnApiRunner by name instead of first
 trying to download the Prism runner.)
 Usage: python -m benchmarks.run_local_overhead
