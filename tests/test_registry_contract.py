@@ -45,9 +45,7 @@ def place(backend, request):
 
     def on_gcs(local) -> str:
         target = f"{bucket}/models/{uuid.uuid4().hex[:8]}"
-        for info in storage.list_files(str(local)):
-            storage.write_bytes(storage.join(target, storage.relative(str(local), info.uri)),
-                                storage.read_bytes(info.uri))
+        storage.copy_tree(str(local), target)
         return target
     return on_gcs
 

@@ -82,10 +82,8 @@ def test_vertex_uploads_versions_under_one_model_and_moves_production_with_defau
     reg = open_registry(uri, name)
     uploaded = []
     for graph in ("a", "b"):
-        local, target = model(graph), f"{bucket}/models/{graph}"
-        for info in storage.list_files(local):
-            storage.write_bytes(storage.join(target, storage.relative(local, info.uri)),
-                                storage.read_bytes(info.uri))
+        target = f"{bucket}/models/{graph}"
+        storage.copy_tree(model(graph), target)
         storage.write_text(storage.join(target, METADATA_FILE),
                            json.dumps({"tensorflow": "2.21.0"}))
         uploaded.append(target)
