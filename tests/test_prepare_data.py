@@ -98,9 +98,9 @@ def test_adding_files_never_moves_existing_ones(demo_dir, tmp_path):
     state = tmp_path / "split_state.jsonl"
     run(PrepareConfig(source=str(src), output=str(tmp_path / "v1"), split_state=str(state)))
     before = {r["sha256"]: r["split"] for r in manifest(tmp_path / "v1")}
-    for cls in sorted(src.iterdir()):
+    for c, cls in enumerate(sorted(src.iterdir())):
         for i in range(6):
-            (cls / f"new_{i}.png").write_bytes(rgb(48, 48, hash((cls.name, i)) % 10_000))
+            (cls / f"new_{i}.png").write_bytes(rgb(48, 48, 7_000 + 10 * c + i))
     run(PrepareConfig(source=str(src), output=str(tmp_path / "v2"), split_state=str(state)))
     after = {r["sha256"]: r["split"] for r in manifest(tmp_path / "v2")}
     assert {sha: after[sha] for sha in before} == before
