@@ -32,7 +32,7 @@ def main() -> None:
     for name, policy in POLICIES:
         for head in (0, HEAD_EPOCHS):
             out = root / f"{policy['bn_policy']}-{head}"
-            run(TrainConfig(examples=str(examples), output=str(out), image_size=SIZE,
+            run(TrainConfig.of(examples=str(examples), output=str(out), image_size=SIZE,
                             epochs=EPOCHS, head_epochs=head, batch_size=16, weights=weights,
                             precision="float32", early_stopping_patience=EPOCHS, **policy))
             accuracy, loss = score(out / "model.keras", examples, SIZE, 3)

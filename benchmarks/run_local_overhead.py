@@ -55,7 +55,7 @@ def main() -> None:
     arguments = small_arguments({})  # what run-local passes: the demo backbone included
     train_cfg = {k: v for k, v in arguments.items() if k in settings(TrainConfig)}
     train_cfg.update(json.loads(arguments["train_extra_json"]))
-    _, steps["train"] = timed(lambda: train(TrainConfig(
+    _, steps["train"] = timed(lambda: train(TrainConfig.of(
         examples=str(direct / "examples"), output=str(direct / "model"), **train_cfg)))
     _, steps["export"] = timed(lambda: export(str(direct / "model"), str(direct / "examples"),
                                               str(direct / "saved_model")))

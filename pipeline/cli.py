@@ -127,7 +127,7 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
                                           show_default="a fresh id")})
 def train(**kwargs) -> None:
     """Fine-tune ResNet50 with a BN policy and measured gradient clipping."""
-    cfg = TrainConfig(**kwargs).validate()
+    cfg = TrainConfig.of(**kwargs).validate()
     from components.train.run import run
 
     _print_json(run(cfg))

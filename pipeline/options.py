@@ -8,11 +8,11 @@ part needed, and it fits in this module."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 
 import click
 
-from components.common.settings import default, describe
+from components.common.settings import default, describe, settings
 
 
 def config_options(cls, *, skip: tuple[str, ...] = (), types: dict | None = None,
@@ -22,7 +22,7 @@ def config_options(cls, *, skip: tuple[str, ...] = (), types: dict | None = None
     types, overrides = types or {}, overrides or {}
 
     def decorate(command):
-        for found in reversed(fields(cls)):
+        for found in reversed(settings(cls).values()):
             if found.name in skip:
                 continue
             value = default(cls, found.name)

@@ -180,7 +180,7 @@ def trained_dir(tmp_path_factory, examples_dir):
     from components.train.run import run
 
     out = tmp_path_factory.mktemp("trained") / "model"
-    run(TrainConfig(examples=str(examples_dir), output=str(out), **TINY_TRAIN))
+    run(TrainConfig.of(examples=str(examples_dir), output=str(out), **TINY_TRAIN))
     return out
 
 

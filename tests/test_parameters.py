@@ -4,13 +4,13 @@ so a new field that is not wired through fails here."""
 
 import inspect
 import re
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import pytest
 import yaml
 
-from components.common.settings import default, settings
+from components.common.settings import default, flatten, group, setting, settings
 from components.evaluate.gate import OFF, GateConfig
 from components.prepare_data.config import PrepareConfig
 from components.train.config import TrainConfig
@@ -38,7 +38,7 @@ def _run_default(cls, name):
 def test_every_config_field_is_a_cli_option_with_the_config_default(cls):
     command_name, elsewhere = COMMANDS[cls]
     options = {p.name: p for p in main.commands[command_name].params}
-    for found in fields(cls):
+    for found in settings(cls).values():
         if found.name in elsewhere:
             continue
         assert found.name in options, f"finetune {command_name} lacks --{found.name}"
@@ -98,11 +98,11 @@ def test_every_train_field_reaches_the_step_by_name_or_through_extra_json():
     named = {name: default(TrainConfig, name) for name in
              inspect.signature(train.python_func).parameters if name in settings(TrainConfig)}
     named.update(examples="e", output="o")
-    rest = {f.name: default(TrainConfig, f.name) for f in fields(TrainConfig)
+    rest = {f.name: default(TrainConfig, f.name) for f in settings(TrainConfig).values()
             if f.name not in named}
     assert rest, "some fields go through extra_json"
     config = TrainConfig.from_parameters(json.dumps(rest), **named)
-    assert config == TrainConfig(examples="e", output="o")
+    assert config == TrainConfig.of(examples="e", output="o")
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -158,3 +158,39 @@ def test_only_minus_one_turns_a_gate_threshold_off():
     assert GateConfig(max_ece=OFF, min_accuracy=-1).max_ece is None
     with pytest.raises(ConfigError, match="non_inferiority_margin=-0.02"):
         GateConfig(non_inferiority_margin=-0.02).validate()
+
+
+def test_train_settings_are_grouped_by_concern_and_each_group_validates_itself():
+    from components.common.errors import ConfigError
+    from components.train.config import BatchNormConfig, ClippingConfig
+
+    groups = [f.name for f in fields(TrainConfig) if f.metadata.get("group")]
+    assert groups == ["model", "optimizer", "loss", "batch_norm", "clipping", "runtime"]
+    with pytest.raises(ConfigError, match="--clip-threshold"):
+        ClippingConfig(clip="norm", clip_threshold=0).validate()
+    with pytest.raises(ConfigError, match="--sync-bn"):
+        BatchNormConfig(sync_bn=True).validate()
+    config = TrainConfig.of(examples="e", output="o", clip="agc", bn_policy="full", seed=3)
+    assert (config.clipping.clip, config.batch_norm.bn_policy, config.runtime.seed) == \
+        ("agc", "full", 3)
+    assert TrainConfig.of(**flatten(config)) == config
+    with pytest.raises(TypeError, match="dropuot"):
+        TrainConfig.of(examples="e", output="o", dropuot=0.1)
+
+
+def test_a_setting_name_in_two_groups_is_refused():
+    @dataclass(frozen=True)
+    class First:
+        size: int = setting(1, "A size.")
+
+    @dataclass(frozen=True)
+    class Second:
+        size: int = setting(2, "Another size.")
+
+    @dataclass(frozen=True)
+    class Both:
+        first: First = group(First, "")
+        second: Second = group(Second, "")
+
+    with pytest.raises(TypeError, match="two groups"):
+        settings(Both)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from components.common.settings import flatten
 from components.train.config import TrainConfig
 from components.train.data import make_dataset
 from components.train.run import run
@@ -37,7 +38,7 @@ class Crash(keras.callbacks.Callback):
 
 
 def test_interrupted_training_resumes_at_the_right_epoch(examples_dir, tmp_path):
-    cfg = TrainConfig(examples=str(examples_dir), output=str(tmp_path / "out"), epochs=3, **TINY)
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "out"), epochs=3, **TINY)
     with pytest.raises(RuntimeError, match="pod killed"):
         run(cfg, extra_callbacks=(Crash(after_epoch=1),))
     summary = run(cfg)
@@ -53,7 +54,7 @@ def test_examples_output_and_backup_on_s3_resume_after_a_crash(examples_dir, s3_
     from components.common import outputs, storage
 
     storage.copy_tree(str(examples_dir), f"{s3_bucket}/examples")
-    cfg = TrainConfig(examples=f"{s3_bucket}/examples", output=f"{s3_bucket}/model",
+    cfg = TrainConfig.of(examples=f"{s3_bucket}/examples", output=f"{s3_bucket}/model",
                       backup_dir=f"{s3_bucket}/backup", run_id="run-1", epochs=2, **TINY)
     with pytest.raises(RuntimeError, match="pod killed"):
         run(cfg, extra_callbacks=(Crash(after_epoch=0),))
@@ -72,13 +73,13 @@ def test_examples_output_and_backup_on_s3_resume_after_a_crash(examples_dir, s3_
 def test_runs_sharing_a_backup_dir_never_share_state(examples_dir, tmp_path):
     """A crashed run's backup is its own: another run id trains every epoch from scratch."""
     backup = tmp_path / "backup"
-    crashed = TrainConfig(examples=str(examples_dir), output=str(tmp_path / "a"),
+    crashed = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "a"),
                           backup_dir=str(backup), run_id="night-1", epochs=2, **TINY)
     with pytest.raises(RuntimeError, match="pod killed"):
         run(crashed, extra_callbacks=(Crash(after_epoch=0),))
     assert (backup / "night-1" / "history.jsonl").exists()
     other = Epochs()
-    run(TrainConfig(**{**crashed.to_dict(), "output": str(tmp_path / "b"), "run_id": "night-2"}),
+    run(TrainConfig.of(**{**flatten(crashed), "output": str(tmp_path / "b"), "run_id": "night-2"}),
         extra_callbacks=(other,))
     assert other.ran == [0, 1]
     assert (backup / "night-1" / "history.jsonl").exists(), "night-1 may still be retried"
@@ -91,7 +92,7 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
     from components.train import model as model_lib
 
     out = tmp_path / "out"
-    cfg = TrainConfig(examples=str(examples_dir), output=str(out), bn_policy="bn_only",
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(out), bn_policy="bn_only",
                       epochs=2, head_epochs=1, **TINY)
     run(cfg)
     config = json.loads((out / "config.json").read_text())
@@ -100,7 +101,8 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
     bn = next(la for la in model.get_layer("resnet50").layers
               if isinstance(la, keras.layers.BatchNormalization))
     shipped = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
-    clean = make_dataset(str(examples_dir), "train", 32, 8, 3).take(cfg.reestimate_batches(2))
+    batches = cfg.batch_norm.reestimate_batches(2)
+    clean = make_dataset(str(examples_dir), "train", 32, 8, 3).take(batches)
     model_lib.reestimate_bn_statistics(model, clean)
     np.testing.assert_allclose(np.array(bn.moving_mean), shipped[0], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.array(bn.moving_variance), shipped[1], rtol=1e-4, atol=1e-4)
@@ -108,7 +110,7 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
 
 def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):
     out = tmp_path / "out"
-    cfg = TrainConfig(examples=str(examples_dir), output=str(out), epochs=2, fine_tune_blocks=2,
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(out), epochs=2, fine_tune_blocks=2,
                       head_epochs=1, **TINY)
     run(cfg)
     history = json.loads((out / "history.json").read_text())
@@ -135,7 +137,7 @@ def test_the_model_learns_the_demo_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("learn")
     write_demo_data(str(root / "src"), classes=3, per_class=40, size=64, seed=3)
     prepare(PrepareConfig(source=str(root / "src"), output=str(root / "ex")))
-    cfg = TrainConfig(examples=str(root / "ex"), output=str(root / "model"), image_size=64,
+    cfg = TrainConfig.of(examples=str(root / "ex"), output=str(root / "model"), image_size=64,
                       epochs=5, batch_size=16, weights="none", bn_policy="full", head_epochs=0,
                       bn_momentum=0.9, bn_reestimate_batches=6, learning_rate=1e-3, seed=0)
     run(cfg)

@@ -98,7 +98,7 @@ def test_small_batch_warning():
 ])
 def test_conflicting_settings_fail_first(change, message):
     with pytest.raises(ConfigError, match=message):
-        TrainConfig(examples="x", output="y", **change).validate()
+        TrainConfig.of(examples="x", output="y", **change).validate()
 
 
 def test_a_weights_file_that_does_not_fit_is_refused(tmp_path):
@@ -238,7 +238,7 @@ def test_float16_training_compiles_with_the_agreed_loss_scaling():
     from components.train.runtime import Runtime
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    cfg = TrainConfig(examples="e", output="o", clip="global_norm")
+    cfg = TrainConfig.of(examples="e", output="o", clip="global_norm")
     runtime = Runtime(None, 1, [], "mixed_float16", False)
     inner = _compile(model, cfg, runtime, 0.1)
     assert isinstance(model.optimizer, AgreedLossScaleOptimizer)
@@ -265,7 +265,7 @@ def test_a_run_id_that_is_a_path_is_refused(run_id):
     from components.train.config import TrainConfig
 
     with pytest.raises(ConfigError, match="--run-id"):
-        TrainConfig(examples="e", output="o", backup_dir="b", run_id=run_id).validate()
+        TrainConfig.of(examples="e", output="o", backup_dir="b", run_id=run_id).validate()
 
 
 @pytest.mark.parametrize("xla,gpus,expected", [("auto", 0, False), ("auto", 1, True),
@@ -325,16 +325,16 @@ def test_a_trained_model_loads_compiled_and_resumes_training(trained_dir, exampl
 def test_batch_statistics_policies_reestimate_by_default(policy, setting, steps, expected):
     from components.train.config import TrainConfig
 
-    cfg = TrainConfig(examples="x", output="y", bn_policy=policy,
+    cfg = TrainConfig.of(examples="x", output="y", bn_policy=policy,
                       bn_reestimate_batches=setting).validate()
-    assert cfg.reestimate_batches(steps) == expected
+    assert cfg.batch_norm.reestimate_batches(steps) == expected
 
 
 def test_an_unknown_reestimate_setting_is_refused():
     from components.train.config import TrainConfig
 
     with pytest.raises(ConfigError, match="-1 \\(automatic\\)"):
-        TrainConfig(examples="x", output="y", bn_reestimate_batches=-2).validate()
+        TrainConfig.of(examples="x", output="y", bn_reestimate_batches=-2).validate()
 
 
 def test_clipping_refuses_a_keras_it_was_not_verified_against():
@@ -356,7 +356,7 @@ def test_clipping_refuses_a_keras_it_was_not_verified_against():
     (dict(bn_policy="full", head_epochs=0), [("full", 0, 10, 1e-3)]),
 ])
 def test_every_policy_that_trains_the_backbone_warms_the_head_up_first(change, expected):
-    phases = TrainConfig(examples="e", output="o", **change).validate().phases()
+    phases = TrainConfig.of(examples="e", output="o", **change).validate().phases()
     assert [(p.bn_policy, p.unfrozen_blocks, p.epochs) for p in phases] == \
         [e[:3] for e in expected]
     assert [p.learning_rate for p in phases] == pytest.approx([e[3] for e in expected])

@@ -52,8 +52,8 @@ def train(
     metrics.log_metric("epochs_run", summary["epochs_run"])
     resolved = read_json(trained_model.path, CONFIG_FILE)
     trained_model.metadata.update({
-        "bn_policy": cfg.bn_policy, "clip": cfg.clip, "clip_threshold": cfg.clip_threshold,
-        "image_size": cfg.image_size, "config_hash": summary["config_hash"],
+        "bn_policy": bn_policy, "clip": clip, "clip_threshold": clip_threshold,
+        "image_size": image_size, "config_hash": summary["config_hash"],
         "labels": resolved["labels"], "precision": resolved["runtime"]["precision"],
     })
     shutil.copyfile(f"{trained_model.path}/{CURVES_FILE}", training_curves.path)

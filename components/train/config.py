@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from components.common import storage
 from components.common.errors import ConfigError
-from components.common.settings import check_choices, default, setting, settings
+from components.common.settings import (
+    build,
+    check_choices,
+    default,
+    flatten,
+    group,
+    setting,
+    settings,
+)
 
 BN_POLICIES = ("frozen", "bn_only", "full")
 CLIP_MODES = ("none", "value", "norm", "global_norm", "agc")
@@ -32,21 +40,65 @@ class Phase:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    examples: str = setting(help="The examples artifact of the data step.")
-    output: str = setting(help="Folder for the trained_model artifact.")
+class ModelConfig:
+    """The network: input size, starting weights and the head's dropout."""
+
     image_size: int = setting(224, "Model input side in pixels (>= 32).")
+    weights: str = setting("imagenet", "imagenet, none, or a .weights.h5 path (local, gs://, "
+                                       "s3://).")
+    dropout: float = setting(0.2, "Dropout before the classification head, in [0, 1).")
+
+    def validate(self) -> None:
+        if self.image_size < 32:
+            raise ConfigError(f"--image-size {self.image_size}: ResNet50 needs at least 32 px")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout {self.dropout}: use 0 <= dropout < 1")
+        if not self.weights:
+            raise ConfigError("--weights is empty: use imagenet, none, or a weights file path")
+        if self.weights not in ("imagenet", "none"):
+            storage.check_uri(self.weights, "--weights")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """How long and how fast: epochs, batches, the optimizer and its schedule."""
+
     epochs: int = setting(10, "Training epochs, the head warm-up included.")
     batch_size: int = setting(32, "Global batch size (split across replicas).")
+    steps_per_epoch: int = setting(0, "Training steps per epoch; 0: one pass over the data.")
     learning_rate: float = setting(1e-3, "Peak learning rate.")
     optimizer: str = setting("adam", "Optimizer.", OPTIMIZERS)
     weight_decay: float = setting(1e-4, "Decoupled weight decay (adamw) or L2 (sgd).")
     momentum: float = setting(0.9, "SGD momentum.")
     schedule: str = setting("cosine", "Learning-rate schedule after the warm-up.", SCHEDULES)
     warmup_epochs: float = setting(1.0, "Linear learning-rate warm-up, in epochs.")
+    early_stopping_patience: int = setting(5, "Epochs without validation improvement before "
+                                              "stopping.")
+
+    def validate(self) -> None:
+        check_choices(self)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"--epochs {self.epochs} / --batch-size {self.batch_size}: use >= 1")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"--learning-rate {self.learning_rate}: must be > 0")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training loss: label smoothing and class weighting."""
+
     label_smoothing: float = setting(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
     class_weights: bool = setting(True, "Weight the loss by inverse class frequency.")
-    dropout: float = setting(0.2, "Dropout before the classification head, in [0, 1).")
+
+    def validate(self) -> None:
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"--label-smoothing {self.label_smoothing}: use 0 <= smoothing < 1")
+
+
+@dataclass(frozen=True)
+class BatchNormConfig:
+    """The BatchNormalization policy: what trains when, and how BN statistics move."""
+
     bn_policy: str = setting("frozen", "BatchNormalization policy while fine-tuning.",
                              BN_POLICIES)
     fine_tune_blocks: int = setting(0, "Residual blocks (from the top) the frozen policy "
@@ -61,33 +113,9 @@ class TrainConfig:
         -1, "Batches to re-estimate BN statistics on after training; -1: automatic (the "
             "batch-statistics policies, up to 50), 0: never.")
     sync_bn: bool = setting(False, "Synchronise batch statistics across replicas (full only).")
-    clip: str = setting("global_norm", "Gradient clipping mode.", CLIP_MODES)
-    clip_threshold: float = setting(1.0, "Clipping threshold (AGC: the ratio).")
-    agc_eps: float = setting(1e-3, "AGC's floor on the weight norm.")
-    weights: str = setting("imagenet", "imagenet, none, or a .weights.h5 path (local, gs://, "
-                                       "s3://).")
-    seed: int = setting(0, "Random seed of weights, shuffling and augmentation.")
-    precision: str = setting("auto", "Numeric precision; auto: mixed on a GPU.", PRECISIONS)
-    xla: str = setting("auto", "XLA compilation; auto: on a GPU.", ("auto", "on", "off"))
-    early_stopping_patience: int = setting(5, "Epochs without validation improvement before "
-                                              "stopping.")
-    backup_dir: str = setting("", "Stable URI for resumable backups (this run's in "
-                                  "BACKUP_DIR/RUN_ID); empty: none.")
-    run_id: str = setting("", "Run identity for backups; empty: a fresh id (only a retry of "
-                              "the same run resumes its backup).")
-    steps_per_epoch: int = setting(0, "Training steps per epoch; 0: one pass over the data.")
 
-    def validate(self) -> TrainConfig:
+    def validate(self) -> None:
         check_choices(self)
-        if self.image_size < 32:
-            raise ConfigError(f"--image-size {self.image_size}: ResNet50 needs at least 32 px")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"--epochs {self.epochs} / --batch-size {self.batch_size}: use >= 1")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"--learning-rate {self.learning_rate}: must be > 0")
-        if self.clip != "none" and self.clip_threshold <= 0:
-            raise ConfigError(f"--clip-threshold {self.clip_threshold}: must be > 0 for "
-                              f"--clip {self.clip} (or use --clip none)")
         if not 0 <= self.fine_tune_blocks <= RESNET50_BLOCKS:
             raise ConfigError(f"--fine-tune-blocks {self.fine_tune_blocks}: ResNet50 has "
                               f"{RESNET50_BLOCKS} residual blocks; use 0 to {RESNET50_BLOCKS}")
@@ -99,11 +127,6 @@ class TrainConfig:
             )
         if self.head_epochs < 0:
             raise ConfigError(f"--head-epochs {self.head_epochs}: use 0 (no warm-up) or more")
-        if self.fine_tunes_backbone and self.head_epochs >= self.epochs:
-            raise ConfigError(
-                f"--head-epochs {self.head_epochs} with --epochs {self.epochs} leaves no epoch "
-                f"to fine-tune the backbone ({self._policy_name()}): use --head-epochs below "
-                "--epochs, or 0 to skip the head warm-up")
         factor = self.fine_tune_learning_rate_factor
         if factor != -1 and not 0 < factor <= 1:
             raise ConfigError(f"--fine-tune-learning-rate-factor {factor}: use -1 (automatic) "
@@ -119,23 +142,99 @@ class TrainConfig:
         if self.sync_bn and self.bn_policy != "full":
             raise ConfigError("--sync-bn synchronises batch statistics across replicas: "
                               "only meaningful with --bn-policy full")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
-            raise ConfigError("--label-smoothing and --dropout must be in [0, 1)")
-        if not self.weights:
-            raise ConfigError("--weights is empty: use imagenet, none, or a weights file path")
-        storage.check_uri(self.examples, "--examples")
-        storage.check_uri(self.output, "--output")
+
+    @property
+    def fine_tunes_backbone(self) -> bool:
+        return self.bn_policy != "frozen" or self.fine_tune_blocks > 0
+
+    def policy_name(self) -> str:
+        return (f"frozen BN, top {self.fine_tune_blocks} blocks" if self.bn_policy == "frozen"
+                else self.bn_policy)
+
+    def learning_rate_factor(self) -> float:
+        """bn_only fits only BN's scale and shift, which a tenth of the rate barely moves
+        (benchmarks/head_warmup: 0.48 vs 0.75 accuracy); convolutions get a tenth."""
+        if self.fine_tune_learning_rate_factor != -1:
+            return self.fine_tune_learning_rate_factor
+        return 1.0 if self.bn_policy == "bn_only" else 0.1
+
+    def reestimate_batches(self, steps_per_epoch: int) -> int:
+        """Batches to re-estimate BN moving statistics on after training. With momentum
+        0.99 about 20% of the ImageNet statistics survive 160 steps while gamma and beta
+        were fitted to batch statistics: the batch-statistics policies re-estimate."""
+        if self.bn_reestimate_batches >= 0:
+            return self.bn_reestimate_batches
+        return 0 if self.bn_policy == "frozen" else min(AUTO_REESTIMATE_BATCHES,
+                                                        steps_per_epoch)
+
+
+@dataclass(frozen=True)
+class ClippingConfig:
+    """Gradient clipping: the mode and its threshold."""
+
+    clip: str = setting("global_norm", "Gradient clipping mode.", CLIP_MODES)
+    clip_threshold: float = setting(1.0, "Clipping threshold (AGC: the ratio).")
+    agc_eps: float = setting(1e-3, "AGC's floor on the weight norm.")
+
+    def validate(self) -> None:
+        check_choices(self)
+        if self.clip != "none" and self.clip_threshold <= 0:
+            raise ConfigError(f"--clip-threshold {self.clip_threshold}: must be > 0 for "
+                              f"--clip {self.clip} (or use --clip none)")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how it runs: numerics, compilation, seed, backups and run identity."""
+
+    precision: str = setting("auto", "Numeric precision; auto: mixed on a GPU.", PRECISIONS)
+    xla: str = setting("auto", "XLA compilation; auto: on a GPU.", ("auto", "on", "off"))
+    seed: int = setting(0, "Random seed of weights, shuffling and augmentation.")
+    backup_dir: str = setting("", "Stable URI for resumable backups (this run's in "
+                                  "BACKUP_DIR/RUN_ID); empty: none.")
+    run_id: str = setting("", "Run identity for backups; empty: a fresh id (only a retry of "
+                              "the same run resumes its backup).")
+
+    def validate(self) -> None:
+        check_choices(self)
         if self.backup_dir:
             storage.check_uri(self.backup_dir, "--backup-dir")
         if self.run_id and not RUN_ID.match(self.run_id):
             raise ConfigError(f"--run-id {self.run_id!r}: use letters, digits, '.', '_' and "
                               "'-', starting with a letter or digit")
-        if self.weights not in ("imagenet", "none"):
-            storage.check_uri(self.weights, "--weights")
-        return self
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training step's settings, one group per concern; ``of`` builds it from the flat
+    names the CLI and the pipeline use (every setting's name is unique across groups)."""
+
+    examples: str = setting(help="The examples artifact of the data step.")
+    output: str = setting(help="Folder for the trained_model artifact.")
+    model: ModelConfig = group(ModelConfig, "The network.")
+    optimizer: OptimizerConfig = group(OptimizerConfig, "Epochs, batches and optimizer.")
+    loss: LossConfig = group(LossConfig, "The loss.")
+    batch_norm: BatchNormConfig = group(BatchNormConfig, "The BN policy.")
+    clipping: ClippingConfig = group(ClippingConfig, "Gradient clipping.")
+    runtime: RuntimeConfig = group(RuntimeConfig, "Runtime.")
+
+    @classmethod
+    def of(cls, **values) -> TrainConfig:
+        return build(cls, values)
+
+    def validate(self) -> TrainConfig:
+        storage.check_uri(self.examples, "--examples")
+        storage.check_uri(self.output, "--output")
+        for concern in (self.model, self.optimizer, self.loss, self.batch_norm, self.clipping,
+                        self.runtime):
+            concern.validate()
+        bn, epochs = self.batch_norm, self.optimizer.epochs
+        if bn.fine_tunes_backbone and bn.head_epochs >= epochs:
+            raise ConfigError(
+                f"--head-epochs {bn.head_epochs} with --epochs {epochs} leaves no epoch "
+                f"to fine-tune the backbone ({bn.policy_name()}): use --head-epochs below "
+                "--epochs, or 0 to skip the head warm-up")
+        return self
 
     @classmethod
     def from_parameters(cls, extra_json: str = "{}", **named) -> TrainConfig:
@@ -160,15 +259,7 @@ class TrainConfig:
             if type(value) not in ((int, float) if expected is float else (expected,)):
                 raise ConfigError(f"train_extra_json {name}={value!r}: must be "
                                   f"{expected.__name__}")
-        return cls(**named, **extra)
-
-    @property
-    def fine_tunes_backbone(self) -> bool:
-        return self.bn_policy != "frozen" or self.fine_tune_blocks > 0
-
-    def _policy_name(self) -> str:
-        return (f"frozen BN, top {self.fine_tune_blocks} blocks" if self.bn_policy == "frozen"
-                else self.bn_policy)
+        return cls.of(**named, **extra)
 
     def phases(self) -> tuple[Phase, ...]:
         """The head alone for ``head_epochs`` at the learning rate (a random head's large
@@ -176,32 +267,16 @@ class TrainConfig:
         will use, then the BN policy for the rest at the rate times
         ``fine_tune_learning_rate_factor``. One phase when nothing but the head
         trains, or without a warm-up."""
-        if not self.fine_tunes_backbone:
-            return (Phase("frozen", 0, self.epochs, self.learning_rate),)
-        if not self.head_epochs:
-            return (Phase(self.bn_policy, self.fine_tune_blocks, self.epochs,
-                          self.learning_rate),)
-        head = "frozen" if self.bn_policy == "frozen" else "batch_stats_head"
-        return (Phase(head, 0, self.head_epochs, self.learning_rate),
-                Phase(self.bn_policy, self.fine_tune_blocks, self.epochs - self.head_epochs,
-                      self.learning_rate * self.learning_rate_factor()))
-
-    def learning_rate_factor(self) -> float:
-        """bn_only fits only BN's scale and shift, which a tenth of the rate barely moves
-        (benchmarks/head_warmup: 0.48 vs 0.75 accuracy); convolutions get a tenth."""
-        if self.fine_tune_learning_rate_factor != -1:
-            return self.fine_tune_learning_rate_factor
-        return 1.0 if self.bn_policy == "bn_only" else 0.1
-
-    def reestimate_batches(self, steps_per_epoch: int) -> int:
-        """Batches to re-estimate BN moving statistics on after training. With momentum
-        0.99 about 20% of the ImageNet statistics survive 160 steps while gamma and beta
-        were fitted to batch statistics: the batch-statistics policies re-estimate."""
-        if self.bn_reestimate_batches >= 0:
-            return self.bn_reestimate_batches
-        return 0 if self.bn_policy == "frozen" else min(AUTO_REESTIMATE_BATCHES,
-                                                        steps_per_epoch)
+        bn, epochs, rate = self.batch_norm, self.optimizer.epochs, self.optimizer.learning_rate
+        if not bn.fine_tunes_backbone:
+            return (Phase("frozen", 0, epochs, rate),)
+        if not bn.head_epochs:
+            return (Phase(bn.bn_policy, bn.fine_tune_blocks, epochs, rate),)
+        head = "frozen" if bn.bn_policy == "frozen" else "batch_stats_head"
+        return (Phase(head, 0, bn.head_epochs, rate),
+                Phase(bn.bn_policy, bn.fine_tune_blocks, epochs - bn.head_epochs,
+                      rate * bn.learning_rate_factor()))
 
     def training_settings(self) -> dict:
-        """What decides the trained model: every field but paths and run identity."""
-        return {k: v for k, v in self.to_dict().items() if k not in NOT_TRAINING_SETTINGS}
+        """What decides the trained model: every setting but paths and run identity."""
+        return {k: v for k, v in flatten(self).items() if k not in NOT_TRAINING_SETTINGS}

@@ -19,10 +19,11 @@ from components.common import outputs, storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.examples import read_labels, read_stats, require_complete
 from components.common.html import line_chart, page
+from components.common.settings import flatten
 from components.train import model as model_lib
 from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
 from components.train.clipping import clipping_optimizer
-from components.train.config import Phase, TrainConfig
+from components.train.config import OptimizerConfig, Phase, TrainConfig
 from components.train.contract import CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE
 from components.train.data import make_dataset
 from components.train.loss_scale import AgreedLossScaleOptimizer
@@ -48,11 +49,11 @@ def class_weights(stats: dict, labels: list[str]) -> dict[int, float] | None:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def _schedule(cfg: TrainConfig, steps_per_epoch: int, epochs: int, learning_rate: float):
-    if cfg.schedule == "plateau":
+def _schedule(opt: OptimizerConfig, steps_per_epoch: int, epochs: int, learning_rate: float):
+    if opt.schedule == "plateau":
         return learning_rate
     total = max(1, steps_per_epoch * epochs)
-    warmup = min(total - 1, int(cfg.warmup_epochs * steps_per_epoch))
+    warmup = min(total - 1, int(opt.warmup_epochs * steps_per_epoch))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate if warmup == 0 else learning_rate * 0.01,
         decay_steps=total - warmup, warmup_target=learning_rate if warmup else None,
@@ -61,13 +62,14 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int, epochs: int, learning_rate
 
 
 def _optimizer(cfg: TrainConfig, schedule):
+    opt, clip = cfg.optimizer, cfg.clipping
     kwargs = {"learning_rate": schedule}
-    if cfg.optimizer == "adamw":
-        kwargs["weight_decay"] = cfg.weight_decay
-    if cfg.optimizer == "sgd":
-        kwargs.update(momentum=cfg.momentum, nesterov=True)
-    return clipping_optimizer(OPTIMIZER_CLASSES[cfg.optimizer], cfg.clip, cfg.clip_threshold,
-                              cfg.agc_eps, agc_exclude_names=(model_lib.HEAD_NAME,), **kwargs)
+    if opt.optimizer == "adamw":
+        kwargs["weight_decay"] = opt.weight_decay
+    if opt.optimizer == "sgd":
+        kwargs.update(momentum=opt.momentum, nesterov=True)
+    return clipping_optimizer(OPTIMIZER_CLASSES[opt.optimizer], clip.clip, clip.clip_threshold,
+                              clip.agc_eps, agc_exclude_names=(model_lib.HEAD_NAME,), **kwargs)
 
 
 def _compile(model, cfg: TrainConfig, runtime, schedule):
@@ -76,7 +78,7 @@ def _compile(model, cfg: TrainConfig, runtime, schedule):
     model.compile(
         optimizer=AgreedLossScaleOptimizer(optimizer) if runtime.precision == "mixed_float16"
         else optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.loss.label_smoothing),
         metrics=["accuracy"], jit_compile=runtime.jit_compile,
     )
     return optimizer
@@ -100,19 +102,19 @@ class Training:
 def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> None:
     """Train phase ``number`` for ``phase.epochs`` epochs from ``initial_epoch``."""
     cfg, folders = training.cfg, training.folders
-    optimizer = _compile(training.model, cfg, training.runtime,
-                         _schedule(cfg, training.steps, phase.epochs, phase.learning_rate))
+    schedule = _schedule(cfg.optimizer, training.steps, phase.epochs, phase.learning_rate)
+    optimizer = _compile(training.model, cfg, training.runtime, schedule)
     callbacks = [
         keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}")),
         ClipStatsLogger(optimizer),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.early_stopping_patience,
-                                      restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", restore_best_weights=True,
+                                      patience=cfg.optimizer.early_stopping_patience),
         keras.callbacks.TensorBoard(storage.join(folders.output, "tensorboard")),
         HistoryLog(storage.join(folders.backup, "history.jsonl"), number),
         *folders.mirror_callbacks(),
         *training.extra_callbacks,
     ]
-    if cfg.schedule == "plateau":
+    if cfg.optimizer.schedule == "plateau":
         callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
     training.model.fit(training.train_ds, validation_data=training.val_ds,
                        epochs=initial_epoch + phase.epochs, initial_epoch=initial_epoch,
@@ -126,7 +128,8 @@ def curves_html(history: list[dict], cfg: TrainConfig) -> str:
 
     phases = [r.get("phase", 1) for r in history]
     markers = {phases.index(2): "fine-tuning (phase 2)"} if 2 in phases[1:] else {}
-    threshold = cfg.clip_threshold if cfg.clip in ("global_norm", "norm") else None
+    clip = cfg.clipping
+    threshold = clip.clip_threshold if clip.clip in ("global_norm", "norm") else None
     charts = [
         line_chart("loss", series("loss", "val_loss"), "cross-entropy loss", markers=markers),
         line_chart("accuracy", series("accuracy", "val_accuracy"), "accuracy (fraction)",
@@ -135,11 +138,11 @@ def curves_html(history: list[dict], cfg: TrainConfig) -> str:
                    markers=markers),
         line_chart("pre-clip global gradient norm", series("grad_norm_mean", "grad_norm_max"),
                    "L2 norm of the aggregated gradient", markers=markers, threshold=threshold),
-        line_chart(f"share of steps clipped ({cfg.clip}, threshold {cfg.clip_threshold})",
+        line_chart(f"share of steps clipped ({clip.clip}, threshold {clip.clip_threshold})",
                    series("clip_rate"), "fraction of steps", markers=markers),
     ]
-    return page("Training curves", f"<p>BN policy <b>{cfg.bn_policy}</b>, clipping "
-                f"<b>{cfg.clip}</b>.</p>" + "".join(charts))
+    return page("Training curves", f"<p>BN policy <b>{cfg.batch_norm.bn_policy}</b>, clipping "
+                f"<b>{clip.clip}</b>.</p>" + "".join(charts))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,8 +167,9 @@ def _backup_folder(cfg: TrainConfig):
     """The local backup folder, and the remote one it mirrors (or ""). With ``backup_dir``
     the backup is this run's own (``backup_dir/<run id>``). It is removed once training
     finished: a retry of the run resumes, a new run starts fresh."""
-    run_backup = storage.join(cfg.backup_dir, cfg.run_id or uuid.uuid4().hex) \
-        if cfg.backup_dir else storage.join(cfg.output, "backup")
+    backup_dir, run_id = cfg.runtime.backup_dir, cfg.runtime.run_id
+    run_backup = storage.join(backup_dir, run_id or uuid.uuid4().hex) \
+        if backup_dir else storage.join(cfg.output, "backup")
     if storage.is_local(run_backup):
         yield run_backup, ""
     else:
@@ -193,17 +197,18 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     labels, stats = read_labels(examples), read_stats(examples)
     policy = AugmentPolicy.from_dict(json.loads(
         storage.read_text(storage.join(examples, "augmentation.json"))))
-    runtime = resolve_runtime(cfg.precision, cfg.xla)
-    keras.utils.set_random_seed(cfg.seed)
-    batch_warning = model_lib.warn_small_batch(cfg.bn_policy, cfg.batch_size // runtime.replicas)
+    net, opt, bn, seed = cfg.model, cfg.optimizer, cfg.batch_norm, cfg.runtime.seed
+    runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla)
+    keras.utils.set_random_seed(seed)
+    batch_warning = model_lib.warn_small_batch(bn.bn_policy, opt.batch_size // runtime.replicas)
     with runtime.strategy.scope():
-        model = model_lib.build_model(len(labels), cfg.image_size, cfg.weights, cfg.dropout)
-    train_ds = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels),
-                            augment=policy, shuffle=True, seed=cfg.seed).repeat()
-    val_ds = make_dataset(examples, "val", cfg.image_size, cfg.batch_size, len(labels),
+        model = model_lib.build_model(len(labels), net.image_size, net.weights, net.dropout)
+    train_ds = make_dataset(examples, "train", net.image_size, opt.batch_size, len(labels),
+                            augment=policy, shuffle=True, seed=seed).repeat()
+    val_ds = make_dataset(examples, "val", net.image_size, opt.batch_size, len(labels),
                           examples=stats["split_totals"]["val"])
-    steps = cfg.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / cfg.batch_size)
-    weights = class_weights(stats, labels) if cfg.class_weights else None
+    steps = opt.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / opt.batch_size)
+    weights = class_weights(stats, labels) if cfg.loss.class_weights else None
     phases, first_epoch = cfg.phases(), 0
     training = Training(model, cfg, runtime, train_ds, val_ds, steps, weights, folders,
                         extra_callbacks)
@@ -211,7 +216,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
         for number, phase in enumerate(phases, start=1):
             done = storage.join(backup, f"phase{number}.weights.h5")
             model_lib.apply_bn_policy(model, phase.bn_policy, phase.unfrozen_blocks,
-                                      cfg.bn_momentum, cfg.sync_bn)
+                                      bn.bn_momentum, bn.sync_bn)
             if storage.exists(done):
                 log.info("phase %d finished in an earlier attempt: loading %s", number, done)
                 model.load_weights(done)
@@ -221,13 +226,13 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                     model.save_weights(done)
                     folders.sync_backup()
             first_epoch += phase.epochs
-    reestimated, batches = 0, cfg.reestimate_batches(steps)
+    reestimated, batches = 0, bn.reestimate_batches(steps)
     if batches:
-        clean = make_dataset(examples, "train", cfg.image_size, cfg.batch_size, len(labels))
+        clean = make_dataset(examples, "train", net.image_size, opt.batch_size, len(labels))
         reestimated = model_lib.reestimate_bn_statistics(model, clean.take(batches))
     history = read_history(storage.join(backup, "history.jsonl"))
     storage.write_text(storage.join(output, HISTORY_FILE), json.dumps(history, indent=2))
-    resolved = {**cfg.to_dict(), "labels": labels, "runtime": runtime.describe(),
+    resolved = {**flatten(cfg), "labels": labels, "runtime": runtime.describe(),
                 "config_hash": config_hash(cfg), "class_weights": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
                 "bn_reestimated_batches": reestimated,
