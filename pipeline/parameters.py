@@ -30,8 +30,13 @@ OWN = {  # the pipeline's own parameters
                     "kubeflow-registry+http(s)://HOST:PORT?log=URI or "
                     "vertex://projects/P/locations/L?log=gs://URI.",
     "model_name": "The model's name in the registry.",
-    "train_extra_json": "JSON of further TrainConfig fields (every option of `finetune "
+    "train_extra_json": "JSON of further TrainConfig settings (every option of `finetune "
                         "train` but those above, in snake_case).",
+    "prepare_extra_json": "JSON of further PrepareConfig settings (every option of "
+                          "`finetune prepare-data` but those above, in snake_case; "
+                          "augmentation as an object of its fields).",
+    "gate_extra_json": "JSON of further GateConfig settings (every gate option of "
+                       "`finetune evaluate` but those above, in snake_case).",
     "force": "Train and evaluate even when data, settings and code match production's "
              "lineage.",
     "grid": "The ablation grid: one object per cell (bn_policy, clip, clip_threshold, seed, "

@@ -27,6 +27,7 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         split_state: str = "",
+        prepare_extra_json: str = "{}",
         bn_policy: str = "frozen",
         clip: str = "global_norm",
         clip_threshold: float = 1.0,
@@ -42,6 +43,7 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         gate_confidence: float = 0.95,
         mcnemar_alpha: float = 0.05,
         max_class_recall_drop: float = 0.1,
+        gate_extra_json: str = "{}",
         seed: int = 0,
         force: bool = False,
     ):
@@ -62,14 +64,14 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                 test_fraction=test_fraction, image_size=image_size, bn_policy=bn_policy, clip=clip,
                 clip_threshold=clip_threshold, epochs=epochs, batch_size=batch_size,
                 learning_rate=learning_rate, weights=weights, train_extra_json=train_extra_json,
-                seed=seed,
+                prepare_extra_json=prepare_extra_json, seed=seed,
             ).set_display_name("Check lineage")
             configure_step(lineage, platform, cache=False)
             with dsl.If(lineage.outputs["Output"] == "changed", name="something-changed"):
                 data = prepare_data(
                     source=source, data_fingerprint=listing.output, train_fraction=train_fraction,
                     val_fraction=val_fraction, test_fraction=test_fraction,
-                    split_state=split_state,
+                    split_state=split_state, extra_json=prepare_extra_json,
                 ).set_display_name("Prepare data")
                 configure_step(data, platform, cache=True)
                 trained = train(
@@ -91,7 +93,7 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                     min_accuracy=min_accuracy, max_ece=max_ece,
                     non_inferiority_margin=non_inferiority_margin, confidence=gate_confidence,
                     mcnemar_alpha=mcnemar_alpha,
-                    max_class_recall_drop=max_class_recall_drop,
+                    max_class_recall_drop=max_class_recall_drop, extra_json=gate_extra_json,
                 ).set_display_name("Evaluate vs production")
                 configure_step(evaluated, platform, cache=False)
                 reported = run_report(

@@ -16,8 +16,10 @@ def kfp_local(tmp_path):
 def test_prepare_data_component(kfp_local, demo_dir):
     from components.prepare_data.component import prepare_data
 
-    task = prepare_data(source=str(demo_dir), data_fingerprint="")
+    extra = {"augmentation": {"rotation_degrees": 15.0}, "preview_images": 3}
+    task = prepare_data(source=str(demo_dir), data_fingerprint="", extra_json=json.dumps(extra))
     examples = Path(task.outputs["examples"].path)
+    assert json.loads((examples / "augmentation.json").read_text())["rotation_degrees"] == 15
     stats = json.loads((examples / "stats.json").read_text())
     assert task.outputs["num_classes"] == 3
     assert task.outputs["fingerprint"] == stats["fingerprint"]

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.common.settings import default, flatten, group, setting, settings
+from components.common.settings import (
+    build,
+    default,
+    flatten,
+    from_parameters,
+    group,
+    setting,
+    settings,
+)
 from components.evaluate.gate import OFF, GateConfig
 from components.prepare_data.config import PrepareConfig
 from components.train.config import TrainConfig
@@ -90,24 +98,49 @@ def test_pipeline_and_step_defaults_equal_the_config_defaults():
                 assert parameter.default == _run_default(cls, name), (step.name, name)
 
 
-def test_every_train_field_reaches_the_step_by_name_or_through_extra_json():
-    import json
-
+def _steps():
+    from components.evaluate.component import evaluate
+    from components.prepare_data.component import prepare_data
     from components.train.component import train
 
-    named = {name: default(TrainConfig, name) for name in
-             inspect.signature(train.python_func).parameters if name in settings(TrainConfig)}
-    named.update(examples="e", output="o")
-    rest = {f.name: default(TrainConfig, f.name) for f in settings(TrainConfig).values()
-            if f.name not in named}
-    assert rest, "some fields go through extra_json"
-    config = TrainConfig.from_parameters(json.dumps(rest), **named)
-    assert config == TrainConfig.of(examples="e", output="o")
+    return {"train": (train, TrainConfig, "train_extra_json", {"examples": "e", "output": "o"}),
+            "prepare-data": (prepare_data, PrepareConfig, "prepare_extra_json",
+                             {"source": "s", "output": "o"}),
+            "evaluate": (evaluate, GateConfig, "gate_extra_json", {})}
+
+
+@pytest.mark.parametrize("step", ["train", "prepare-data", "evaluate"])
+def test_every_setting_reaches_the_step_by_name_or_through_extra_json(step):
+    import json
+
+    component, cls, parameter, paths = _steps()[step]
+    named = {name: _run_default(cls, name) for name in
+             inspect.signature(component.python_func).parameters if name in settings(cls)}
+    named.update(paths)
+    rest = {name: _json(default(cls, name)) for name in settings(cls) if name not in named}
+    assert rest, "some settings go through extra_json"
+    config = from_parameters(cls, parameter, json.dumps(rest), **named)
+    assert config == build(cls, {**{n: default(cls, n) for n in settings(cls)}, **paths})
+
+
+def _json(value):
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def test_the_pipeline_feeds_each_steps_extra_json_from_its_own_parameter(tmp_path):
+    with open(compile_pipeline(str(tmp_path / "p.yaml"))) as handle:
+        spec = next(yaml.safe_load_all(handle))
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    tasks = {name: task for dag in dags for name, task in dag["tasks"].items()}
+    for step, (_, _, parameter, _) in _steps().items():
+        bound = tasks[step]["inputs"]["parameters"]["extra_json"]["componentInputParameter"]
+        assert bound.endswith(parameter), (step, bound)
 
 
 @pytest.mark.parametrize("extra, message", [
     ('{"epochs": 3}', "parameters of their own"),
-    ('{"dropuot": 0.1}', "not TrainConfig fields"),
+    ('{"dropuot": 0.1}', "not TrainConfig settings"),
+    ('{"augmentation": 1}', "not TrainConfig settings"),
     ('[1]', "JSON object"),
     ('{"head_epochs": 1', "is not JSON"),
     ('{"class_weights": "false"}', "class_weights='false': must be bool"),
@@ -117,7 +150,8 @@ def test_extra_json_is_checked_field_by_field(extra, message):
     from components.common.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        TrainConfig.from_parameters(extra, examples="e", output="o", epochs=2)
+        from_parameters(TrainConfig, "train_extra_json", extra, examples="e", output="o",
+                        epochs=2)
 
 
 def test_the_readme_parameter_table_is_current():

@@ -4,6 +4,7 @@ parameter descriptions and the README's parameter table are derived from these f
 
 from __future__ import annotations
 
+import json
 from dataclasses import MISSING, Field, field, fields
 
 
@@ -92,3 +93,46 @@ def default(cls, name: str):
     if found.default is not MISSING:
         return found.default
     return MISSING if found.default_factory is MISSING else found.default_factory()
+
+
+def from_parameters(cls, parameter: str, extra_json: str = "{}", **named):
+    """Config ``cls`` of a pipeline step: its ``named`` parameters, and ``extra_json`` (the
+    pipeline's ``parameter``: a JSON object) for any other setting. A setting given both
+    ways, one ``cls`` lacks and a value of the wrong type are refused, naming it."""
+    from components.common.errors import ConfigError
+
+    try:
+        extra = json.loads(extra_json or "{}")
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{parameter} {extra_json!r} is not JSON: {err}") from err
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{parameter} {extra_json!r}: give a JSON object of {cls.__name__} "
+                          "settings")
+    both, unknown = sorted(set(named) & set(extra)), sorted(set(extra) - set(settings(cls)))
+    if both:
+        raise ConfigError(f"{parameter} sets {both}, which are parameters of their own: set "
+                          f"them there and remove them from {parameter}")
+    if unknown:
+        raise ConfigError(f"{parameter} sets {unknown}: not {cls.__name__} settings (the "
+                          "step's CLI command lists them as options, with dashes)")
+    typed = {name: _typed(cls, name, value, parameter) for name, value in extra.items()}
+    return build(cls, {**named, **typed})
+
+
+def _typed(cls, name: str, value, parameter: str):
+    """``value`` (from JSON) as the type of setting ``cls.name``'s default."""
+    from components.common.errors import ConfigError
+
+    kind = type(default(cls, name))
+    if kind is float and type(value) in (int, float):
+        return float(value)
+    if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    if hasattr(kind, "from_dict") and isinstance(value, dict):
+        try:
+            return kind.from_dict(value)
+        except TypeError as err:
+            raise ConfigError(f"{parameter} {name}: {err}") from err
+    if type(value) is kind:
+        return value
+    raise ConfigError(f"{parameter} {name}={value!r}: must be {kind.__name__}")

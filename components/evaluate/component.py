@@ -36,7 +36,7 @@ def evaluate(
     confidence: float = 0.95,
     mcnemar_alpha: float = 0.05,
     max_class_recall_drop: float = 0.1,
-    allow_label_change: bool = False,
+    extra_json: str = "{}",
 ) -> str:
     """Score candidate and production on the same test split; return promote, reject or
     unchanged (byte-identical to production).
@@ -44,7 +44,8 @@ def evaluate(
     A single ``str`` output on purpose: kfp.local resolves ``dsl.If`` conditions only on a
     task's single ``Output``, not on a named output.
 
-    A gate threshold of -1 is off (KFP parameters cannot be None). Production comes in
+    A gate threshold of -1 is off (KFP parameters cannot be None); ``extra_json`` holds
+    any other GateConfig setting. Production comes in
     as ``baseline_uri``/``baseline_version`` (from resolve_production), so the run's
     lineage shows what the candidate was compared with; without it, the registry is read.
     """
@@ -52,14 +53,15 @@ def evaluate(
     import shutil
 
     from components.evaluate.contract import MISTAKES_FILE, REPORT_FILE
+    from components.common.settings import from_parameters
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import resolve_baseline, run
 
     logging.basicConfig(level=logging.INFO)
-    gate = GateConfig(min_accuracy=min_accuracy, max_ece=max_ece,
-                      non_inferiority_margin=non_inferiority_margin, confidence=confidence,
-                      mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop,
-                      allow_label_change=allow_label_change)
+    gate = from_parameters(
+        GateConfig, "gate_extra_json", extra_json, min_accuracy=min_accuracy, max_ece=max_ece,
+        non_inferiority_margin=non_inferiority_margin, confidence=confidence,
+        mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop).validate()
     if baseline_uri:
         baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
     else:

@@ -42,6 +42,7 @@ def check_lineage(
     learning_rate: float = 1e-3,
     weights: str = "imagenet",
     train_extra_json: str = "{}",
+    prepare_extra_json: str = "{}",
     seed: int = 0,
 ) -> str:
     """``unchanged`` when data, training settings and code equal production's lineage
@@ -57,7 +58,8 @@ def check_lineage(
                 "test_fraction": test_fraction, "image_size": image_size,
                 "bn_policy": bn_policy, "clip": clip, "clip_threshold": clip_threshold,
                 "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                "weights": weights, "train_extra": json.loads(train_extra_json), "seed": seed}
+                "weights": weights, "train_extra": json.loads(train_extra_json), "seed": seed,
+                "prepare_extra": json.loads(prepare_extra_json)}
     result = check(registry_uri, model_name, run_id, data_fingerprint, production_version,
                    settings, force)
     with open(lineage.path, "w") as handle:

@@ -18,34 +18,28 @@ def prepare_data(
     train_fraction: float = 0.8,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
-    min_side: int = 32,
-    resize_max_side: int = 0,
-    allow_small_classes: bool = False,
     split_state: str = "",
-    augmentation_json: str = "{}",
+    extra_json: str = "{}",
 ) -> NamedTuple("Outputs", [("fingerprint", str), ("num_classes", int)]):
-    """Validate, de-duplicate, split and shard images into TFRecords.
+    """Validate, de-duplicate, split and shard images into TFRecords; ``extra_json``
+    holds any other PrepareConfig setting (``augmentation`` as an object of its fields).
 
     ``data_fingerprint`` is the listing's hash from the fingerprint step: it is only
     here so that KFP's cache key changes whenever the data does.
     """
-    import json
     import logging
     import shutil
     from collections import namedtuple
 
-    from components.common.augment_policy import AugmentPolicy
+    from components.common.settings import from_parameters
     from components.prepare_data.config import PrepareConfig
     from components.prepare_data.run import run
 
     logging.basicConfig(level=logging.INFO)
-    stats = run(PrepareConfig(
-        source=source, output=examples.path, train_fraction=train_fraction,
-        val_fraction=val_fraction, test_fraction=test_fraction, min_side=min_side,
-        resize_max_side=resize_max_side, allow_small_classes=allow_small_classes,
-        split_state=split_state,
-        augmentation=AugmentPolicy.from_dict(json.loads(augmentation_json)),
-    ))
+    stats = run(from_parameters(
+        PrepareConfig, "prepare_extra_json", extra_json, source=source, output=examples.path,
+        train_fraction=train_fraction, val_fraction=val_fraction, test_fraction=test_fraction,
+        split_state=split_state))
     if data_fingerprint and data_fingerprint != stats["fingerprint"]:
         logging.warning("source changed since it was fingerprinted (%s != %s)",
                         data_fingerprint[:12], stats["fingerprint"][:12])

@@ -35,16 +35,17 @@ def train(
     import shutil
 
     from components.common.contract import read_json
+    from components.common.settings import from_parameters
     from components.train.config import TrainConfig
     from components.train.contract import CONFIG_FILE, CURVES_FILE
     from components.train.run import run
 
     logging.basicConfig(level=logging.INFO)
-    cfg = TrainConfig.from_parameters(
-        extra_json, examples=examples.path, output=trained_model.path, backup_dir=backup_dir,
-        run_id=run_id, image_size=image_size, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, bn_policy=bn_policy, clip=clip,
-        clip_threshold=clip_threshold, weights=weights, seed=seed)
+    cfg = from_parameters(
+        TrainConfig, "train_extra_json", extra_json, examples=examples.path,
+        output=trained_model.path, backup_dir=backup_dir, run_id=run_id, image_size=image_size,
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, bn_policy=bn_policy,
+        clip=clip, clip_threshold=clip_threshold, weights=weights, seed=seed)
     summary = run(cfg)
     for key, value in summary.items():
         if isinstance(value, float):

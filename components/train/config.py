@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -11,11 +10,9 @@ from components.common.errors import ConfigError
 from components.common.settings import (
     build,
     check_choices,
-    default,
     flatten,
     group,
     setting,
-    settings,
 )
 
 BN_POLICIES = ("frozen", "bn_only", "full")
@@ -235,31 +232,6 @@ class TrainConfig:
                 f"to fine-tune the backbone ({bn.policy_name()}): use --head-epochs below "
                 "--epochs, or 0 to skip the head warm-up")
         return self
-
-    @classmethod
-    def from_parameters(cls, extra_json: str = "{}", **named) -> TrainConfig:
-        """The config of a pipeline step: its ``named`` parameters, and ``extra_json``
-        (a JSON object) for any other field; a field set both ways is refused."""
-        try:
-            extra = json.loads(extra_json or "{}")
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"train_extra_json {extra_json!r} is not JSON: {err}") from err
-        if not isinstance(extra, dict):
-            raise ConfigError(f"train_extra_json {extra_json!r}: give a JSON object of "
-                              "TrainConfig fields")
-        both, unknown = sorted(set(named) & set(extra)), sorted(set(extra) - set(settings(cls)))
-        if both:
-            raise ConfigError(f"train_extra_json sets {both}, which are parameters of their "
-                              "own: set them there and remove them from train_extra_json")
-        if unknown:
-            raise ConfigError(f"train_extra_json sets {unknown}: not TrainConfig fields "
-                              "(`finetune train --help` lists them, with dashes)")
-        for name, value in extra.items():
-            expected = type(default(cls, name))
-            if type(value) not in ((int, float) if expected is float else (expected,)):
-                raise ConfigError(f"train_extra_json {name}={value!r}: must be "
-                                  f"{expected.__name__}")
-        return cls.of(**named, **extra)
 
     def phases(self) -> tuple[Phase, ...]:
         """The head alone for ``head_epochs`` at the learning rate (a random head's large
