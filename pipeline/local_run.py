@@ -30,9 +30,16 @@ class LocalRunFailed(RuntimeError):
     """A step failed; the message names it, shows its log's tail and where the logs are."""
 
 
-def _latest(root: Path, pattern: str) -> Path | None:
-    found = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+def task_outputs(run_dir: Path | None, task: str) -> dict:
+    """What kfp.local recorded as ``task``'s outputs: its executor output's parameter
+    values and each output artifact's URI, by name; empty when the task did not run."""
+    record = run_dir / task / "executor_output.json" if run_dir else None
+    if not record or not record.is_file():
+        return {}
+    written = json.loads(record.read_text())
+    uris = {name: found["artifacts"][0]["uri"]
+            for name, found in written.get("artifacts", {}).items() if found.get("artifacts")}
+    return {**written.get("parameterValues", {}), **uris}
 
 
 def _without_pip_preamble(pipeline_yaml: str) -> str:
@@ -124,6 +131,7 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
         print(f"run-local: {pipeline_yaml} under kfp.local ({runner}); logs and report in "
               f"{logs.folder}")
         started, failure = time.perf_counter(), ""
+        earlier = set(root.iterdir()) if root.is_dir() else set()
         root_logger = logging.getLogger()
         handlers, root_logger.handlers = root_logger.handlers, [logging.StreamHandler(logs)]
         try:
@@ -134,7 +142,8 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
         finally:
             root_logger.handlers = handlers
             logs.close()
-    return logs, failure, _latest(root, "*"), time.perf_counter() - started
+    run_dir = next(iter(set(root.iterdir()) - earlier), None) if root.is_dir() else None
+    return logs, failure, run_dir, time.perf_counter() - started
 
 
 @contextlib.contextmanager
@@ -226,7 +235,7 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
     logs, failure, run_dir, seconds = _run_compiled(work, "ablation", arguments, verbose)
     if failure:
         raise LocalRunFailed(failure)
-    table = next(run_dir.glob("ablation-report*/table"))
+    table = Path(task_outputs(run_dir, "ablation-report")["table"])
     return {"rows": json.loads((table / "ablation.json").read_text()),
             "report": str(table / "report.html"), "markdown": str(table / "report.md"),
             "logs": str(logs.folder), "wall_seconds": round(seconds, 1)}
@@ -247,15 +256,12 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
     from components.promote.registries import open_registry
     from components.train.contract import HISTORY_FILE
 
-    def newest(pattern):
-        path = _latest(run_dir, pattern) if run_dir else None
-        return str(path) if path else ""
-
+    produced = {"examples": "prepare-data", "trained_model": "train",
+                "saved_model": "export-model", "evaluation": "evaluate"}
     reg = open_registry(registry, model_name)
-    artifacts = {"run": str(run_dir or ""), "examples": newest("prepare-data/examples"),
-                 "trained_model": newest("train/trained_model"),
-                 "saved_model": newest("export-model/saved_model"),
-                 "evaluation": newest("evaluate/evaluation")}
+    artifacts = {"run": str(run_dir or "")} | {
+        name: task_outputs(run_dir, task)[name] for name, task in produced.items()
+        if name in task_outputs(run_dir, task)}
     artifacts = {k: v for k, v in artifacts.items() if v}
     summary = {"production_version": reg.current(), "registry": reg.base,
                "artifacts": artifacts, "wall_seconds": round(wall_seconds, 1)}
