@@ -253,6 +253,7 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
               failed: bool = False) -> dict:
     from components.common.contract import read_json
     from components.evaluate.contract import GATE_FILE, METRICS_FILE
+    from components.prepare_data.contract import STATS_FILE
     from components.promote.registries import open_registry
     from components.train.contract import HISTORY_FILE
 
@@ -270,7 +271,7 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
         decision = "failed" if failed else record.get("decision")
         return {"gate": {"decision": decision, "reasons": record.get("reasons", [])},
                 **summary}
-    stats = json.loads(Path(artifacts["examples"], "stats.json").read_text())
+    stats = read_json(artifacts["examples"], STATS_FILE)
     gate = read_json(artifacts["evaluation"], GATE_FILE)
     metrics = read_json(artifacts["evaluation"], METRICS_FILE)
     history = read_json(artifacts["trained_model"], HISTORY_FILE)

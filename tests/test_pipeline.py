@@ -113,6 +113,10 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     assert "non_inferiority" in Path(worse["report"]).read_text()
     in_the_ui = Path(worse["artifacts"]["run"], "run-report", "report").read_text()
     assert "resnet-finetune run: reject" in in_the_ui and 'id="training-curves"' in in_the_ui
+    written = json.loads(Path(worse["artifacts"]["run"], "train", "executor_output.json")
+                         .read_text())["artifacts"]
+    assert written["metrics"]["artifacts"][0]["metadata"]["epochs_run"] == 1
+    assert written["trained_model"]["artifacts"][0]["metadata"]["image_size"] == 32
     reg = Registry(str(tmp_path / "registry"), "demo")
     assert reg.current() == 1 and len(reg.list_versions()) == 1
     runs = reg.runs()

@@ -7,6 +7,7 @@ import json
 import tensorflow as tf
 
 from components.common import outputs, storage
+from components.prepare_data.contract import LABELS_FILE, STATS_FILE
 
 ENCODED = "image/encoded"
 LABEL = "image/class/label"
@@ -53,11 +54,11 @@ def require_complete(examples_dir: str) -> None:
 
 
 def read_labels(examples_dir: str) -> list[str]:
-    return storage.read_text(storage.join(examples_dir, "labels.txt")).splitlines()
+    return storage.read_text(storage.join(examples_dir, LABELS_FILE)).splitlines()
 
 
 def read_stats(examples_dir: str) -> dict:
-    return json.loads(storage.read_text(storage.join(examples_dir, "stats.json")))
+    return json.loads(storage.read_text(storage.join(examples_dir, STATS_FILE)))
 
 
 def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -50,12 +50,12 @@ def evaluate(
     lineage shows what the candidate was compared with; without it, the registry is read.
     """
     import logging
-    import shutil
 
-    from components.evaluate.contract import MISTAKES_FILE, REPORT_FILE
+    from components.common.publish import publish
     from components.common.settings import from_parameters
     from components.evaluate.gate import GateConfig
-    from components.evaluate.run import resolve_baseline, run
+    from components.evaluate.run import published, resolve_baseline, run
+    from components.promote.registries import open_registry
 
     logging.basicConfig(level=logging.INFO)
     gate = from_parameters(
@@ -66,23 +66,14 @@ def evaluate(
         baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
     else:
         baseline, version = resolve_baseline("", registry_uri, model_name)
-    from components.promote.registries import open_registry
-
     registry = open_registry(registry_uri, model_name) if registry_uri and model_name else None
     result = run(saved_model.path, examples.path, evaluation.path,
                  gate, baseline, version, registry=registry)
-    for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece"):
-        metrics.log_metric(f"candidate_{key}", result["candidate"][key])
-        if result["baseline"]:
-            metrics.log_metric(f"production_{key}", result["baseline"][key])
-    confusion_matrix.log_confusion_matrix(result["labels"],
-                                          result["candidate"]["confusion_matrix"])
-    evaluation.metadata.update({"decision": result["decision"], "reasons": result["reasons"],
-                                "baseline": baseline or "", "baseline_version": version})
+    publish(published(result, evaluation.path), evaluation, metrics=metrics,
+            confusion_matrix=confusion_matrix, evaluation_report=evaluation_report,
+            worst_mistakes=worst_mistakes)
     if run_id and registry:
         registry.log_run(run_id, "evaluate", {
             "decision": result["decision"], "reasons": result["reasons"],
             "accuracy": result["candidate"]["accuracy"], "production_version": version})
-    shutil.copyfile(f"{evaluation.path}/{REPORT_FILE}", evaluation_report.path)
-    shutil.copyfile(f"{evaluation.path}/{MISTAKES_FILE}", worst_mistakes.path)
     return result["decision"]

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from components.common import outputs, storage
+from components.common.contract import read_json
 from components.common.examples import ENCODED, SHA256, parse, read_labels, require_complete
 from components.common.examples import shard_files as list_shards
 from components.common.preprocess import decode_resize
+from components.common.publish import Published
 from components.evaluate import inference, report
 from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE, REPORT_FILE
 from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide
@@ -63,6 +65,20 @@ class Baseline:
     local: str
     uri: str
     version: int | None
+
+
+def published(result: dict, output: str) -> Published:
+    """What the UI shows of a run that returned ``result`` and wrote ``output``."""
+    gate = read_json(output, GATE_FILE)
+    models = {"candidate": result["candidate"], "production": result["baseline"]}
+    return Published(
+        metadata={"decision": result["decision"], "reasons": result["reasons"],
+                  "baseline": gate["baseline"] or "", "baseline_version": gate["baseline_version"]},
+        metrics={f"{model}_{key}": scores[key] for model, scores in models.items() if scores
+                 for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")},
+        pages={"evaluation_report": storage.join(output, REPORT_FILE),
+               "worst_mistakes": storage.join(output, MISTAKES_FILE)},
+        confusion_matrix=(result["labels"], result["candidate"]["confusion_matrix"]))
 
 
 def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,

@@ -16,5 +16,4 @@ def export_model(examples: Input[Dataset], trained_model: Input[Model],
 
     logging.basicConfig(level=logging.INFO)
     metadata = run(trained_model.path, examples.path, saved_model.path)
-    saved_model.metadata.update({k: v for k, v in metadata.items() if k != "labels"})
-    saved_model.metadata["labels"] = metadata["labels"]
+    saved_model.metadata.update(metadata)

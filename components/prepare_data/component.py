@@ -28,12 +28,12 @@ def prepare_data(
     here so that KFP's cache key changes whenever the data does.
     """
     import logging
-    import shutil
     from collections import namedtuple
 
+    from components.common.publish import publish
     from components.common.settings import from_parameters
     from components.prepare_data.config import PrepareConfig
-    from components.prepare_data.run import run
+    from components.prepare_data.run import published, run
 
     logging.basicConfig(level=logging.INFO)
     stats = run(from_parameters(
@@ -43,12 +43,8 @@ def prepare_data(
     if data_fingerprint and data_fingerprint != stats["fingerprint"]:
         logging.warning("source changed since it was fingerprinted (%s != %s)",
                         data_fingerprint[:12], stats["fingerprint"][:12])
-    examples.metadata.update({
-        "fingerprint": stats["fingerprint"], "labels": stats["labels"],
-        "split_totals": stats["split_totals"], "skipped": stats["skipped"],
-    })
-    shutil.copyfile(f"{examples.path}/data_report.md", data_report.path)
-    shutil.copyfile(f"{examples.path}/augmentation_preview.html", augmentation_preview.path)
+    publish(published(stats, examples.path), examples, data_report=data_report,
+            augmentation_preview=augmentation_preview)
     outputs = namedtuple("Outputs", ["fingerprint", "num_classes"])
     return outputs(stats["fingerprint"], len(stats["labels"]))
 

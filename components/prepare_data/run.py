@@ -11,8 +11,17 @@ from dataclasses import asdict
 
 from components.common import outputs, storage
 from components.common.images import normalize_image
+from components.common.publish import Published
 from components.prepare_data import beam_job, report
 from components.prepare_data.config import SPLITS, PrepareConfig
+from components.prepare_data.contract import (
+    AUGMENTATION_FILE,
+    DATA_REPORT_FILE,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    PREVIEW_FILE,
+    STATS_FILE,
+)
 from components.prepare_data.listing import fingerprint, list_source
 from components.prepare_data.split import Candidate, assign_splits
 
@@ -59,6 +68,14 @@ def _preview(manifest: list[dict], cfg: PrepareConfig) -> str:
     return report.preview_html(originals, augmented, cfg.augmentation)
 
 
+def published(stats: dict, output: str) -> Published:
+    """What the UI shows of a run with ``stats`` written to ``output``."""
+    return Published(
+        metadata={k: stats[k] for k in ("fingerprint", "labels", "split_totals", "skipped")},
+        pages={"data_report": storage.join(output, DATA_REPORT_FILE),
+               "augmentation_preview": storage.join(output, PREVIEW_FILE)})
+
+
 def run(cfg: PrepareConfig) -> dict:
     """Validate, de-duplicate, split and shard ``cfg.source`` into ``cfg.output``."""
     cfg.validate()
@@ -97,12 +114,12 @@ def run(cfg: PrepareConfig) -> dict:
         stats = report.compute_stats(manifest, labels, data_fingerprint)
         stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args)}
         texts = {
-            "labels.txt": "\n".join(labels) + "\n",
-            "manifest.jsonl": "".join(json.dumps(r) + "\n" for r in manifest),
-            "stats.json": json.dumps(stats, indent=2),
-            "augmentation.json": json.dumps(cfg.augmentation.to_dict(), indent=2),
-            "data_report.md": report.markdown_report(stats, cfg.augmentation),
-            "augmentation_preview.html": _preview(manifest, cfg),
+            LABELS_FILE: "\n".join(labels) + "\n",
+            MANIFEST_FILE: "".join(json.dumps(r) + "\n" for r in manifest),
+            STATS_FILE: json.dumps(stats, indent=2),
+            AUGMENTATION_FILE: json.dumps(cfg.augmentation.to_dict(), indent=2),
+            DATA_REPORT_FILE: report.markdown_report(stats, cfg.augmentation),
+            PREVIEW_FILE: _preview(manifest, cfg),
         }
         for name, text in texts.items():
             storage.write_text(storage.join(cfg.output, name), text)

@@ -14,6 +14,7 @@ from pathlib import Path
 from components.common.contract import read_json
 from components.common.html import page
 from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE
+from components.prepare_data.contract import DATA_REPORT_FILE, PREVIEW_FILE
 from components.train.contract import CURVES_FILE
 
 BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
@@ -87,11 +88,11 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
                    f"{html.escape(str(registry.base))}</p>"),
         _section("Steps", _table(["step", "status", "seconds"], steps)
                  if steps else "<p>see the run's graph in the Kubeflow UI</p>"),
-        _section("Data", _pre((examples / "data_report.md").read_text())
-                 if examples and (examples / "data_report.md").exists()
+        _section("Data", _pre((examples / DATA_REPORT_FILE).read_text())
+                 if examples and (examples / DATA_REPORT_FILE).exists()
                  else "<p>not produced by this run</p>"),
         _section("Augmentation preview",
-                 _embedded(examples / "augmentation_preview.html" if examples else None)),
+                 _embedded(examples / PREVIEW_FILE if examples else None)),
         _section("Training curves",
                  _embedded(trained / CURVES_FILE if trained else None)),
         _section("Gate", gate_html or "<p>not evaluated in this run</p>"),

@@ -32,13 +32,11 @@ def train(
     its last finished epoch and another run never does.
     """
     import logging
-    import shutil
 
-    from components.common.contract import read_json
+    from components.common.publish import publish
     from components.common.settings import from_parameters
     from components.train.config import TrainConfig
-    from components.train.contract import CONFIG_FILE, CURVES_FILE
-    from components.train.run import run
+    from components.train.run import published, run
 
     logging.basicConfig(level=logging.INFO)
     cfg = from_parameters(
@@ -47,14 +45,5 @@ def train(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, bn_policy=bn_policy,
         clip=clip, clip_threshold=clip_threshold, weights=weights, seed=seed)
     summary = run(cfg)
-    for key, value in summary.items():
-        if isinstance(value, float):
-            metrics.log_metric(key, value)
-    metrics.log_metric("epochs_run", summary["epochs_run"])
-    resolved = read_json(trained_model.path, CONFIG_FILE)
-    trained_model.metadata.update({
-        "bn_policy": bn_policy, "clip": clip, "clip_threshold": clip_threshold,
-        "image_size": image_size, "config_hash": summary["config_hash"],
-        "labels": resolved["labels"], "precision": resolved["runtime"]["precision"],
-    })
-    shutil.copyfile(f"{trained_model.path}/{CURVES_FILE}", training_curves.path)
+    publish(published(summary, trained_model.path), trained_model, metrics=metrics,
+            training_curves=training_curves)

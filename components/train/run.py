@@ -17,9 +17,12 @@ import numpy as np
 
 from components.common import outputs, storage
 from components.common.augment_policy import AugmentPolicy
+from components.common.contract import read_json
 from components.common.examples import read_labels, read_stats, require_complete
 from components.common.html import line_chart, page
+from components.common.publish import Published
 from components.common.settings import flatten
+from components.prepare_data.contract import AUGMENTATION_FILE
 from components.train import model as model_lib
 from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
 from components.train.clipping import clipping_optimizer
@@ -181,6 +184,18 @@ def _backup_folder(cfg: TrainConfig):
     storage.delete_tree(run_backup)
 
 
+def published(summary: dict, output: str) -> Published:
+    """What the UI shows of a run that returned ``summary`` and wrote ``output``."""
+    resolved = read_json(output, CONFIG_FILE)
+    return Published(
+        metadata={**{k: resolved[k] for k in ("bn_policy", "clip", "clip_threshold",
+                                              "image_size", "config_hash", "labels")},
+                  "precision": resolved["runtime"]["precision"]},
+        metrics={**{k: v for k, v in summary.items() if isinstance(v, float)},
+                 "epochs_run": summary["epochs_run"]},
+        pages={"training_curves": storage.join(output, CURVES_FILE)})
+
+
 def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
     """Fine-tune ResNet50 on ``cfg.examples``; write the model, history and reports."""
     cfg.validate()
@@ -196,7 +211,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     examples, output, backup = folders.examples, folders.output, folders.backup
     labels, stats = read_labels(examples), read_stats(examples)
     policy = AugmentPolicy.from_dict(json.loads(
-        storage.read_text(storage.join(examples, "augmentation.json"))))
+        storage.read_text(storage.join(examples, AUGMENTATION_FILE))))
     net, opt, bn, seed = cfg.model, cfg.optimizer, cfg.batch_norm, cfg.runtime.seed
     runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla)
     keras.utils.set_random_seed(seed)
