@@ -6,6 +6,7 @@ and the README's parameter table are made from this module."""
 from __future__ import annotations
 
 import inspect
+import json
 
 from components.evaluate.gate import GateConfig
 from components.prepare_data.config import PrepareConfig
@@ -93,7 +94,36 @@ def markdown_table(pipeline_func) -> str:
     return "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":  # python -m pipeline.parameters: the README's table
+STEPS = (("Data step", "prepare-data", "prepare_extra_json", PrepareConfig),
+         ("Training step", "train", "train_extra_json", TrainConfig),
+         ("Gate", "evaluate", "gate_extra_json", GateConfig))
+
+
+def settings_tables() -> str:
+    """The README's tables of every step setting: name, concern, default, meaning."""
+    from dataclasses import MISSING, fields
+
+    from components.common.settings import default, describe, settings
+
+    parts = []
+    for title, command, parameter, cls in STEPS:
+        concerns = {name: own.name for own in fields(cls) if own.metadata.get("group")
+                    for name in settings(own.metadata["group"])}
+        columns = ["setting", *(["concern"] if concerns else []), "default", "meaning"]
+        rows = [f"#### {title}: `finetune {command}`, `{parameter}`\n",
+                "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+        for name in settings(cls):
+            value = default(cls, name)
+            value = value.to_dict() if hasattr(value, "to_dict") else value
+            cells = [f"`{name}`", *([concerns.get(name, "")] if concerns else []),
+                     "(required)" if value is MISSING else f"`{json.dumps(value)}`",
+                     describe(cls, name).replace("|", "/")]
+            rows.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":  # python -m pipeline.parameters: the README's tables
     from pipeline.pipeline import build_pipeline
 
-    print(markdown_table(build_pipeline().pipeline_func), end="")
+    print(markdown_table(build_pipeline().pipeline_func) + "\n" + settings_tables(), end="")

@@ -157,6 +157,8 @@ def test_extra_json_is_checked_field_by_field(extra, message):
 def test_the_readme_parameter_table_is_current():
     table = parameters.markdown_table(build_pipeline().pipeline_func)
     assert table in README.read_text(), "run: python -m pipeline.parameters"
+    assert parameters.settings_tables() in README.read_text(), \
+        "run: python -m pipeline.parameters"
 
 
 def test_configs_import_without_tensorflow():
