@@ -52,3 +52,38 @@ def test_a_weights_path_without_the_keras_suffix_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match=r"\.weights\.h5"):
         write_demo_weights(str(tmp_path / "w.h5"))
+
+
+@pytest.mark.slow
+def test_a_frozen_fine_tune_from_the_demo_backbone_beats_full_training_from_random_weights(
+        tmp_path):
+    """The product's thesis on the demo task (run-local's data, 64 px, 4 epochs): the
+    recommended recipe from the demo backbone (frozen BN, a head warm-up, then the top 3
+    blocks) against every layer trained from random weights, at equal epochs, scored on
+    the test split. Measured: 1.00 against 0.58 (12 test images), in 87 s."""
+    from components.common.demo_data import write_demo_data
+    from components.prepare_data.config import PrepareConfig
+    from components.prepare_data.run import run as prepare
+    from components.train.config import TrainConfig
+    from components.train.contract import MODEL_FILE
+    from components.train.data import make_dataset
+    from components.train.model import load_trained_model
+    from components.train.run import run as train
+    from pipeline.local_run import demo_backbone
+
+    write_demo_data(str(tmp_path / "data"), classes=3, per_class=40, size=96, seed=0)
+    examples = str(tmp_path / "examples")
+    prepare(PrepareConfig(source=str(tmp_path / "data"), output=examples))
+    recipes = {"backbone": {"weights": demo_backbone(), "fine_tune_blocks": 3},
+               "random": {"weights": "none", "bn_policy": "full"}}
+    accuracy = {}
+    for name, recipe in recipes.items():
+        out = tmp_path / name
+        train(TrainConfig.of(examples=examples, output=str(out), image_size=64, epochs=4,
+                             batch_size=16, precision="float32", **recipe))
+        model = load_trained_model(str(out / MODEL_FILE))
+        right = [np.argmax(model.predict_on_batch(x), 1) == np.argmax(y, 1)
+                 for x, y in make_dataset(examples, "test", 64, 16, 3)]
+        accuracy[name] = float(np.mean(np.concatenate(right)))
+    assert accuracy["backbone"] >= 0.9, accuracy
+    assert accuracy["backbone"] > accuracy["random"], accuracy
