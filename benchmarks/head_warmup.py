@@ -33,8 +33,8 @@ def main() -> None:
         for head in (0, HEAD_EPOCHS):
             out = root / f"{policy['bn_policy']}-{head}"
             run(TrainConfig.of(examples=str(examples), output=str(out), image_size=SIZE,
-                            epochs=EPOCHS, head_epochs=head, batch_size=16, weights=weights,
-                            precision="float32", early_stopping_patience=EPOCHS, **policy))
+                               epochs=EPOCHS, head_epochs=head, batch_size=16, weights=weights,
+                               precision="float32", early_stopping_patience=EPOCHS, **policy))
             accuracy, loss = score(out / "model.keras", examples, SIZE, 3)
             print(f"{name:<22} {head:>11} {accuracy:>9.3f} {loss:>9.3f}", flush=True)
 

@@ -446,7 +446,8 @@ URI_PARAMETERS = ("source", "split_state", "backup_dir", "weights")
 
 
 def _params(pairs: tuple[str, ...]) -> dict:
-    """``NAME=VALUE`` pairs (JSON values parsed); URIs of unsupported schemes are refused."""
+    """``NAME=VALUE`` pairs as given (typed against the compiled pipeline later); URIs of
+    unsupported schemes are refused."""
     from components.common import storage
     from components.promote.registries import check_registry_uri
 
@@ -455,14 +456,11 @@ def _params(pairs: tuple[str, ...]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"{pair!r}: use NAME=VALUE", param_hint="--param")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+        params[key] = value
         if key == "registry_uri":
-            check_registry_uri(str(params[key]), f"--param {key}")
-        elif key in URI_PARAMETERS and params[key] not in ("", "imagenet", "none"):
-            storage.check_uri(str(params[key]), f"--param {key}")
+            check_registry_uri(value, f"--param {key}")
+        elif key in URI_PARAMETERS and value not in ("", "imagenet", "none"):
+            storage.check_uri(value, f"--param {key}")
     return params
 
 
@@ -515,10 +513,9 @@ def _run_context(kwargs: dict, cron: str = ""):
     strict = kwargs.pop("strict")
     pipeline_yaml = kwargs.pop("pipeline_yaml") or _compile(
         os.path.join(tempfile.mkdtemp(prefix="finetune-"), "pipeline.yaml"), profile, strict)
-    from pipeline.parameters import check_arguments
+    from pipeline.parameters import typed_arguments
 
-    check_arguments(params, pipeline_yaml)
-    return profile, pipeline_yaml, params, target
+    return profile, pipeline_yaml, typed_arguments(params, pipeline_yaml), target
 
 
 @main.command("submit")

@@ -142,7 +142,8 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
         finally:
             root_logger.handlers = handlers
             logs.close()
-    run_dir = next(iter(set(root.iterdir()) - earlier), None) if root.is_dir() else None
+    created = [p for p in set(root.iterdir()) - earlier if p.is_dir()] if root.is_dir() else []
+    run_dir = created[0] if len(created) == 1 else None
     return logs, failure, run_dir, time.perf_counter() - started
 
 
@@ -224,6 +225,8 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
                        **params) -> dict:
     """The ablation pipeline under kfp.local: every cell of ``grid`` (an AblationGrid)
     trained, exported and scored; returns the report's rows and where it is."""
+    from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
+
     grid.validate()
     work, data = _workdir(workdir, data)
     arguments = small_arguments(params)
@@ -236,8 +239,8 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
     if failure:
         raise LocalRunFailed(failure)
     table = Path(task_outputs(run_dir, "ablation-report")["table"])
-    return {"rows": json.loads((table / "ablation.json").read_text()),
-            "report": str(table / "report.html"), "markdown": str(table / "report.md"),
+    return {"rows": json.loads((table / ROWS_FILE).read_text()),
+            "report": str(table / HTML_FILE), "markdown": str(table / MARKDOWN_FILE),
             "logs": str(logs.folder), "wall_seconds": round(seconds, 1)}
 
 
@@ -260,9 +263,8 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
     produced = {"examples": "prepare-data", "trained_model": "train",
                 "saved_model": "export-model", "evaluation": "evaluate"}
     reg = open_registry(registry, model_name)
-    artifacts = {"run": str(run_dir or "")} | {
-        name: task_outputs(run_dir, task)[name] for name, task in produced.items()
-        if name in task_outputs(run_dir, task)}
+    written = {name: task_outputs(run_dir, task).get(name) for name, task in produced.items()}
+    artifacts = {"run": str(run_dir or ""), **written}
     artifacts = {k: v for k, v in artifacts.items() if v}
     summary = {"production_version": reg.current(), "registry": reg.base,
                "artifacts": artifacts, "wall_seconds": round(wall_seconds, 1)}

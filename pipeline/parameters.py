@@ -64,9 +64,16 @@ def with_descriptions(pipeline_func, summary: str):
     return pipeline_func
 
 
-def check_arguments(arguments: dict, pipeline_yaml: str) -> None:
-    """Refuse, before submitting, an argument the compiled pipeline does not take and a
-    required parameter left out, naming them and what it takes."""
+KINDS = {"NUMBER_INTEGER": ((int,), "an integer"), "NUMBER_DOUBLE": ((int, float), "a number"),
+         "BOOLEAN": ((bool,), "true or false"), "LIST": ((list,), "a JSON list"),
+         "STRUCT": ((dict,), "a JSON object")}
+
+
+def typed_arguments(arguments: dict[str, str], pipeline_yaml: str) -> dict:
+    """``arguments`` (name -> the text given) as the compiled pipeline's parameter types: a
+    string parameter keeps its text (a ``*_extra_json`` stays JSON text), the others are
+    parsed as JSON. Refuses, before submitting, an argument the pipeline does not take, a
+    required parameter left out and a value of the wrong type, naming them."""
     import yaml
 
     from components.common.errors import ConfigError
@@ -81,6 +88,23 @@ def check_arguments(arguments: dict, pipeline_yaml: str) -> None:
             [f"missing --param {', '.join(missing)}"] if missing else [])
         raise ConfigError(f"{'; '.join(problems)}: {pipeline_yaml} takes "
                           f"{', '.join(sorted(taken))}")
+    return {name: _typed(name, text, taken[name]["parameterType"])
+            for name, text in arguments.items()}
+
+
+def _typed(name: str, text: str, kind: str):
+    from components.common.errors import ConfigError
+
+    if kind == "STRING":
+        return text
+    types, words = KINDS[kind]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"--param {name}={text}: the pipeline takes {words}")
+    return float(value) if kind == "NUMBER_DOUBLE" else value
 
 
 def markdown_table(pipeline_func) -> str:

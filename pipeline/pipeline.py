@@ -64,7 +64,10 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                 test_fraction=test_fraction, image_size=image_size, bn_policy=bn_policy, clip=clip,
                 clip_threshold=clip_threshold, epochs=epochs, batch_size=batch_size,
                 learning_rate=learning_rate, weights=weights, train_extra_json=train_extra_json,
-                prepare_extra_json=prepare_extra_json, seed=seed,
+                prepare_extra_json=prepare_extra_json, seed=seed, min_accuracy=min_accuracy,
+                max_ece=max_ece, non_inferiority_margin=non_inferiority_margin,
+                gate_confidence=gate_confidence, mcnemar_alpha=mcnemar_alpha,
+                max_class_recall_drop=max_class_recall_drop, gate_extra_json=gate_extra_json,
             ).set_display_name("Check lineage")
             configure_step(lineage, platform, cache=False)
             with dsl.If(lineage.outputs["Output"] == "changed", name="something-changed"):

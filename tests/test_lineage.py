@@ -86,3 +86,26 @@ def test_a_lineage_already_judged_against_this_production_is_unchanged(tmp_path)
     assert "(gate: reject)" in again["reasons"][0]
     assert check(registry, "m", "r4", "new data", 1, SETTINGS, True)["decision"] == "changed"
     assert check(registry, "m", "r5", "newer data", 1, SETTINGS, False)["decision"] == "changed"
+
+
+NAMED = {"train_fraction": 0.8, "val_fraction": 0.1, "test_fraction": 0.1, "image_size": 64,
+         "bn_policy": "frozen", "clip": "global_norm", "clip_threshold": 1.0, "epochs": 4,
+         "batch_size": 16, "learning_rate": 1e-3, "weights": "none", "seed": 0}
+GATE = {"min_accuracy": 0.5, "max_ece": -1.0, "non_inferiority_margin": 0.035,
+        "confidence": 0.95, "mcnemar_alpha": 0.05, "max_class_recall_drop": 0.1}
+
+
+@pytest.mark.parametrize("extras, message", [
+    (("{}", "{}", '{"min_improvment": 0.01}'), "gate_extra_json sets .'min_improvment'."),
+    (('{"head_epochs": 4, "fine_tune_blocks": 2}', "{}", "{}"), "--head-epochs 4 with --epochs 4"),
+    (("{}", '{"augmentation": {"zoom_fraction": 2}}', "{}"), "zoom_fraction=2"),
+    (("{}", "{}", '{"class_alpha": 0}'), "class_alpha=0"),
+])
+def test_every_steps_settings_are_checked_before_any_step_runs(extras, message):
+    from components.common.errors import ConfigError
+    from components.lineage.run import check_settings
+
+    train, prepare, gate = extras
+    check_settings(NAMED, "{}", '{"min_side": 64}', GATE, '{"min_improvement": 0.01}')
+    with pytest.raises(ConfigError, match=message):
+        check_settings(NAMED, train, prepare, GATE, gate)

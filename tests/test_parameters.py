@@ -174,8 +174,11 @@ def test_configs_import_without_tensorflow():
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ({"source": "s", "registry_uri": "r", "epochz": 3}, "unknown --param epochz"),
+    ({"source": "s", "registry_uri": "r", "epochz": "3"}, "unknown --param epochz"),
     ({"source": "s"}, "missing --param registry_uri"),
+    ({"source": "s", "registry_uri": "r", "epochs": "3.5"}, "epochs=3.5: the pipeline takes "
+                                                            "an integer"),
+    ({"source": "s", "registry_uri": "r", "force": "1"}, "force=1: the pipeline takes true"),
 ])
 def test_submitted_arguments_are_checked_against_the_compiled_pipeline(tmp_path, arguments,
                                                                        message):
@@ -183,9 +186,12 @@ def test_submitted_arguments_are_checked_against_the_compiled_pipeline(tmp_path,
 
     pipeline_yaml = compile_pipeline(str(tmp_path / "p.yaml"))
     with pytest.raises(ConfigError, match=message):
-        parameters.check_arguments(arguments, pipeline_yaml)
-    parameters.check_arguments({"source": "s", "registry_uri": "r", "epochs": 3},
-                               pipeline_yaml)
+        parameters.typed_arguments(arguments, pipeline_yaml)
+    given = {"source": "s", "registry_uri": "r", "epochs": "3", "learning_rate": "1",
+             "model_name": "123", "force": "true", "train_extra_json": '{"dropout": 0.1}'}
+    assert parameters.typed_arguments(given, pipeline_yaml) == {
+        "source": "s", "registry_uri": "r", "epochs": 3, "learning_rate": 1.0,
+        "model_name": "123", "force": True, "train_extra_json": '{"dropout": 0.1}'}
 
 
 def test_only_minus_one_turns_a_gate_threshold_off():

@@ -55,7 +55,7 @@ def test_examples_output_and_backup_on_s3_resume_after_a_crash(examples_dir, s3_
 
     storage.copy_tree(str(examples_dir), f"{s3_bucket}/examples")
     cfg = TrainConfig.of(examples=f"{s3_bucket}/examples", output=f"{s3_bucket}/model",
-                      backup_dir=f"{s3_bucket}/backup", run_id="run-1", epochs=2, **TINY)
+                         backup_dir=f"{s3_bucket}/backup", run_id="run-1", epochs=2, **TINY)
     with pytest.raises(RuntimeError, match="pod killed"):
         run(cfg, extra_callbacks=(Crash(after_epoch=0),))
     assert not outputs.is_complete(cfg.output)
@@ -74,7 +74,7 @@ def test_runs_sharing_a_backup_dir_never_share_state(examples_dir, tmp_path):
     """A crashed run's backup is its own: another run id trains every epoch from scratch."""
     backup = tmp_path / "backup"
     crashed = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "a"),
-                          backup_dir=str(backup), run_id="night-1", epochs=2, **TINY)
+                             backup_dir=str(backup), run_id="night-1", epochs=2, **TINY)
     with pytest.raises(RuntimeError, match="pod killed"):
         run(crashed, extra_callbacks=(Crash(after_epoch=0),))
     assert (backup / "night-1" / "history.jsonl").exists()
@@ -93,7 +93,7 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
 
     out = tmp_path / "out"
     cfg = TrainConfig.of(examples=str(examples_dir), output=str(out), bn_policy="bn_only",
-                      epochs=2, head_epochs=1, **TINY)
+                         epochs=2, head_epochs=1, **TINY)
     run(cfg)
     config = json.loads((out / "config.json").read_text())
     assert config["bn_reestimated_batches"] > 0
@@ -111,7 +111,7 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
 def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):
     out = tmp_path / "out"
     cfg = TrainConfig.of(examples=str(examples_dir), output=str(out), epochs=2, fine_tune_blocks=2,
-                      head_epochs=1, **TINY)
+                         head_epochs=1, **TINY)
     run(cfg)
     history = json.loads((out / "history.json").read_text())
     assert [r["phase"] for r in history] == [1, 2]
@@ -138,8 +138,8 @@ def test_the_model_learns_the_demo_data(tmp_path_factory):
     write_demo_data(str(root / "src"), classes=3, per_class=40, size=64, seed=3)
     prepare(PrepareConfig(source=str(root / "src"), output=str(root / "ex")))
     cfg = TrainConfig.of(examples=str(root / "ex"), output=str(root / "model"), image_size=64,
-                      epochs=5, batch_size=16, weights="none", bn_policy="full", head_epochs=0,
-                      bn_momentum=0.9, bn_reestimate_batches=6, learning_rate=1e-3, seed=0)
+                         epochs=5, batch_size=16, weights="none", bn_policy="full", head_epochs=0,
+                         bn_momentum=0.9, bn_reestimate_batches=6, learning_rate=1e-3, seed=0)
     run(cfg)
     model = keras.models.load_model(root / "model" / "model.keras", compile=False)
     hits = []

@@ -326,7 +326,7 @@ def test_batch_statistics_policies_reestimate_by_default(policy, setting, steps,
     from components.train.config import TrainConfig
 
     cfg = TrainConfig.of(examples="x", output="y", bn_policy=policy,
-                      bn_reestimate_batches=setting).validate()
+                         bn_reestimate_batches=setting).validate()
     assert cfg.batch_norm.reestimate_batches(steps) == expected
 
 

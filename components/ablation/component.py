@@ -16,10 +16,8 @@ def ablation_report(
 ):
     """One row per (BN policy, clip mode) cell, the curves of all runs overlaid, and
     McNemar's exact test of each run against the best (by validation accuracy)."""
-    import shutil
-
-    from components.ablation.report import write
+    from components.ablation.report import published, write
+    from components.common.publish import publish
 
     write(table.path, [m.path for m in trained_models], [e.path for e in evaluations])
-    shutil.copyfile(f"{table.path}/report.md", report.path)
-    shutil.copyfile(f"{table.path}/report.html", report_html.path)
+    publish(published(table.path), table, report=report, report_html=report_html)

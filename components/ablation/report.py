@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
 from components.common import storage
 from components.common.contract import read_json
 from components.common.html import line_chart, page
+from components.common.publish import Published
 from components.evaluate.contract import GATE_FILE, METRICS_FILE
 from components.evaluate.metrics import mcnemar_exact
 from components.train.contract import CONFIG_FILE, HISTORY_FILE
@@ -151,11 +153,17 @@ def html_page(rows: list[dict], runs: list[Run]) -> str:
                 f"<table><tr>{head}</tr>{body}</table>{charts}")
 
 
+def published(output: str) -> Published:
+    """The report's pages for the UI."""
+    return Published(pages={"report": storage.join(output, MARKDOWN_FILE),
+                            "report_html": storage.join(output, HTML_FILE)})
+
+
 def write(output: str, trained_models: list[str], evaluations: list[str]) -> list[dict]:
-    """``report.md``, ``report.html`` and ``ablation.json`` (the rows) in ``output``."""
+    """The Markdown and HTML reports and the rows (ablation/contract.py) in ``output``."""
     runs = collect(trained_models, evaluations)
     rows = table(runs)
-    storage.write_text(storage.join(output, "report.md"), markdown(rows))
-    storage.write_text(storage.join(output, "report.html"), html_page(rows, runs))
-    storage.write_text(storage.join(output, "ablation.json"), json.dumps(rows, indent=2))
+    storage.write_text(storage.join(output, MARKDOWN_FILE), markdown(rows))
+    storage.write_text(storage.join(output, HTML_FILE), html_page(rows, runs))
+    storage.write_text(storage.join(output, ROWS_FILE), json.dumps(rows, indent=2))
     return rows

@@ -110,8 +110,8 @@ def from_parameters(cls, parameter: str, extra_json: str = "{}", **named):
                           "settings")
     both, unknown = sorted(set(named) & set(extra)), sorted(set(extra) - set(settings(cls)))
     if both:
-        raise ConfigError(f"{parameter} sets {both}, which are parameters of their own: set "
-                          f"them there and remove them from {parameter}")
+        raise ConfigError(f"{parameter} sets {both}, which the pipeline sets itself or through "
+                          f"parameters of their own: remove them from {parameter}")
     if unknown:
         raise ConfigError(f"{parameter} sets {unknown}: not {cls.__name__} settings (the "
                           "step's CLI command lists them as options, with dashes)")
@@ -135,4 +135,5 @@ def _typed(cls, name: str, value, parameter: str):
             raise ConfigError(f"{parameter} {name}: {err}") from err
     if type(value) is kind:
         return value
-    raise ConfigError(f"{parameter} {name}={value!r}: must be {kind.__name__}")
+    words = {tuple: "a list of strings"}.get(kind, kind.__name__)
+    raise ConfigError(f"{parameter} {name}={value!r}: must be {words}")

@@ -18,7 +18,7 @@ from components.common.preprocess import decode_resize
 from components.export import validate
 from components.export.contract import METADATA_FILE
 from components.export.serving import save_serving_model
-from components.train.contract import CONFIG_FILE, MODEL_FILE
+from components.train.contract import CONFIG_FILE, MODEL_FILE, model_facts
 from components.train.model import load_trained_model
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,7 @@ def _export(model_dir: str, examples: str, output: str, parity_images: int) -> d
     metadata = {
         "input_size": image_size, "labels": labels, "signature": "serving_default",
         "tensorflow": tf.__version__, "keras": keras.__version__,
-        "bn_policy": config["bn_policy"], "clip": config["clip"],
-        "clip_threshold": config["clip_threshold"], "config_hash": config["config_hash"],
-        "precision": config["runtime"]["precision"],
-        "data_fingerprint": config["data_fingerprint"],
+        **model_facts(config), "data_fingerprint": config["data_fingerprint"],
         "saved_model_bytes": saved_bytes, "weights_bytes": weights_bytes,
         "content_sha256": outputs.content_sha256(output, exclude=(METADATA_FILE,)),
         "size_ratio": round(saved_bytes / weights_bytes, 3),

@@ -44,21 +44,35 @@ def check_lineage(
     train_extra_json: str = "{}",
     prepare_extra_json: str = "{}",
     seed: int = 0,
+    min_accuracy: float = 0.5,
+    max_ece: float = -1.0,
+    non_inferiority_margin: float = 0.035,
+    gate_confidence: float = 0.95,
+    mcnemar_alpha: float = 0.05,
+    max_class_recall_drop: float = 0.1,
+    gate_extra_json: str = "{}",
 ) -> str:
     """``unchanged`` when data, training settings and code equal production's lineage
-    (nothing to train), else ``changed``. A single ``str`` output: kfp.local resolves
-    ``dsl.If`` only on a task's single ``Output``."""
+    (nothing to train), else ``changed``; every step's settings are validated first. A
+    single ``str`` output: kfp.local resolves ``dsl.If`` only on a task's single
+    ``Output``."""
     import json
     import logging
 
-    from components.lineage.run import check, report
+    from components.lineage.run import check, check_settings, report
 
     logging.basicConfig(level=logging.INFO)
-    settings = {"train_fraction": train_fraction, "val_fraction": val_fraction,
-                "test_fraction": test_fraction, "image_size": image_size,
-                "bn_policy": bn_policy, "clip": clip, "clip_threshold": clip_threshold,
-                "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                "weights": weights, "train_extra": json.loads(train_extra_json), "seed": seed,
+    named = {"train_fraction": train_fraction, "val_fraction": val_fraction,
+             "test_fraction": test_fraction, "image_size": image_size, "bn_policy": bn_policy,
+             "clip": clip, "clip_threshold": clip_threshold, "epochs": epochs,
+             "batch_size": batch_size, "learning_rate": learning_rate, "weights": weights,
+             "seed": seed}
+    check_settings(named, train_extra_json, prepare_extra_json, {
+        "min_accuracy": min_accuracy, "max_ece": max_ece,
+        "non_inferiority_margin": non_inferiority_margin, "confidence": gate_confidence,
+        "mcnemar_alpha": mcnemar_alpha, "max_class_recall_drop": max_class_recall_drop,
+    }, gate_extra_json)
+    settings = {**named, "train_extra": json.loads(train_extra_json),
                 "prepare_extra": json.loads(prepare_extra_json)}
     result = check(registry_uri, model_name, run_id, data_fingerprint, production_version,
                    settings, force)

@@ -22,6 +22,26 @@ def resolve_production(registry_uri: str, model_name: str) -> tuple[str, int]:
     return registry.get_version(version)["uri"], version
 
 
+def check_settings(named: dict, train_extra_json: str, prepare_extra_json: str, gate: dict,
+                   gate_extra_json: str) -> None:
+    """Validate every step's settings (``named``: the pipeline's data and training
+    parameters; ``gate``: the gate's) before the first expensive step, so that a typo in an
+    extra JSON or a bad value stops the run here rather than after training. The paths
+    are the steps' own and are checked there."""
+    from components.common.settings import from_parameters, settings
+    from components.evaluate.gate import GateConfig
+    from components.prepare_data.config import PrepareConfig
+    from components.train.config import TrainConfig
+
+    paths = {TrainConfig: {"examples": ".", "output": ".", "backup_dir": "", "run_id": ""},
+             PrepareConfig: {"source": ".", "output": ".", "split_state": ""}}
+    for cls, parameter, extra in ((PrepareConfig, "prepare_extra_json", prepare_extra_json),
+                                  (TrainConfig, "train_extra_json", train_extra_json)):
+        own = {k: v for k, v in named.items() if k in settings(cls)}
+        from_parameters(cls, parameter, extra, **own, **paths[cls]).validate()
+    from_parameters(GateConfig, "gate_extra_json", gate_extra_json, **gate).validate()
+
+
 def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str,
           production_version: int, settings: dict, force: bool) -> dict:
     """``changed`` or ``unchanged`` against production's recorded lineage; logged."""

@@ -25,7 +25,7 @@ def train(
     run_id: str = "",
     extra_json: str = "{}",
 ):
-    """Fine-tune ResNet50; ``extra_json`` holds any other TrainConfig field (validated first).
+    """Fine-tune ResNet50; ``extra_json`` holds any other TrainConfig setting (validated first).
 
     ``backup_dir`` should be a stable URI (not the output artifact): the backup of run
     ``run_id`` lives in ``backup_dir/run_id``, so a retried pod of this run resumes from

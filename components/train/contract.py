@@ -5,3 +5,10 @@ CONFIG_FILE = "config.json"  # the settings (flat, as the CLI names them), label
 # the resolved runtime and the phases
 HISTORY_FILE = "history.json"  # one object per epoch
 CURVES_FILE = "training_curves.html"
+
+
+def model_facts(config: dict) -> dict:
+    """What later artifacts repeat from a trained model's ``config.json``: the BN policy,
+    the clipping, the settings' hash and the precision it trained in."""
+    return {**{k: config[k] for k in ("bn_policy", "clip", "clip_threshold", "config_hash")},
+            "precision": config["runtime"]["precision"]}

@@ -27,7 +27,13 @@ from components.train import model as model_lib
 from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
 from components.train.clipping import clipping_optimizer
 from components.train.config import OptimizerConfig, Phase, TrainConfig
-from components.train.contract import CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE
+from components.train.contract import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    HISTORY_FILE,
+    MODEL_FILE,
+    model_facts,
+)
 from components.train.data import make_dataset
 from components.train.loss_scale import AgreedLossScaleOptimizer
 from components.train.runtime import Runtime, resolve_runtime
@@ -188,9 +194,8 @@ def published(summary: dict, output: str) -> Published:
     """What the UI shows of a run that returned ``summary`` and wrote ``output``."""
     resolved = read_json(output, CONFIG_FILE)
     return Published(
-        metadata={**{k: resolved[k] for k in ("bn_policy", "clip", "clip_threshold",
-                                              "image_size", "config_hash", "labels")},
-                  "precision": resolved["runtime"]["precision"]},
+        metadata={**model_facts(resolved), "image_size": resolved["image_size"],
+                  "labels": resolved["labels"]},
         metrics={**{k: v for k, v in summary.items() if isinstance(v, float)},
                  "epochs_run": summary["epochs_run"]},
         pages={"training_curves": storage.join(output, CURVES_FILE)})
@@ -248,7 +253,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     history = read_history(storage.join(backup, "history.jsonl"))
     storage.write_text(storage.join(output, HISTORY_FILE), json.dumps(history, indent=2))
     resolved = {**flatten(cfg), "labels": labels, "runtime": runtime.describe(),
-                "config_hash": config_hash(cfg), "class_weights": weights,
+                "config_hash": config_hash(cfg), "class_weight_values": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
                 "bn_reestimated_batches": reestimated,
                 "phases": [dataclasses.asdict(p) for p in phases],
