@@ -94,7 +94,7 @@ def demo_data(out: str, classes: int, per_class: int, size: int, seed: int) -> N
               help="The input side the backbone is pretrained at (use the run's).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--epochs", default=4, show_default=True)
-@click.option("--per-class", default=80, show_default=True,
+@click.option("--per-class", default=40, show_default=True,
               help="Pretext images per class (pattern and hue band).")
 def demo_weights(out: str, image_size: int, seed: int, epochs: int, per_class: int) -> None:
     """Pretrain a ResNet50 backbone on a synthetic task disjoint from the demo classes,

@@ -58,10 +58,11 @@ def _without_pip_preamble(pipeline_yaml: str) -> str:
 def demo_backbone() -> str:
     """The demo backbone (``finetune demo-weights``), made once per machine and cached:
     ImageNet weights cannot be downloaded offline, and a fine-tune needs pretrained ones."""
-    from components.train.demo_backbone import write_demo_weights
+    from components.train.demo_backbone import HUE_BANDS, PATTERNS, write_demo_weights
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "resnet-finetune")
-    path = cache / f"demo-backbone-{DEMO_BACKBONE_SIZE}px-seed0.weights.h5"
+    classes = len(PATTERNS) * HUE_BANDS  # a changed pretext task is a new file
+    path = cache / f"demo-backbone-{DEMO_BACKBONE_SIZE}px-{classes}classes-seed0.weights.h5"
     if not path.exists():
         print(f"run-local: pretraining the demo backbone once (about 2 minutes on 2 cores) "
               f"into {path}")

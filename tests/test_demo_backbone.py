@@ -55,12 +55,16 @@ def test_a_weights_path_without_the_keras_suffix_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_frozen_fine_tune_from_the_demo_backbone_beats_full_training_from_random_weights(
-        tmp_path):
-    """The product's thesis on the demo task (run-local's data, 64 px, 4 epochs): the
-    recommended recipe from the demo backbone (frozen BN, a head warm-up, then the top 3
-    blocks) against every layer trained from random weights, at equal epochs, scored on
-    the test split. Measured: 1.00 against 0.58 (12 test images), in 87 s."""
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_recommended_fine_tune_from_the_demo_backbone_learns_the_demo_task(tmp_path, seed):
+    """run-local's recipe (64 px, 4 epochs: frozen BN, a head warm-up, then the top 3
+    blocks) from the demo backbone on its data, few-shot (24 training images, 6 steps an
+    epoch) and scored on 84 test images: 0.90 to 0.98 over both seeds and repeats (CPU
+    training is not bit-reproducible). From a backbone with two hue bands (red and green
+    in one) the standard split gave 0.67 to 0.75. Every layer from random weights for the
+    same steps scored 0.90 and 0.99: the demo's classes differ by colour, which a network
+    learns from scratch in 24 steps, so this task shows the recipe working, not an
+    accuracy gap over random weights."""
     from components.common.demo_data import write_demo_data
     from components.prepare_data.config import PrepareConfig
     from components.prepare_data.run import run as prepare
@@ -73,17 +77,13 @@ def test_a_frozen_fine_tune_from_the_demo_backbone_beats_full_training_from_rand
 
     write_demo_data(str(tmp_path / "data"), classes=3, per_class=40, size=96, seed=0)
     examples = str(tmp_path / "examples")
-    prepare(PrepareConfig(source=str(tmp_path / "data"), output=examples))
-    recipes = {"backbone": {"weights": demo_backbone(), "fine_tune_blocks": 3},
-               "random": {"weights": "none", "bn_policy": "full"}}
-    accuracy = {}
-    for name, recipe in recipes.items():
-        out = tmp_path / name
-        train(TrainConfig.of(examples=examples, output=str(out), image_size=64, epochs=4,
-                             batch_size=16, precision="float32", **recipe))
-        model = load_trained_model(str(out / MODEL_FILE))
-        right = [np.argmax(model.predict_on_batch(x), 1) == np.argmax(y, 1)
-                 for x, y in make_dataset(examples, "test", 64, 16, 3)]
-        accuracy[name] = float(np.mean(np.concatenate(right)))
-    assert accuracy["backbone"] >= 0.9, accuracy
-    assert accuracy["backbone"] > accuracy["random"], accuracy
+    prepare(PrepareConfig(source=str(tmp_path / "data"), output=examples, train_fraction=0.2,
+                          val_fraction=0.1, test_fraction=0.7))
+    train(TrainConfig.of(examples=examples, output=str(tmp_path / "model"), image_size=64,
+                         epochs=4, steps_per_epoch=6, batch_size=16, precision="float32",
+                         weights=demo_backbone(), fine_tune_blocks=3, seed=seed))
+    model = load_trained_model(str(tmp_path / "model" / MODEL_FILE))
+    right = [np.argmax(model.predict_on_batch(x), 1) == np.argmax(y, 1)
+             for x, y in make_dataset(examples, "test", 64, 16, 3)]
+    accuracy = np.mean(np.concatenate(right))
+    assert accuracy >= 0.85

@@ -3,9 +3,11 @@
 ImageNet weights cannot be downloaded here, so the local run would train from random
 weights and never exercise a fine-tune. This pretrains the backbone on a synthetic task
 disjoint from the demo classes (solid shapes told apart by shape and hue): textures and
-line patterns, classified by pattern and by the hue band (warm or cool) of their
-foreground. A first version classified by pattern alone, in random colours; it learned to
-ignore colour and fine-tuned worse than random weights on the demo task. Deterministic
+line patterns, classified by pattern and by the hue band (four quarters of the hue
+circle) of their foreground. A first version classified by pattern alone, in random
+colours; it learned to ignore colour and fine-tuned worse than random weights on the demo
+task. A second had two hue bands, which put the demo's red and green in one: fine-tunes
+from it reached 0.67 to 0.75 test accuracy, seed by seed; with four, 1.00 (seeds 0, 1). Deterministic
 for a seed on one machine (op determinism on).
 """
 
@@ -23,7 +25,7 @@ from components.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 BATCH = 32
-HUE_BANDS = 2
+HUE_BANDS = 4
 PATTERNS = ("checkerboard", "diagonal_stripes", "dot_grid", "concentric_squares",
             "horizontal_waves", "blobs", "zigzag", "speckle")
 
@@ -61,7 +63,7 @@ def _pattern(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
 
 def pretext_images(per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(pixels [n, size, size, 3] in 0-255, labels [n])``: a class per pattern and hue
-    band (warm or cool foreground on a random background), so that the backbone learns
+    band (a quarter of the hue circle, foreground on a random background), so that it learns
     colour as well as texture; ``per_class`` images per class."""
     import colorsys
 
@@ -83,7 +85,7 @@ def pretext_images(per_class: int, size: int, seed: int) -> tuple[np.ndarray, np
 
 
 def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: int = 4,
-                       per_class: int = 80, verbose: int = 2) -> dict:
+                       per_class: int = 40, verbose: int = 2) -> dict:
     """Pretrain ResNet50 (``include_top=False``) on the pretext task; write its weights."""
     if not out.endswith(".weights.h5"):
         raise ConfigError(f"OUT {out}: Keras weights files end in .weights.h5")
