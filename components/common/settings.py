@@ -76,9 +76,6 @@ def check_choices(config) -> None:
     from components.common.errors import ConfigError
 
     for found in fields(config):
-        if found.metadata.get("group"):
-            check_choices(getattr(config, found.name))
-            continue
         allowed, value = found.metadata.get("choices", ()), getattr(config, found.name)
         if allowed and value not in allowed:
             raise ConfigError(f"--{found.name.replace('_', '-')} {value!r}: use one of "
