@@ -335,7 +335,7 @@ PIPELINE_OPTION = click.option(
 @PIPELINE_OPTION
 @click.option("--bn-policies", default="frozen,bn_only,full", show_default=True,
               help="Ablation: the BN policies of the grid.")
-@click.option("--clips", default="none,global_norm,agc", show_default=True,
+@click.option("--clips", default="none,autoclip,agc", show_default=True,
               help="Ablation: the clip modes of the grid.")
 @click.option("--seeds", default=1, show_default=True, help="Ablation: seeds per cell.")
 def run_local(workdir, data, registry, model_name, verbose, runner, pipeline_name, bn_policies,

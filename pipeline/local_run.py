@@ -13,12 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-SMALL_DEFAULTS = {
-    "image_size": 64, "epochs": 4, "batch_size": 16, "learning_rate": 1e-3,
-    "bn_policy": "frozen",  # the recommended recipe: the head, then the top blocks
-}
-SMALL_TRAIN_EXTRA = {"head_epochs": 2, "precision": "float32"}
-FROZEN_FINE_TUNE_BLOCKS = 3
+# The pipeline's own recipe (its defaults), smaller: only the sizes differ from a
+# scheduled run, and the weights (the demo backbone: ImageNet's cannot be downloaded here).
+SMALL_SIZES = {"image_size": 64, "epochs": 4, "batch_size": 16}
 DEMO_BACKBONE_SIZE = 64
 # Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
 # start-up per step; the local venv already has that kfp, so local runs skip it.
@@ -94,14 +91,11 @@ def _workdir(workdir: str, data: str, registry: str = "") -> tuple[Path, str]:
 
 
 def small_arguments(params: dict) -> dict:
-    """run-local's small defaults under the given settings (None = not given)."""
+    """run-local's sizes and the demo backbone under the given settings (None = not
+    given); every other setting is the pipeline's default."""
     if params.get("weights") is None:
         params = {**params, "weights": demo_backbone()}
-    arguments = {**SMALL_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
-    arguments.setdefault("train_extra_json", json.dumps(
-        {**SMALL_TRAIN_EXTRA, **({"fine_tune_blocks": FROZEN_FINE_TUNE_BLOCKS}
-                                 if arguments["bn_policy"] == "frozen" else {})}))
-    return arguments
+    return {**SMALL_SIZES, **{k: v for k, v in params.items() if v is not None}}
 
 
 def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
@@ -231,9 +225,7 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
     grid.validate()
     work, data = _workdir(workdir, data)
     arguments = small_arguments(params)
-    arguments.pop("bn_policy")
-    extra = json.loads(arguments.pop("train_extra_json"))
-    extra.pop("fine_tune_blocks", None)
+    extra = json.loads(arguments.pop("train_extra_json", "{}"))
     arguments.update(source=data, grid=grid.cells(extra),
                      split_state=str(work / "split_state.jsonl"))
     logs, failure, run_dir, seconds = _run_compiled(work, "ablation", arguments, verbose)

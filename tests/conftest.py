@@ -170,7 +170,7 @@ def examples_dir(tmp_path_factory, demo_dir):
 
 
 TINY_TRAIN = dict(image_size=32, batch_size=8, weights="none", steps_per_epoch=2,
-                  precision="float32", epochs=1)
+                  precision="float32", epochs=1, fine_tune_blocks=0)
 
 
 @pytest.fixture(scope="session")

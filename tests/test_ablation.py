@@ -13,14 +13,25 @@ from components.common.errors import ConfigError
 
 
 def test_the_grid_has_a_cell_per_policy_clip_and_seed():
+    """Each cell trains its policy's and mode's own defaults: the top blocks under frozen,
+    AGC's ratio (not a norm) as its threshold."""
+    from components.train.config import TrainConfig
+
     cells = AblationGrid(("frozen", "full"), ("none", "agc"), seeds=2).validate().cells(
         {"precision": "float32"})
     assert len(cells) == 8
-    frozen = next(c for c in cells if c["bn_policy"] == "frozen")
-    assert json.loads(frozen["extra_json"]) == {"fine_tune_blocks": 3, "precision": "float32"}
-    full_agc = next(c for c in cells if c["bn_policy"] == "full" and c["clip"] == "agc")
-    assert full_agc["clip_threshold"] == 0.01
-    assert json.loads(full_agc["extra_json"])["fine_tune_blocks"] == 0
+
+    def trained(policy, clip):
+        cell = next(c for c in cells if c["bn_policy"] == policy and c["clip"] == clip)
+        return TrainConfig.of(examples="e", output="o", bn_policy=policy, clip=clip,
+                              clip_threshold=cell["clip_threshold"],
+                              **json.loads(cell["extra_json"])).validate().resolved()
+
+    assert trained("frozen", "none").batch_norm.fine_tune_blocks == 3
+    full_agc = trained("full", "agc")
+    assert full_agc.clipping.clip_threshold == 0.01
+    assert full_agc.batch_norm.fine_tune_blocks == 0
+    assert full_agc.runtime.precision == "float32"
 
 
 @pytest.mark.parametrize("grid,message", [

@@ -87,3 +87,52 @@ def test_agc_exclusion_follows_the_path_when_a_variable_has_no_gradient():
     clipped = optimizer._clip_and_record(grads, head.trainable_variables)
     for got, want in zip(clipped, grads, strict=True):
         np.testing.assert_array_equal(ops.convert_to_numpy(got), want)
+
+
+def test_autoclip_threshold_is_the_nearest_rank_percentile_of_the_norms_seen():
+    from components.train.clipping import AUTOCLIP_MIN_STEPS, percentile_threshold
+
+    history = np.zeros(8, "float32")
+    history[:6] = [5.0, 1.0, 4.0, 2.0, 3.0, 6.0]
+    for seen, percentile, expected in ((6, 50, 3.0), (6, 95, 6.0), (6, 1, 1.0), (5, 95, 5.0)):
+        assert float(percentile_threshold(history, seen, percentile)) == expected
+    assert float(percentile_threshold(history, AUTOCLIP_MIN_STEPS - 1, 95)) == float("inf")
+    full = np.arange(1, 9, dtype="float32")  # a full ring buffer: every entry counts
+    assert float(percentile_threshold(full, 20, 50)) == 4.0
+
+
+def test_autoclip_records_each_norm_and_the_threshold_it_applied():
+    import keras
+
+    from components.train.clipping import AUTOCLIP_MIN_STEPS, clipping_optimizer
+
+    layer = keras.layers.Dense(1, use_bias=False)
+    layer(np.ones((1, 1), "float32"))
+    optimizer = clipping_optimizer(keras.optimizers.SGD, "autoclip", 50.0, learning_rate=0.0)
+    optimizer.build(layer.trainable_variables)
+    norms = [float(n) for n in range(1, AUTOCLIP_MIN_STEPS + 1)] + [100.0]
+    for norm in norms:
+        optimizer.apply([np.full((1, 1), norm, "float32")], layer.trainable_variables)
+    stats = optimizer.read_clip_stats()
+    assert stats["optimizer_steps"] == len(norms)
+    assert stats["clip_rate"] == pytest.approx(1 / len(norms)), "only the outlier is clipped"
+    assert stats["clip_threshold"] == 3.0, "the median of 1..5, applied once"
+    assert stats["grad_norm_max"] == 100.0
+    np.testing.assert_array_equal(ops.convert_to_numpy(optimizer.norm_history)[:len(norms)],
+                                  norms)
+
+
+@pytest.mark.parametrize("clip,keeps", [("autoclip", True), ("none", False)])
+def test_one_poisoned_batch_costs_accuracy_unless_the_default_clipping_cuts_it(clip, keeps):
+    """benchmarks/clipping_spike: batch 40 of 100 has rotated labels and 10,000 times the
+    loss weight. Without clipping Adam takes the wrong step and then stalls (median 0.81
+    against 0.98 clean); autoclip clips that one step and ends as the clean run does."""
+    from benchmarks.clipping_spike import SPIKE, medians
+
+    clean, _ = medians(clip, 3, 1.0)
+    spiked, clipped = medians(clip, 3, SPIKE)
+    assert clean >= 0.9
+    if keeps:
+        assert spiked >= clean - 0.01 and clipped <= 0.05
+    else:
+        assert spiked <= clean - 0.1

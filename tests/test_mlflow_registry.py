@@ -60,7 +60,7 @@ def test_run_local_promotes_into_mlflow_then_gates_a_worse_candidate_against_it(
     assert first["gate"]["decision"] == "promote", first["gate"]
     worse = run_local(str(tmp_path), registry=uri, model_name=name, image_size=32, epochs=1,
                       learning_rate=1e-9, seed=5,
-                      train_extra_json=json.dumps({"precision": "float32"}))
+                      train_extra_json=json.dumps({"head_epochs": 0}))
     assert worse["gate"]["decision"] == "reject", worse["gate"]
     reg = open_registry(uri, name)
     assert reg.current() == 1 and len(reg.list_versions()) == 1

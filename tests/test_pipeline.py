@@ -108,7 +108,7 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     assert "trained_model" not in same["artifacts"]
     assert "UNCHANGED" in Path(same["report"]).read_text()
     worse = run_local(str(tmp_path), image_size=32, epochs=1, learning_rate=1e-9, seed=5,
-                      train_extra_json=json.dumps({"precision": "float32"}))
+                      train_extra_json=json.dumps({"head_epochs": 0}))
     assert worse["gate"]["decision"] == "reject", worse["gate"]
     assert "non_inferiority" in Path(worse["report"]).read_text()
     in_the_ui = Path(worse["artifacts"]["run"], "run-report", "report").read_text()

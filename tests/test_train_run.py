@@ -11,7 +11,8 @@ from components.train.config import TrainConfig
 from components.train.data import make_dataset
 from components.train.run import run
 
-TINY = dict(image_size=32, batch_size=8, weights="none", steps_per_epoch=2, precision="float32")
+TINY = dict(image_size=32, batch_size=8, weights="none", steps_per_epoch=2, precision="float32",
+            head_epochs=1)
 
 
 class Epochs(keras.callbacks.Callback):
@@ -88,15 +89,16 @@ def test_runs_sharing_a_backup_dir_never_share_state(examples_dir, tmp_path):
 
 def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
     """bn_only with the defaults: the moving statistics that ship are those of clean
-    training batches, not a 0.99-momentum blend with ImageNet's."""
+    training batches, not a 0.99-momentum blend with ImageNet's, once validation shows
+    them not worse (test_train_units: worse ones are discarded)."""
     from components.train import model as model_lib
 
     out = tmp_path / "out"
     cfg = TrainConfig.of(examples=str(examples_dir), output=str(out), bn_policy="bn_only",
-                         epochs=2, head_epochs=1, **TINY)
+                         epochs=2, **TINY)
     run(cfg)
-    config = json.loads((out / "config.json").read_text())
-    assert config["bn_reestimated_batches"] > 0
+    reestimation = json.loads((out / "config.json").read_text())["bn_reestimation"]
+    assert reestimation["batches"] > 0 and {"before", "after"} <= set(reestimation)
     model = keras.models.load_model(out / "model.keras", compile=False)
     bn = next(la for la in model.get_layer("resnet50").layers
               if isinstance(la, keras.layers.BatchNormalization))
@@ -104,26 +106,70 @@ def test_shipped_bn_statistics_match_a_clean_reestimate(examples_dir, tmp_path):
     batches = cfg.batch_norm.reestimate_batches(2)
     clean = make_dataset(str(examples_dir), "train", 32, 8, 3).take(batches)
     model_lib.reestimate_bn_statistics(model, clean)
-    np.testing.assert_allclose(np.array(bn.moving_mean), shipped[0], rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.array(bn.moving_variance), shipped[1], rtol=1e-4, atol=1e-4)
+    same = [np.allclose(np.array(bn.moving_mean), shipped[0], rtol=1e-4, atol=1e-4),
+            np.allclose(np.array(bn.moving_variance), shipped[1], rtol=1e-4, atol=1e-4)]
+    before, after = reestimation["before"], reestimation["after"]
+    if reestimation["kept"]:
+        assert all(same)
+    else:  # validation got worse: the statistics training left ship instead
+        assert not any(same)
+        assert (after["accuracy"], -after["loss"]) < (before["accuracy"], -before["loss"])
 
 
-def test_two_phase_frozen_fine_tuning_writes_every_output(examples_dir, tmp_path):
-    out = tmp_path / "out"
-    cfg = TrainConfig.of(examples=str(examples_dir), output=str(out), epochs=2, fine_tune_blocks=2,
-                         head_epochs=1, **TINY)
-    run(cfg)
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    """A ResNet50 (include_top=False) weights file at 32 px, as a user would pass one."""
+    path = tmp_path_factory.mktemp("backbone") / "backbone.weights.h5"
+    keras.utils.set_random_seed(1)
+    keras.applications.ResNet50(include_top=False, weights=None,
+                                input_shape=(32, 32, 3)).save_weights(path)
+    return path
+
+
+def test_the_default_recipe_fine_tunes_the_top_blocks_and_repeats_itself(examples_dir, backbone,
+                                                                         tmp_path):
+    """`finetune train` given only sizes and weights: the head warm-up, then the conv5
+    stage with BN frozen, autoclip and decoupled weight decay; run twice, it writes
+    byte-identical weights (op determinism is on by default)."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    models = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        result = CliRunner().invoke(main, [
+            "train", "--examples", str(examples_dir), "--output", str(out), "--image-size", "32",
+            "--epochs", "3", "--batch-size", "8", "--steps-per-epoch", "2",
+            "--weights", str(backbone)])
+        assert result.exit_code == 0, result.output
+        models.append(keras.models.load_model(out / "model.keras", compile=False))
+    first, second = models
+    for a, b in zip(first.weights, second.weights, strict=True):
+        assert np.array(a).tobytes() == np.array(b).tobytes(), a.path
+    start = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    start.load_weights(backbone)
+    trained = first.get_layer("resnet50")
+    for layer in (la for la in start.layers if la.weights):
+        moved = [not np.array_equal(np.array(v), np.array(w)) for v, w in
+                 zip(layer.weights, trained.get_layer(layer.name).weights, strict=True)]
+        fine_tuned = layer.name.startswith("conv5_") and not layer.name.endswith("_bn")
+        assert all(moved) if fine_tuned else not any(moved), layer.name
+    out = tmp_path / "first"
     history = json.loads((out / "history.json").read_text())
-    assert [r["phase"] for r in history] == [1, 2]
-    assert history[1]["learning_rate"] < history[0]["learning_rate"] * 0.5
+    assert [r["phase"] for r in history] == [1, 1, 2]
+    assert history[2]["learning_rate"] < history[0]["learning_rate"] * 0.5
     config = json.loads((out / "config.json").read_text())
-    assert config["runtime"]["precision"] == "float32" and config["labels"]
+    assert (config["clip"], config["clip_threshold"], config["fine_tune_blocks"]) == \
+        ("autoclip", 95.0, 3)
+    assert (config["optimizer"], config["weight_decay"], config["class_weights"]) == \
+        ("adamw", 0.01, False)
+    assert config["runtime"]["deterministic"] and config["runtime"]["precision"] == "float32"
     curves = (out / "training_curves.html").read_text()
     assert "<svg" in curves and ">epoch</text>" in curves and ">cross-entropy loss</text>" in curves
     assert "fine-tuning (phase 2)" in curves, "the phase boundary is marked"
-    assert "clip threshold 1" in curves, "global_norm clipping draws its threshold"
+    assert "autoclip at the 95th percentile" in curves and ">clip_threshold</text>" in curves
     assert list((out / "tensorboard").rglob("*tfevents*"))
-    keras.models.load_model(out / "model.keras", compile=False)
 
 
 @pytest.mark.slow

@@ -239,12 +239,90 @@ def test_float16_training_compiles_with_the_agreed_loss_scaling():
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     cfg = TrainConfig.of(examples="e", output="o", clip="global_norm")
-    runtime = Runtime(None, 1, [], "mixed_float16", False)
+    runtime = Runtime(None, 1, [], "mixed_float16", False, False)
     inner = _compile(model, cfg, runtime, 0.1)
     assert isinstance(model.optimizer, AgreedLossScaleOptimizer)
     assert model.optimizer.inner_optimizer is inner
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
     assert isinstance(restored, AgreedLossScaleOptimizer)
+
+
+@pytest.mark.parametrize("optimizer,given,used", [("adamw", -1.0, 0.01), ("sgd", -1.0, 1e-4),
+                                                ("sgd", 0.05, 0.05)])
+def test_weight_decay_is_decoupled_and_spares_bn_scale_shift_and_biases(optimizer, given, used):
+    """A step with zero gradients moves nothing but the decay: kernels shrink by
+    lr * decay (Keras' decoupled form), BN gamma/beta and biases stay as they were."""
+    from components.train.run import _optimizer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="body"),
+                              keras.layers.BatchNormalization(),
+                              keras.layers.Dense(2, name="classifier")])
+    cfg = TrainConfig.of(examples="e", output="o", optimizer=optimizer,
+                         weight_decay=given).validate().resolved()
+    assert cfg.optimizer.weight_decay == used
+    opt = _optimizer(cfg, 0.5)
+    variables = model.trainable_variables
+    before = [np.array(v) for v in variables]
+    opt.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+    for variable, old in zip(variables, before, strict=True):
+        shrunk = old * (1 - 0.5 * used) if variable.name == "kernel" else old
+        np.testing.assert_allclose(np.array(variable), shrunk, rtol=1e-6, err_msg=variable.path)
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(optimizer="adam"), "--optimizer 'adam': use one of adamw, sgd"),
+    (dict(weight_decay=1.5), "--weight-decay 1.5"),
+    (dict(clip="autoclip", clip_threshold=150.0), "percentile"),
+    (dict(clip="global_norm", clip_threshold=0.0), "--clip-threshold 0.0"),
+])
+def test_an_optimizer_or_clipping_setting_that_cannot_apply_is_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.of(examples="e", output="o", **settings).validate()
+
+
+def test_the_defaults_resolve_to_what_each_choice_means():
+    """-1 stands for the choice's own value; the lineage's hash sees the value, not -1."""
+    from components.train.run import config_hash
+
+    default = TrainConfig.of(examples="e", output="o").validate().resolved()
+    assert (default.clipping.clip, default.clipping.clip_threshold) == ("autoclip", 95.0)
+    assert default.batch_norm.fine_tune_blocks == 3 and default.loss.class_weights is False
+    assert TrainConfig.of(examples="e", output="o", clip="agc").resolved() \
+        .clipping.clip_threshold == 0.01
+    assert TrainConfig.of(examples="e", output="o", bn_policy="full").resolved() \
+        .batch_norm.fine_tune_blocks == 0
+    spelled = TrainConfig.of(examples="e", output="o", clip_threshold=95.0, weight_decay=0.01,
+                             fine_tune_blocks=3)
+    assert config_hash(spelled) == config_hash(TrainConfig.of(examples="e", output="o"))
+
+
+def test_bn_reestimation_that_hurts_validation_is_discarded():
+    """Statistics re-estimated on batches unlike the validation data (a shifted input)
+    make validation worse: the trained statistics are put back, and both are reported."""
+    from components.train.run import _reestimate_if_better
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    base = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()],
+                            name=model_lib.BASE_NAME)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(base(inputs)))
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = keras.utils.to_categorical((x[:, 0] > 0).astype(int), 2)
+    model.layers[-1].set_weights([np.array([[-5, 5], [0, 0], [0, 0], [0, 0]], "float32"),
+                                  np.zeros(2, "float32")])
+    import tensorflow as tf
+
+    val = tf.data.Dataset.from_tensors((x, y))
+    trained = [np.array(v) for v in base.layers[0].non_trainable_variables]
+    report = _reestimate_if_better(model, [(x + 3.0, y)], val)
+    assert report["batches"] == 1 and not report["kept"]
+    assert report["after"]["accuracy"] < report["before"]["accuracy"] == 1.0
+    for variable, old in zip(base.layers[0].non_trainable_variables, trained, strict=True):
+        np.testing.assert_array_equal(np.array(variable), old)
+    report = _reestimate_if_better(model, [(x, y)], val)
+    assert report["kept"] and report["after"]["accuracy"] == 1.0
 
 
 def test_class_weights_only_for_imbalanced_training_data():
@@ -351,8 +429,9 @@ def test_clipping_refuses_a_keras_it_was_not_verified_against():
     (dict(bn_policy="bn_only", head_epochs=1, fine_tune_learning_rate_factor=0.5),
      [("batch_stats_head", 0, 1, 1e-3), ("bn_only", 0, 9, 5e-4)]),
     (dict(bn_policy="bn_only"), [("batch_stats_head", 0, 2, 1e-3), ("bn_only", 0, 8, 1e-3)]),
-    (dict(fine_tune_blocks=3), [("frozen", 0, 2, 1e-3), ("frozen", 3, 8, 1e-4)]),
-    (dict(), [("frozen", 0, 10, 1e-3)]),  # only the head trains: one phase
+    (dict(), [("frozen", 0, 2, 1e-3), ("frozen", 3, 8, 1e-4)]),  # the default recipe
+    (dict(fine_tune_blocks=16), [("frozen", 0, 2, 1e-3), ("frozen", 16, 8, 1e-4)]),
+    (dict(fine_tune_blocks=0), [("frozen", 0, 10, 1e-3)]),  # only the head: one phase
     (dict(bn_policy="full", head_epochs=0), [("full", 0, 10, 1e-3)]),
 ])
 def test_every_policy_that_trains_the_backbone_warms_the_head_up_first(change, expected):

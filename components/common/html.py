@@ -41,17 +41,16 @@ def _tick(value: float) -> str:
 
 def line_chart(title: str, series: dict[str, list[float]], y_label: str,
                x_label: str = "epoch", markers: dict[int, str] | None = None,
-               threshold: float | None = None, width: int = 460, height: int = 250) -> str:
+               width: int = 460, height: int = 250) -> str:
     """An inline SVG line chart over epochs (NaN points skipped): labelled axes, a tick per
-    epoch (numbered from 1), vertical ``markers`` (index -> label, e.g. a phase
-    boundary) and an optional dashed horizontal ``threshold``."""
+    epoch (numbered from 1) and vertical ``markers`` (index -> label, e.g. a phase
+    boundary)."""
     colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
               "#7f7f7f", "#bcbd22", "#17becf")
     values = [v for vs in series.values() for v in vs if v == v]
     if not values:
         return f"<p>{html.escape(title)}: no data</p>"
-    low, high = min(values + ([threshold] if threshold is not None else [])), \
-        max(values + ([threshold] if threshold is not None else []))
+    low, high = min(values), max(values)
     span = (high - low) or 1.0
     longest = max(len(vs) for vs in series.values())
     left, right, top, bottom = 64, 16, 26, 40
@@ -84,11 +83,6 @@ def line_chart(title: str, series: dict[str, list[float]], y_label: str,
                      f'y2="{height - bottom}" stroke="#888" stroke-dasharray="2,3"/>'
                      f'<text x="{x(i - 0.5) + 3:.1f}" y="{top + 10}" font-size="10" '
                      f'fill="#555">{html.escape(label)}</text>')
-    if threshold is not None:
-        parts.append(f'<line x1="{left}" y1="{y(threshold):.1f}" x2="{width - right}" '
-                     f'y2="{y(threshold):.1f}" stroke="#ff7f0e" stroke-dasharray="6,4"/>'
-                     f'<text x="{left + 4}" y="{y(threshold) - 4:.1f}" font-size="10" '
-                     f'fill="#ff7f0e">clip threshold {_tick(threshold)}</text>')
     for n, (color, (name, vs)) in enumerate(zip(colors, series.items(), strict=False)):
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if v == v)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '

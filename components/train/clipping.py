@@ -5,8 +5,13 @@ in an optimizer's update step: after the TensorFlow replica all-reduce (Keras' o
 ``clipnorm`` clips each replica's partial gradient before aggregation), after
 loss-scale unscaling (``loss_scale.AgreedLossScaleOptimizer`` calls it only when the
 gradients are finite on every replica, so overflow steps never reach it), and it records
-the pre-clip global norm and whether the step was clipped in optimizer variables, so
-the numbers survive XLA compilation.
+the pre-clip global norm, whether the step was clipped and the threshold used in
+optimizer variables, so the numbers survive XLA compilation.
+
+``autoclip`` (Seetharaman et al. 2020, AutoClip) clips the global norm at a percentile of
+the pre-clip norms this optimizer has seen (the last ``AUTOCLIP_WINDOW`` steps), once it
+has seen ``AUTOCLIP_MIN_STEPS``: at a high percentile it cuts the outlier step, not every
+step, whatever the model's gradient scale.
 """
 
 from __future__ import annotations
@@ -32,8 +37,11 @@ def require_tested_keras(version: str) -> None:
 
 require_tested_keras(keras.__version__)
 
-# stats vector: [sum of pre-clip global norms, max norm, steps, clipped steps]
-STAT_FIELDS = 4
+# stats vector: [sum of pre-clip global norms, max norm, steps, clipped steps,
+#                sum of the thresholds applied, steps a threshold applied to]
+STAT_FIELDS = 6
+AUTOCLIP_WINDOW = 1000
+AUTOCLIP_MIN_STEPS = 5
 
 
 def global_norm(grads) -> keras.KerasTensor:
@@ -91,6 +99,18 @@ def clip_gradients(grads, variables, mode: str, threshold: float, agc_eps: float
     raise ValueError(f"unknown clip mode {mode!r}; use one of {MODES}")
 
 
+def percentile_threshold(history, seen, percentile: float,
+                         min_steps: int = AUTOCLIP_MIN_STEPS):
+    """The nearest-rank ``percentile`` of the first ``min(seen, len(history))`` entries
+    of ``history`` (a ring buffer of norms); infinite (no clipping) before ``min_steps``."""
+    size = history.shape[0]
+    filled = ops.minimum(ops.cast(seen, "float32"), float(size))
+    ordered = ops.sort(ops.where(ops.arange(size, dtype="float32") < filled, history,
+                                 float("inf")))
+    rank = ops.clip(ops.cast(ops.ceil(percentile / 100.0 * filled), "int32") - 1, 0, size - 1)
+    return ops.where(filled >= min_steps, ops.take(ordered, rank), float("inf"))
+
+
 class ClippingMixin:
     """Mix into a Keras optimizer class: clip the aggregated gradient and record stats.
     The clip settings are in ``get_config``, so a saved model resumes training as it was."""
@@ -114,18 +134,40 @@ class ClippingMixin:
             shape=(STAT_FIELDS,), initializer="zeros", dtype="float32", name="clip_stats",
             aggregation="only_first_replica",
         )
+        if self.clip_mode == "autoclip":
+            self.norm_history = self.add_variable(
+                shape=(AUTOCLIP_WINDOW,), initializer="zeros", dtype="float32",
+                name="norm_history", aggregation="only_first_replica")
+            self.norms_seen = self.add_variable(
+                shape=(), initializer="zeros", dtype="float32", name="norms_seen",
+                aggregation="only_first_replica")
 
     def _clip_and_record(self, grads, variables):
         # Matched on the path of the variables of this step: indices taken at build time
         # would shift when a variable gets no gradient.
         exclude = frozenset(i for i, v in enumerate(variables)
                             if any(name in v.path for name in self.agc_exclude_names))
-        grads, norm, hit = clip_gradients(grads, variables, self.clip_mode, self.clip_threshold,
-                                          self.agc_eps, exclude)
+        if self.clip_mode == "autoclip":
+            threshold = percentile_threshold(self.norm_history, self.norms_seen,
+                                             self.clip_threshold)
+            grads, norm, hit = clip_gradients(grads, variables, "global_norm", threshold)
+            slot = ops.mod(self.norms_seen, float(AUTOCLIP_WINDOW))
+            self.assign(self.norm_history, ops.where(
+                ops.arange(AUTOCLIP_WINDOW, dtype="float32") == slot, norm,
+                self.norm_history))
+            self.assign(self.norms_seen, self.norms_seen + 1.0)
+        else:
+            threshold = ops.convert_to_tensor(
+                self.clip_threshold if self.clip_mode != "none" else float("inf"), "float32")
+            grads, norm, hit = clip_gradients(grads, variables, self.clip_mode,
+                                              self.clip_threshold, self.agc_eps, exclude)
+        applied = ops.isfinite(threshold)
         stats = self.clip_stats
         self.assign(stats, ops.stack([
             stats[0] + norm, ops.maximum(stats[1], norm), stats[2] + 1.0,
             stats[3] + ops.cast(hit, "float32"),
+            stats[4] + ops.where(applied, threshold, 0.0),
+            stats[5] + ops.cast(applied, "float32"),
         ]))
         return grads
 
@@ -144,14 +186,19 @@ class ClippingMixin:
         )
 
     def read_clip_stats(self) -> dict[str, float]:
+        """This epoch's mean and max pre-clip norm, share of clipped steps, and the mean
+        threshold applied (NaN before autoclip has one, or with no clipping)."""
+        nan = float("nan")
         if not self.built:
-            return {"grad_norm_mean": float("nan"), "grad_norm_max": float("nan"),
-                    "clip_rate": float("nan"), "optimizer_steps": 0.0}
-        total, peak, steps, clipped = (float(x) for x in ops.convert_to_numpy(self.clip_stats))
+            return {"grad_norm_mean": nan, "grad_norm_max": nan, "clip_rate": nan,
+                    "clip_threshold": nan, "optimizer_steps": 0.0}
+        total, peak, steps, clipped, thresholds, applied = (
+            float(x) for x in ops.convert_to_numpy(self.clip_stats))
         return {
-            "grad_norm_mean": total / steps if steps else float("nan"),
-            "grad_norm_max": peak if steps else float("nan"),
-            "clip_rate": clipped / steps if steps else float("nan"),
+            "grad_norm_mean": total / steps if steps else nan,
+            "grad_norm_max": peak if steps else nan,
+            "clip_rate": clipped / steps if steps else nan,
+            "clip_threshold": thresholds / applied if applied else nan,
             "optimizer_steps": steps,
         }
 

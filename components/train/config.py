@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from components.common import storage
 from components.common.errors import ConfigError
@@ -16,8 +16,17 @@ from components.common.settings import (
 )
 
 BN_POLICIES = ("frozen", "bn_only", "full")
-CLIP_MODES = ("none", "value", "norm", "global_norm", "agc")
-OPTIMIZERS = ("adam", "adamw", "sgd")
+CLIP_MODES = ("none", "value", "norm", "global_norm", "agc", "autoclip")
+# What -1 (the default) means for --clip-threshold: autoclip's is a percentile of the run's
+# pre-clip global norms (AutoClip, Seetharaman et al. 2020), AGC's a ratio to the weight
+# norm (NFNets: 0.01 to 0.16), the others a norm or a value.
+CLIP_THRESHOLDS = {"none": 0.0, "value": 0.5, "norm": 1.0, "global_norm": 1.0, "agc": 0.01,
+                   "autoclip": 95.0}
+OPTIMIZERS = ("adamw", "sgd")
+# What -1 (the default) means for --weight-decay: AdamW's usual 0.01 (Loshchilov & Hutter),
+# SGD's classic ResNet 1e-4 (He et al. 2016); Keras multiplies both by the learning rate.
+WEIGHT_DECAYS = {"adamw": 0.01, "sgd": 1e-4}
+AUTO_FINE_TUNE_BLOCKS = 3  # the conv5 stage: ResNet50's top three residual blocks
 SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
@@ -64,8 +73,11 @@ class OptimizerConfig:
     batch_size: int = setting(32, "Global batch size (split across replicas).")
     steps_per_epoch: int = setting(0, "Training steps per epoch; 0: one pass over the data.")
     learning_rate: float = setting(1e-3, "Peak learning rate.")
-    optimizer: str = setting("adam", "Optimizer.", OPTIMIZERS)
-    weight_decay: float = setting(1e-4, "Decoupled weight decay (adamw) or L2 (sgd).")
+    optimizer: str = setting("adamw", "Optimizer: adamw (Adam, decoupled weight decay) or sgd "
+                                      "(Nesterov momentum, decoupled weight decay).", OPTIMIZERS)
+    weight_decay: float = setting(-1.0, "Decoupled weight decay, times the learning rate, on "
+                                        "kernels only (not BN scale/shift, not biases); -1: "
+                                        "0.01 for adamw, 1e-4 for sgd; 0: none.")
     momentum: float = setting(0.9, "SGD momentum.")
     schedule: str = setting("cosine", "Learning-rate schedule after the warm-up.", SCHEDULES)
     warmup_epochs: float = setting(1.0, "Linear learning-rate warm-up, in epochs.")
@@ -78,6 +90,13 @@ class OptimizerConfig:
             raise ConfigError(f"--epochs {self.epochs} / --batch-size {self.batch_size}: use >= 1")
         if self.learning_rate <= 0:
             raise ConfigError(f"--learning-rate {self.learning_rate}: must be > 0")
+        if self.weight_decay != -1 and not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"--weight-decay {self.weight_decay}: use -1 (the optimizer's "
+                              "default), 0 (none) or 0 < decay < 1")
+
+    def decay(self) -> float:
+        """The weight decay used: the given one, or the optimizer's default for -1."""
+        return WEIGHT_DECAYS[self.optimizer] if self.weight_decay == -1 else self.weight_decay
 
 
 @dataclass(frozen=True)
@@ -85,7 +104,8 @@ class LossConfig:
     """The training loss: label smoothing and class weighting."""
 
     label_smoothing: float = setting(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
-    class_weights: bool = setting(True, "Weight the loss by inverse class frequency.")
+    class_weights: bool = setting(False, "Weight the loss by inverse class frequency (early "
+                                         "stopping and the gate judge plain accuracy).")
 
     def validate(self) -> None:
         if not 0 <= self.label_smoothing < 1:
@@ -98,8 +118,9 @@ class BatchNormConfig:
 
     bn_policy: str = setting("frozen", "BatchNormalization policy while fine-tuning.",
                              BN_POLICIES)
-    fine_tune_blocks: int = setting(0, "Residual blocks (from the top) the frozen policy "
-                                       "unfreezes after the head warm-up; 0 to 16.")
+    fine_tune_blocks: int = setting(-1, "Residual blocks (from the top) the frozen policy "
+                                        "unfreezes after the head warm-up, 0 to 16; -1: 3 (the "
+                                        "conv5 stage) for frozen, 0 for the others.")
     head_epochs: int = setting(2, "Epochs (of --epochs) that train the head alone before the "
                                   "BN policy; 0: no warm-up.")
     fine_tune_learning_rate_factor: float = setting(
@@ -113,10 +134,11 @@ class BatchNormConfig:
 
     def validate(self) -> None:
         check_choices(self)
-        if not 0 <= self.fine_tune_blocks <= RESNET50_BLOCKS:
+        if not -1 <= self.fine_tune_blocks <= RESNET50_BLOCKS:
             raise ConfigError(f"--fine-tune-blocks {self.fine_tune_blocks}: ResNet50 has "
-                              f"{RESNET50_BLOCKS} residual blocks; use 0 to {RESNET50_BLOCKS}")
-        if self.fine_tune_blocks and self.bn_policy != "frozen":
+                              f"{RESNET50_BLOCKS} residual blocks; use 0 to {RESNET50_BLOCKS}, "
+                              "or -1 (automatic)")
+        if self.fine_tune_blocks > 0 and self.bn_policy != "frozen":
             raise ConfigError(
                 f"--fine-tune-blocks {self.fine_tune_blocks} with --bn-policy "
                 f"{self.bn_policy}: unfreezing top blocks is the second phase of the 'frozen' "
@@ -140,12 +162,18 @@ class BatchNormConfig:
             raise ConfigError("--sync-bn synchronises batch statistics across replicas: "
                               "only meaningful with --bn-policy full")
 
+    def blocks(self) -> int:
+        """The top residual blocks that train after the warm-up (frozen policy only)."""
+        if self.fine_tune_blocks != -1:
+            return self.fine_tune_blocks
+        return AUTO_FINE_TUNE_BLOCKS if self.bn_policy == "frozen" else 0
+
     @property
     def fine_tunes_backbone(self) -> bool:
-        return self.bn_policy != "frozen" or self.fine_tune_blocks > 0
+        return self.bn_policy != "frozen" or self.blocks() > 0
 
     def policy_name(self) -> str:
-        return (f"frozen BN, top {self.fine_tune_blocks} blocks" if self.bn_policy == "frozen"
+        return (f"frozen BN, top {self.blocks()} blocks" if self.bn_policy == "frozen"
                 else self.bn_policy)
 
     def learning_rate_factor(self) -> float:
@@ -169,15 +197,26 @@ class BatchNormConfig:
 class ClippingConfig:
     """Gradient clipping: the mode and its threshold."""
 
-    clip: str = setting("global_norm", "Gradient clipping mode.", CLIP_MODES)
-    clip_threshold: float = setting(1.0, "Clipping threshold (AGC: the ratio).")
+    clip: str = setting("autoclip", "Gradient clipping mode; autoclip: the global norm at a "
+                                    "percentile of this phase's norms so far.", CLIP_MODES)
+    clip_threshold: float = setting(
+        -1.0, "Clipping threshold; -1: the mode's own (autoclip: the 95th percentile; "
+              "global_norm, norm: 1.0; value: 0.5; agc: the ratio 0.01).")
     agc_eps: float = setting(1e-3, "AGC's floor on the weight norm.")
 
     def validate(self) -> None:
         check_choices(self)
-        if self.clip != "none" and self.clip_threshold <= 0:
-            raise ConfigError(f"--clip-threshold {self.clip_threshold}: must be > 0 for "
-                              f"--clip {self.clip} (or use --clip none)")
+        threshold = self.clip_threshold
+        if self.clip != "none" and threshold != -1 and threshold <= 0:
+            raise ConfigError(f"--clip-threshold {threshold}: must be > 0 for --clip "
+                              f"{self.clip}, or -1 for the mode's own (or use --clip none)")
+        if self.clip == "autoclip" and threshold > 100:
+            raise ConfigError(f"--clip-threshold {threshold}: autoclip's threshold is a "
+                              "percentile of the norms so far; use 0 < percentile <= 100")
+
+    def threshold(self) -> float:
+        """The threshold used: the given one, or the mode's own for -1."""
+        return CLIP_THRESHOLDS[self.clip] if self.clip_threshold == -1 else self.clip_threshold
 
 
 @dataclass(frozen=True)
@@ -187,6 +226,8 @@ class RuntimeConfig:
     precision: str = setting("auto", "Numeric precision; auto: mixed on a GPU.", PRECISIONS)
     xla: str = setting("auto", "XLA compilation; auto: on a GPU.", ("auto", "on", "off"))
     seed: int = setting(0, "Random seed of weights, shuffling and augmentation.")
+    deterministic: bool = setting(True, "Deterministic ops: the same data, settings, seed and "
+                                        "code give the same weights (slower on a GPU).")
     backup_dir: str = setting("", "Stable URI for resumable backups (this run's in "
                                   "BACKUP_DIR/RUN_ID); empty: none.")
     run_id: str = setting("", "Run identity for backups; empty: a fresh id (only a retry of "
@@ -243,12 +284,21 @@ class TrainConfig:
         if not bn.fine_tunes_backbone:
             return (Phase("frozen", 0, epochs, rate),)
         if not bn.head_epochs:
-            return (Phase(bn.bn_policy, bn.fine_tune_blocks, epochs, rate),)
+            return (Phase(bn.bn_policy, bn.blocks(), epochs, rate),)
         head = "frozen" if bn.bn_policy == "frozen" else "batch_stats_head"
         return (Phase(head, 0, bn.head_epochs, rate),
-                Phase(bn.bn_policy, bn.fine_tune_blocks, epochs - bn.head_epochs,
+                Phase(bn.bn_policy, bn.blocks(), epochs - bn.head_epochs,
                       rate * bn.learning_rate_factor()))
 
+    def resolved(self) -> TrainConfig:
+        """This config with each -1 that means "the choice's own" replaced by its value."""
+        opt, bn, clip = self.optimizer, self.batch_norm, self.clipping
+        return replace(self, optimizer=replace(opt, weight_decay=opt.decay()),
+                       batch_norm=replace(bn, fine_tune_blocks=bn.blocks()),
+                       clipping=replace(clip, clip_threshold=clip.threshold()))
+
     def training_settings(self) -> dict:
-        """What decides the trained model: every setting but paths and run identity."""
-        return {k: v for k, v in flatten(self).items() if k not in NOT_TRAINING_SETTINGS}
+        """What decides the trained model: every setting but paths and run identity,
+        resolved (-1 and the value it stands for are one training)."""
+        return {k: v for k, v in flatten(self.resolved()).items()
+                if k not in NOT_TRAINING_SETTINGS}

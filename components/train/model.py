@@ -127,10 +127,25 @@ def warn_small_batch(policy: str, per_replica_batch: int) -> str:
     return ""
 
 
+def _trained_bn_layers(model: keras.Model) -> list:
+    return [la for la in model.get_layer(BASE_NAME).layers
+            if isinstance(la, layers.BatchNormalization) and la.trainable]
+
+
+def bn_moving_statistics(model: keras.Model) -> list:
+    """The moving mean and variance of the trained BN layers: (variable, copy) pairs."""
+    return [(v, ops.convert_to_numpy(v)) for la in _trained_bn_layers(model)
+            for v in (la.moving_mean, la.moving_variance)]
+
+
+def restore_bn_moving_statistics(saved: list) -> None:
+    for variable, value in saved:
+        variable.assign(value)
+
+
 def reestimate_bn_statistics(model: keras.Model, batches) -> int:
     """Recompute BN moving statistics as the plain average over clean training batches."""
-    bn_layers = [la for la in model.get_layer(BASE_NAME).layers
-                 if isinstance(la, layers.BatchNormalization) and la.trainable]
+    bn_layers = _trained_bn_layers(model)
     saved = [la.momentum for la in bn_layers]
     count = 0
     for count, (images, _labels) in enumerate(batches, start=1):

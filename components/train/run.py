@@ -39,8 +39,10 @@ from components.train.loss_scale import AgreedLossScaleOptimizer
 from components.train.runtime import Runtime, resolve_runtime
 
 log = logging.getLogger(__name__)
-OPTIMIZER_CLASSES = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-                     "sgd": keras.optimizers.SGD}
+OPTIMIZER_CLASSES = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+# Decoupled weight decay shrinks kernels only: decaying BN's scale/shift or a bias pulls
+# them to zero with no regularising effect (the exclusions of timm and BiT's recipes).
+NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
 
 
 def config_hash(cfg: TrainConfig) -> str:
@@ -71,14 +73,17 @@ def _schedule(opt: OptimizerConfig, steps_per_epoch: int, epochs: int, learning_
 
 
 def _optimizer(cfg: TrainConfig, schedule):
+    """The clipping optimizer of a resolved ``cfg``: decoupled weight decay (Keras': times
+    the learning rate) on kernels, none on BN scale/shift and biases."""
     opt, clip = cfg.optimizer, cfg.clipping
-    kwargs = {"learning_rate": schedule}
-    if opt.optimizer == "adamw":
-        kwargs["weight_decay"] = opt.weight_decay
+    kwargs = {"learning_rate": schedule, "weight_decay": opt.weight_decay or None}
     if opt.optimizer == "sgd":
         kwargs.update(momentum=opt.momentum, nesterov=True)
-    return clipping_optimizer(OPTIMIZER_CLASSES[opt.optimizer], clip.clip, clip.clip_threshold,
-                              clip.agc_eps, agc_exclude_names=(model_lib.HEAD_NAME,), **kwargs)
+    optimizer = clipping_optimizer(OPTIMIZER_CLASSES[opt.optimizer], clip.clip,
+                                   clip.clip_threshold, clip.agc_eps,
+                                   agc_exclude_names=(model_lib.HEAD_NAME,), **kwargs)
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    return optimizer
 
 
 def _compile(model, cfg: TrainConfig, runtime, schedule):
@@ -131,27 +136,47 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
                        callbacks=callbacks, verbose=2, shuffle=False)
 
 
-def curves_html(history: list[dict], cfg: TrainConfig) -> str:
+def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict) -> str:
     def series(*keys):
         return {k: [r.get(k, float("nan")) for r in history] for k in keys}
 
     phases = [r.get("phase", 1) for r in history]
     markers = {phases.index(2): "fine-tuning (phase 2)"} if 2 in phases[1:] else {}
     clip = cfg.clipping
-    threshold = clip.clip_threshold if clip.clip in ("global_norm", "norm") else None
+    norm_threshold = clip.clip in ("global_norm", "norm", "autoclip")
     charts = [
         line_chart("loss", series("loss", "val_loss"), "cross-entropy loss", markers=markers),
         line_chart("accuracy", series("accuracy", "val_accuracy"), "accuracy (fraction)",
                    markers=markers),
         line_chart("learning rate", series("learning_rate"), "learning rate (end of epoch)",
                    markers=markers),
-        line_chart("pre-clip global gradient norm", series("grad_norm_mean", "grad_norm_max"),
-                   "L2 norm of the aggregated gradient", markers=markers, threshold=threshold),
-        line_chart(f"share of steps clipped ({clip.clip}, threshold {clip.clip_threshold})",
+        line_chart("pre-clip global gradient norm",
+                   series("grad_norm_mean", "grad_norm_max",
+                          *(("clip_threshold",) if norm_threshold else ())),
+                   "L2 norm of the aggregated gradient", markers=markers),
+        line_chart(f"share of steps clipped ({_clipping_words(clip)})",
                    series("clip_rate"), "fraction of steps", markers=markers),
     ]
-    return page("Training curves", f"<p>BN policy <b>{cfg.batch_norm.bn_policy}</b>, clipping "
-                f"<b>{clip.clip}</b>.</p>" + "".join(charts))
+    return page("Training curves", f"<p>BN policy <b>{cfg.batch_norm.policy_name()}</b>, "
+                f"clipping <b>{_clipping_words(clip)}</b>, weight decay "
+                f"<b>{cfg.optimizer.weight_decay:g}</b> ({cfg.optimizer.optimizer}).</p>"
+                + _reestimation_html(reestimation) + "".join(charts))
+
+
+def _clipping_words(clip) -> str:
+    if clip.clip == "autoclip":
+        return f"autoclip at the {clip.clip_threshold:g}th percentile of the norms so far"
+    return clip.clip if clip.clip == "none" else f"{clip.clip}, threshold {clip.clip_threshold:g}"
+
+
+def _reestimation_html(reestimation: dict) -> str:
+    if not reestimation.get("batches"):
+        return ""
+    before, after = reestimation["before"], reestimation["after"]
+    verdict = "kept" if reestimation["kept"] else "discarded (worse on validation)"
+    return (f"<p>BN statistics re-estimated on {reestimation['batches']} clean batches: "
+            f"validation accuracy {before['accuracy']:.3f} before, {after['accuracy']:.3f} "
+            f"after (loss {before['loss']:.3f}, {after['loss']:.3f}); <b>{verdict}</b>.</p>")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +228,7 @@ def published(summary: dict, output: str) -> Published:
 
 def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
     """Fine-tune ResNet50 on ``cfg.examples``; write the model, history and reports."""
-    cfg.validate()
+    cfg = cfg.validate().resolved()
     require_complete(cfg.examples)
     with storage.local_copy(cfg.examples) as examples, \
             outputs.local_output(cfg.output, keep=("backup",)) as output, \
@@ -218,7 +243,7 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     policy = AugmentPolicy.from_dict(json.loads(
         storage.read_text(storage.join(examples, AUGMENTATION_FILE))))
     net, opt, bn, seed = cfg.model, cfg.optimizer, cfg.batch_norm, cfg.runtime.seed
-    runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla)
+    runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla, cfg.runtime.deterministic)
     keras.utils.set_random_seed(seed)
     batch_warning = model_lib.warn_small_batch(bn.bn_policy, opt.batch_size // runtime.replicas)
     with runtime.strategy.scope():
@@ -246,26 +271,55 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                     model.save_weights(done)
                     folders.sync_backup()
             first_epoch += phase.epochs
-    reestimated, batches = 0, bn.reestimate_batches(steps)
+    reestimation, batches = {"batches": 0}, bn.reestimate_batches(steps)
     if batches:
         clean = make_dataset(examples, "train", net.image_size, opt.batch_size, len(labels))
-        reestimated = model_lib.reestimate_bn_statistics(model, clean.take(batches))
+        reestimation = _reestimate_if_better(model, clean.take(batches), val_ds)
     history = read_history(storage.join(backup, "history.jsonl"))
     storage.write_text(storage.join(output, HISTORY_FILE), json.dumps(history, indent=2))
     resolved = {**flatten(cfg), "labels": labels, "runtime": runtime.describe(),
                 "config_hash": config_hash(cfg), "class_weight_values": weights,
                 "augmentation": policy.to_dict(), "data_fingerprint": stats["fingerprint"],
-                "bn_reestimated_batches": reestimated,
+                "bn_reestimation": reestimation,
                 "phases": [dataclasses.asdict(p) for p in phases],
                 "train_seconds": round(time.perf_counter() - started, 1),
                 "warnings": [batch_warning] if batch_warning else []}
     storage.write_text(storage.join(output, CONFIG_FILE), json.dumps(resolved, indent=2))
-    storage.write_text(storage.join(output, CURVES_FILE), curves_html(history, cfg))
+    storage.write_text(storage.join(output, CURVES_FILE), curves_html(history, cfg, reestimation))
     model.save(storage.join(output, MODEL_FILE))
+    return _summary(history, reestimation, resolved["config_hash"])
+
+
+def _summary(history: list[dict], reestimation: dict, settings_hash: str) -> dict:
+    """The step's metrics: the last epoch's, the best validation accuracy, and what BN
+    re-estimation did to validation accuracy."""
     last = history[-1] if history else {}
     best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
-    return {"epochs_run": len(history), "best_val_accuracy": best_val,
-            **{k: last[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
-                                    "grad_norm_mean", "grad_norm_max", "clip_rate",
-                                    "overflow_skipped_steps") if k in last},
-            "config_hash": resolved["config_hash"]}
+    summary = {"epochs_run": len(history), "best_val_accuracy": best_val,
+               **{k: last[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
+                                       "grad_norm_mean", "grad_norm_max", "clip_rate",
+                                       "clip_threshold", "overflow_skipped_steps")
+                  if k in last and last[k] == last[k]},
+               "config_hash": settings_hash}
+    if reestimation["batches"]:
+        summary.update(bn_reestimate_val_accuracy_before=reestimation["before"]["accuracy"],
+                       bn_reestimate_val_accuracy_after=reestimation["after"]["accuracy"],
+                       bn_reestimate_kept=float(reestimation["kept"]))
+    return summary
+
+
+def _reestimate_if_better(model: keras.Model, batches, val_ds) -> dict:
+    """Re-estimate BN moving statistics on ``batches``; keep them only when validation
+    accuracy (then loss) is not worse than with the statistics training left."""
+    before = model.evaluate(val_ds, verbose=0, return_dict=True)
+    trained = model_lib.bn_moving_statistics(model)
+    count = model_lib.reestimate_bn_statistics(model, batches)
+    after = model.evaluate(val_ds, verbose=0, return_dict=True)
+    kept = (after["accuracy"], -after["loss"]) >= (before["accuracy"], -before["loss"])
+    if not kept:
+        model_lib.restore_bn_moving_statistics(trained)
+    log.info("BN re-estimation on %d batches: val accuracy %.4f -> %.4f, %s", count,
+             before["accuracy"], after["accuracy"], "kept" if kept else "discarded")
+    return {"batches": count, "kept": kept,
+            **{name: {k: float(found[k]) for k in ("loss", "accuracy")}
+               for name, found in (("before", before), ("after", after))}}

@@ -18,6 +18,7 @@ class Runtime:
     gpus: list[str]
     precision: str
     jit_compile: bool
+    deterministic: bool
 
     def describe(self) -> dict:
         import keras
@@ -26,7 +27,7 @@ class Runtime:
         return {"tensorflow": tf.__version__, "keras": keras.__version__,
                 "python": platform.python_version(), "gpus": self.gpus,
                 "replicas": self.replicas, "precision": self.precision,
-                "xla": self.jit_compile}
+                "xla": self.jit_compile, "deterministic": self.deterministic}
 
 
 def _gpu_precision(gpus) -> str:
@@ -47,10 +48,16 @@ def use_xla(xla: str, gpus: int) -> bool:
     return xla == "on" or (xla == "auto" and gpus == 1)
 
 
-def resolve_runtime(precision: str = "auto", xla: str = "auto") -> Runtime:
+def resolve_runtime(precision: str = "auto", xla: str = "auto",
+                    deterministic: bool = True) -> Runtime:
+    """Devices, precision and XLA. ``deterministic`` turns TensorFlow's op determinism on
+    for this process (it cannot be turned off again): same seed, same weights; on a GPU
+    it costs speed, as some kernels have slower deterministic variants."""
     import keras
     import tensorflow as tf
 
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
@@ -61,6 +68,6 @@ def resolve_runtime(precision: str = "auto", xla: str = "auto") -> Runtime:
     strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
                 else tf.distribute.get_strategy())
     runtime = Runtime(strategy, strategy.num_replicas_in_sync, [g.name for g in gpus],
-                      precision, jit)
+                      precision, jit, deterministic)
     log.info("runtime: %s", runtime.describe())
     return runtime
