@@ -76,11 +76,12 @@ STEPS = ("fingerprint-data", "resolve-production", "check-lineage", "prepare-dat
 
 @pytest.mark.slow
 def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
-    """Three real kfp.local runs of the compiled YAML: a good model (run-local's defaults,
-    64 px, 4 epochs) is promoted; the same data, settings and code again is `unchanged`
-    before any training; a barely trained one is rejected and production does not move.
-    The terminal shows a line per step start and end within the line budget; each run
-    writes an HTML report that renders offline in headless Chromium."""
+    """Three real kfp.local runs of the compiled YAML: a good model (the pipeline's
+    defaults at run-local's sizes, 64 px, 4 epochs, from the demo backbone) is promoted;
+    the same data, settings and code again is `unchanged` before any training; a barely
+    trained one is rejected and production does not move. The terminal shows a line per
+    step start and end within the line budget; each run writes an HTML report that
+    renders offline in headless Chromium."""
     from click.testing import CliRunner
 
     from components.promote.registry import Registry
@@ -90,6 +91,7 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
 
     cli = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path)])
     assert cli.exit_code == 0, cli.output
+    _the_defaults_fine_tuned_clipped_outliers_and_serve_what_was_evaluated(tmp_path)
     lines = cli.output.splitlines()
     assert len(lines) <= 60, cli.output
     for step in STEPS:
@@ -123,6 +125,48 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     assert [(r["status"], r["decision"]) for r in runs] == [
         ("SUCCEEDED", "promoted"), ("SUCCEEDED", "unchanged"), ("SUCCEEDED", "reject")]
     assert runs[0]["promoted_version"] == 1 and runs[2]["production_version"] == 1
+
+
+def _the_defaults_fine_tuned_clipped_outliers_and_serve_what_was_evaluated(work: Path):
+    """The first run of run-local in ``work``: only the sizes and weights differ from the
+    pipeline's defaults, and those fine-tuned the conv5 convolutions (the rest of the
+    backbone as the demo backbone left it), clipped a minority of steps, and production
+    v1 holds the very SavedModel that evaluate scored."""
+    import keras
+    import numpy as np
+
+    from components.evaluate.run import identical
+    from components.promote.registry import Registry
+    from components.train.model import load_trained_model
+    from pipeline.local_run import task_outputs
+
+    run_dir = next((work / "pipeline-root").iterdir())
+    trained, exported, evaluated = (task_outputs(run_dir, task)[name] for task, name in (
+        ("train", "trained_model"), ("export-model", "saved_model"), ("evaluate", "evaluation")))
+    config = json.loads(Path(trained, "config.json").read_text())
+    assert {k: v for k, v in config.items() if k in ("image_size", "epochs", "batch_size")} == \
+        {"image_size": 64, "epochs": 4, "batch_size": 16}
+    assert (config["bn_policy"], config["fine_tune_blocks"], config["clip"]) == \
+        ("frozen", 3, "autoclip")
+    start = keras.applications.ResNet50(include_top=False, weights=None,
+                                        input_shape=(64, 64, 3))
+    start.load_weights(config["weights"])
+    backbone = load_trained_model(str(Path(trained, "model.keras"))).get_layer("resnet50")
+    for name, fine_tuned in (("conv5_block3_3_conv", True), ("conv5_block1_1_conv", True),
+                             ("conv4_block6_3_conv", False), ("conv1_conv", False)):
+        kernel = np.array(backbone.get_layer(name).kernel)
+        assert np.array_equal(kernel, np.array(start.get_layer(name).kernel)) != fine_tuned, name
+    history = json.loads(Path(trained, "history.json").read_text())
+    steps = sum(r["optimizer_steps"] for r in history)
+    clipped = sum(r["clip_rate"] * r["optimizer_steps"] for r in history)
+    assert 0 < steps and clipped / steps < 0.5, history
+    assert any(r["clip_threshold"] == r["clip_threshold"] for r in history)
+    production = Registry(str(work / "registry"), "demo")
+    assert production.current() == 1
+    with production.saved_model_copy(1) as served:
+        assert identical(served, exported)
+    gate = json.loads(Path(evaluated, "gate.json").read_text())
+    assert gate["decision"] == "promote"
 
 
 @pytest.mark.slow
