@@ -75,14 +75,14 @@ def s3_bucket(s3_endpoint):
 
 @pytest.fixture
 def model(tmp_path):
-    """Stands in for SavedModel folders (a registry only moves their files): one per
+    """Stands in for SavedModel folders (a registry checks and moves their files): one per
     ``graph``, whose bytes differ from every other ``graph``'s."""
+    from tests.saved_model_stand_in import write_stand_in
+
     def make(graph: str = "graph") -> str:
         folder = tmp_path / f"sm-{graph}"
         if not folder.exists():
-            (folder / "variables").mkdir(parents=True)
-            (folder / "saved_model.pb").write_text(graph)
-            (folder / "variables" / "variables.index").write_bytes(b"index")
+            write_stand_in(folder, graph)
         return str(folder)
     return make
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 
 def pixels(w: int, h: int, seed: int) -> np.ndarray:
@@ -62,6 +64,19 @@ def valid_variants(seed: int = 100) -> dict[str, bytes]:
     }
 
 
+def png_with_chunk(png: bytes, kind: bytes, payload: bytes) -> bytes:
+    """``png`` with one more chunk right after its header (where text and ICC chunks sit)."""
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(
+        ">I", zlib.crc32(kind + payload))
+    return png[:33] + chunk + png[33:]
+
+
+def text_bomb_png() -> bytes:
+    """A 14 KB PNG whose zTXt chunk inflates to twice Pillow's text-chunk limit."""
+    payload = b"Comment\x00\x00" + zlib.compress(b"\x00" * (2 * ImageFile.SAFEBLOCK))
+    return png_with_chunk(rgb(64, 64, 3, "PNG"), b"zTXt", payload)
+
+
 def invalid_variants() -> dict[str, tuple[bytes, str]]:
     """File name -> (bytes, expected start of the skip reason)."""
     full = rgb(64, 64, 7, "JPEG")
@@ -72,4 +87,5 @@ def invalid_variants() -> dict[str, tuple[bytes, str]]:
         "tiny.png": (rgb(16, 16, 8), "too small"),
         "huge.png": (encode(Image.new("L", (3000, 3000)), "PNG"), "too many pixels"),
         "scan.tiff": (encode(Image.fromarray(pixels(48, 40, 9)), "TIFF"), "unsupported format"),
+        "text-bomb.png": (text_bomb_png(), "corrupt or hostile image header"),
     }

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from tests.saved_model_stand_in import write_stand_in
 
 
 @pytest.fixture
@@ -24,14 +25,12 @@ def test_bad_input_is_one_line_and_exit_code_2(cli, tmp_path):
 
 
 def test_registry_commands_print_json(cli, tmp_path):
-    sm = tmp_path / "sm"
-    (sm / "variables").mkdir(parents=True)
-    (sm / "saved_model.pb").write_bytes(b"stand-in graph")
+    sm = write_stand_in(tmp_path / "sm", "stand-in graph")
     reg = str(tmp_path / "reg")
     common = ["--registry", reg, "--model-name", "m"]
     assert cli("registry", "promote", *common, "--saved-model", str(sm), "--run-id", "a"
                ).exit_code == 0
-    (sm / "saved_model.pb").write_bytes(b"retrained stand-in graph")
+    write_stand_in(sm, "retrained stand-in graph")
     cli("registry", "promote", *common, "--saved-model", str(sm), "--run-id", "b")
     listed = json.loads(cli("registry", "list", *common, "--json").output)
     assert listed["production"] == 2 and [v["version"] for v in listed["versions"]] == [1, 2]

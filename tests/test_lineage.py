@@ -6,6 +6,7 @@ import pytest
 from components.lineage.lineage import Lineage, code_version, compare
 from components.lineage.run import NO_VERSION, check, record_run, resolve_production
 from components.promote.registry import Registry
+from tests.saved_model_stand_in import write_stand_in
 
 SETTINGS = {"image_size": 64, "epochs": 4, "train_extra": {"bn_momentum": 0.9}}
 
@@ -43,9 +44,7 @@ def production_with(tmp_path, data_fingerprint: str) -> tuple[str, Registry]:
     this code (the SavedModel is a stand-in: the registry only moves files)."""
     registry = str(tmp_path / "registry")
     reg = Registry(registry, "m")
-    model = tmp_path / "sm"
-    model.mkdir()
-    (model / "saved_model.pb").write_text("graph")
+    model = write_stand_in(tmp_path / "sm")
     lineage = Lineage(data_fingerprint, SETTINGS, code_version()).to_dict()
     reg.promote(reg.register(str(model), "r1", {"lineage": lineage})["version"])
     return registry, reg

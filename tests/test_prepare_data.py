@@ -194,6 +194,19 @@ def test_bad_sources_name_the_value_and_leave_nothing(tmp_path, demo_dir):
         assert not out.exists()
 
 
+@pytest.mark.parametrize("name", ["line1\nline2", "tab\tname", "zero\u200bwidth"])
+def test_a_class_name_that_cannot_round_trip_through_labels_txt_is_refused(name, tmp_path,
+                                                                          demo_dir):
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir, src)
+    first = sorted(src.iterdir())[0]
+    first.rename(src / name)
+    with pytest.raises(ConfigError, match=r"line break or control character") as err:
+        run(PrepareConfig(source=str(src), output=str(tmp_path / "out")))
+    assert repr(name) in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_refuses_a_non_empty_output(tmp_path, demo_dir):
     out = tmp_path / "out"
     out.mkdir()

@@ -7,6 +7,7 @@ import pytest
 from components.common import outputs
 from components.promote.registry import ConflictError, Registry
 from components.promote.run import GateRejected, run
+from tests.saved_model_stand_in import write_stand_in
 
 
 def evaluation(tmp_path, name, decision="promote", baseline="", baseline_version=None):
@@ -23,9 +24,7 @@ def evaluation(tmp_path, name, decision="promote", baseline="", baseline_version
 
 def model(tmp_path, graph: str) -> str:
     """Stands in for another exported SavedModel (other bytes)."""
-    folder = tmp_path / f"sm-{graph}"
-    folder.mkdir()
-    (folder / "saved_model.pb").write_text(graph)
+    folder = write_stand_in(tmp_path / f"sm-{graph}", graph)
     (folder / "export_metadata.json").write_text(json.dumps({"config_hash": "abc"}))
     outputs.finish(str(folder))
     return str(folder)
@@ -33,9 +32,7 @@ def model(tmp_path, graph: str) -> str:
 
 @pytest.fixture
 def saved_model(tmp_path):
-    folder = tmp_path / "sm"
-    folder.mkdir()
-    (folder / "saved_model.pb").write_bytes(b"graph")
+    folder = write_stand_in(tmp_path / "sm")
     (folder / "export_metadata.json").write_text(json.dumps({"config_hash": "abc",
                                                              "labels": ["a", "b"]}))
     outputs.finish(str(folder))

@@ -4,6 +4,7 @@ S3 server (moto)."""
 import json
 import multiprocessing
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,8 @@ def test_versions_are_numbered_immutable_and_idempotent(root, model):
     assert same_bytes["version"] == 1 and same_bytes["run_id"] == "run-1", \
         "never two versions with the same bytes"
     assert [r["version"] for r in reg.list_versions()] == [1, 2]
-    assert storage.read_bytes(storage.join(reg.version_uri(2), "saved_model.pb")) == b"graph-2"
+    assert storage.read_bytes(storage.join(reg.version_uri(2), "saved_model.pb")) == \
+        storage.read_bytes(storage.join(model("graph-2"), "saved_model.pb"))
     assert reg.get_version(1)["metrics"] == {"accuracy": 0.9}
 
 
@@ -124,3 +126,75 @@ def test_the_run_log_has_one_record_per_run(root):
     for bad in ("a/b", ".", "..", ""):
         with pytest.raises(RegistryError, match="use letters, digits"):
             reg.log_run(bad, "final", {})
+
+
+def test_a_version_whose_files_changed_is_refused_before_it_is_read(root, model):
+    """Evaluate reads production through ``saved_model_copy``: bytes that no longer match
+    the recorded content hash (a signature swapped in, a file gone) are never loaded."""
+    reg = Registry(root, "flowers")
+    reg.promote(reg.register(model("good"), "a")["version"])
+    with reg.saved_model_copy(1) as local:
+        assert storage.exists(storage.join(local, "saved_model.pb"))
+    pb = storage.join(reg.version_uri(1), "saved_model.pb")
+    storage.write_bytes(pb, storage.read_bytes(storage.join(model("evil"), "saved_model.pb")))
+    with pytest.raises(RegistryError, match="do not match the recorded content hash"):
+        with reg.saved_model_copy(1):
+            raise AssertionError("a tampered version was handed out")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda f: (f / "notes.txt").write_text("not a model"), "not a SavedModel"),
+    (lambda f: (f / "saved_model.pb").write_bytes(b"\xff\xff\xff"), "does not parse"),
+    (lambda f: (f / "saved_model.pb").write_bytes(b""), "no serving_default"),
+    (lambda f: (f / "_STARTED").write_text(""), "export did not finish"),
+])
+def test_only_a_complete_servable_saved_model_is_registered(tmp_path, make, message):
+    folder = tmp_path / "candidate"
+    folder.mkdir()
+    make(folder)
+    reg = Registry(str(tmp_path / "registry"), "flowers")
+    with pytest.raises(RegistryError, match=message):
+        reg.register(str(folder), "run-1")
+    assert reg.list_versions() == []
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "", "-x", "a b"])
+def test_a_model_name_that_is_not_a_plain_name_is_refused_before_any_write(tmp_path, name):
+    from components.promote.registries import open_registry
+
+    with pytest.raises(RegistryError, match="model name"):
+        open_registry(str(tmp_path / "registry"), name)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_registration_cut_short_never_carries_the_completion_marker(tmp_path, model,
+                                                                     monkeypatch):
+    """Cut the copy after each of its writes (a killed pod, a full disk): a version folder
+    that holds ``_SUCCESS`` always holds every file, ``saved_model.pb`` included."""
+    from components.common import outputs
+
+    source = model("exported")
+    storage.write_text(storage.join(source, outputs.STARTED_MARKER), "")
+    outputs.finish(source)
+    files = len(storage.list_files(source))
+    write = storage.write_bytes
+    for cut in range(files):
+        root = str(tmp_path / f"registry-{cut}")
+        calls = []
+
+        def failing(uri, data, *args, calls=calls, cut=cut, **kwargs):
+            if "/versions/" in uri:
+                if len(calls) == cut:
+                    raise OSError(28, "No space left on device")
+                calls.append(uri)
+            return write(uri, data, *args, **kwargs)
+
+        monkeypatch.setattr(storage, "write_bytes", failing)
+        with pytest.raises(OSError, match="No space left"):
+            Registry(root, "flowers").register(source, "run-1")
+        monkeypatch.setattr(storage, "write_bytes", write)
+        copied = Path(root, "flowers", "versions", "1")
+        names = {str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()}
+        assert "_SUCCESS" not in names, (cut, names)
+        assert ("saved_model.pb" in names) == (cut >= files - 2), (cut, names)
+        assert Registry(root, "flowers").list_versions() == [], "no record: invisible"

@@ -5,6 +5,7 @@ here, driven through their real client libraries)."""
 import json
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +72,7 @@ def reg(uri, name):
     return open_registry(uri, name)
 
 
-def test_register_is_idempotent_on_run_id_and_content(reg, saved_model):
+def test_register_is_idempotent_on_run_id_and_content(reg, saved_model, model):
     first = reg.register(saved_model("a"), "run-1", {"gate": {"decision": "promote"},
                                                "data_fingerprint": "f1",
                                                "metrics": {"accuracy": 0.9}})
@@ -82,7 +83,8 @@ def test_register_is_idempotent_on_run_id_and_content(reg, saved_model):
     assert reg.get_version(1)["metrics"] == {"accuracy": 0.9}
     assert reg.find_by_run("run-3")["version"] == 2
     with reg.saved_model_copy(2) as local:
-        assert open(f"{local}/saved_model.pb").read() == "b"
+        assert Path(local, "saved_model.pb").read_bytes() == \
+            Path(model("b"), "saved_model.pb").read_bytes()
 
 
 def test_promotion_moves_the_alias_and_rollback_moves_it_back(reg, saved_model):

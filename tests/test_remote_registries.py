@@ -4,6 +4,7 @@ here); and how their URIs are checked."""
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,8 @@ def test_kubeflow_versions_point_at_the_saved_model_and_production_is_a_property
     patch = kubeflow_standin.sent("PATCH", f"/registered_models/{model_id}")[-1]["body"]
     assert _value(patch["customProperties"], "production") == "1"
     with reg.saved_model_copy(1) as local:
-        assert open(f"{local}/saved_model.pb").read() == "a"
+        assert Path(local, "saved_model.pb").read_bytes() == \
+            Path(model("a"), "saved_model.pb").read_bytes()
 
 
 def test_kubeflow_production_moved_outside_the_product_stops_a_checked_promotion(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +41,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImage("not an image (unrecognised format)") from err
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise InvalidImage(f"too many pixels (decompression-bomb guard): {err}") from err
+    except (OSError, SyntaxError, ValueError) as err:  # e.g. a PNG text chunk too large
+        raise InvalidImage(f"corrupt or hostile image header: {err}") from err
     if img.format not in SUPPORTED_FORMATS:
         raise InvalidImage(
             f"unsupported format {img.format}; convert to one of {', '.join(SUPPORTED_FORMATS)}"
@@ -82,8 +86,25 @@ def difference_hash(img: Image.Image) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
+@contextlib.contextmanager
+def _decoding() -> Iterator[None]:
+    """Any failure of Pillow on untrusted bytes (its plugins raise many types: a bad EXIF
+    block, a broken palette) becomes :class:`InvalidImage`: one file, one skip reason."""
+    try:
+        yield
+    except InvalidImage:
+        raise
+    except Exception as err:  # noqa: BLE001 - untrusted input: whatever breaks, skip the file
+        raise InvalidImage(f"cannot be decoded safely: {type(err).__name__}: {err}") from err
+
+
 def inspect_image(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
     """Fully decode ``data`` and describe it, or raise :class:`InvalidImage` with the reason."""
+    with _decoding():
+        return _inspect(data, min_side, max_pixels)
+
+
+def _inspect(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
     img = _open(data, max_pixels)
     source_format, source_mode = img.format, img.mode
     orientation = img.getexif().get(0x0112, 1)
@@ -107,6 +128,11 @@ def inspect_image(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
 
 def normalize_image(data: bytes, max_pixels: int, max_side: int = 0) -> bytes:
     """Bytes TensorFlow decodes identically: RGB/L JPEG or PNG, upright, at most ``max_side``."""
+    with _decoding():
+        return _normalize(data, max_pixels, max_side)
+
+
+def _normalize(data: bytes, max_pixels: int, max_side: int) -> bytes:
     img = _open(data, max_pixels)
     lossy = img.format in LOSSY_FORMATS
     rgb = _to_rgb(img)

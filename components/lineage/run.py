@@ -7,7 +7,7 @@ import logging
 from components.common import storage
 from components.lineage.lineage import Check, Lineage, code_version, compare
 from components.promote.registries import open_registry
-from components.promote.registry import PRODUCTION, RUN_ID
+from components.promote.registry import NAME, PRODUCTION
 
 log = logging.getLogger(__name__)
 NO_VERSION = -1  # KFP parameters cannot be None
@@ -87,6 +87,6 @@ def record_run(registry_uri: str, model_name: str, run_id: str, status: str, err
     """The run's final record; a run that did not succeed leaves no backup behind."""
     open_registry(registry_uri, model_name).log_run(run_id, "final",
                                                {"status": status, "error": error})
-    if status != "SUCCEEDED" and backup_dir and RUN_ID.match(run_id):
+    if status != "SUCCEEDED" and backup_dir and NAME.match(run_id):
         storage.delete_tree(storage.join(backup_dir, run_id))
         log.info("removed the backups of failed run %s", run_id)

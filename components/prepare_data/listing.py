@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import posixpath
+import unicodedata
 from dataclasses import dataclass
 
 from components.common import storage
@@ -94,7 +95,19 @@ def list_source(source: str) -> list[SourceFile]:
         files = _from_tree(source)
     if not files:
         raise ConfigError(f"--source {source}: no files found")
+    check_labels(files)
     return files
+
+
+def check_labels(files: list[SourceFile]) -> None:
+    """Refuse class names that cannot round-trip through ``labels.txt`` (one name a line):
+    a line break or another control character would split or hide a class."""
+    for label in sorted({f.label for f in files}):
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in label):
+            count = sum(f.label == label for f in files)
+            raise ConfigError(f"class {label!r} ({count} files): a class name with a line break "
+                              "or control character cannot be stored in labels.txt; rename "
+                              "the class folder (or the CSV's label)")
 
 
 def fingerprint(files: list[SourceFile]) -> str:

@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from components.common import storage
 from components.promote.registry import (
     PRODUCTION,
-    RUN_ID,
     UNCHECKED,
     ConflictError,
     RegistryError,
     ResolvingRegistry,
+    check_model_name,
     check_run_id,
     run_record,
 )
@@ -63,9 +63,7 @@ class MlflowRegistry(ResolvingRegistry):
     def __init__(self, uri: str, model_name: str):
         from mlflow import MlflowClient
 
-        if not RUN_ID.match(model_name or ""):
-            raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' "
-                                "and '-' (it goes into MLflow search filters)")
+        check_model_name(model_name)  # it goes into MLflow search filters too
         self.tracking_uri = uri.removeprefix("mlflow+")
         self.client = MlflowClient(tracking_uri=self.tracking_uri,
                                    registry_uri=self.tracking_uri)
@@ -160,13 +158,12 @@ class MlflowRegistry(ResolvingRegistry):
         return {**record, "version": int(version.version)}
 
     @contextlib.contextmanager
-    def saved_model_copy(self, version: int) -> Iterator[str]:
-        """A local copy of version ``version``'s SavedModel, downloaded from MLflow."""
+    def _local_copy(self, record: dict) -> Iterator[str]:
+        """A local copy of ``record``'s SavedModel, downloaded from MLflow."""
         from mlflow.artifacts import download_artifacts
 
-        uri = self.get_version(version)["uri"]
         with tempfile.TemporaryDirectory(prefix="mlflow-model-") as scratch:
-            yield self._call(download_artifacts, artifact_uri=uri, dst_path=scratch,
+            yield self._call(download_artifacts, artifact_uri=record["uri"], dst_path=scratch,
                              tracking_uri=self.tracking_uri)
 
     # aliases ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from components.common import storage
 from components.common.errors import ConfigError
-from components.promote.registry import Registry
+from components.promote.registry import Registry, check_model_name
 
 MLFLOW_SCHEMES = ("mlflow+http://", "mlflow+https://")
 KUBEFLOW_SCHEMES = ("kubeflow-registry+http://", "kubeflow-registry+https://")
@@ -56,6 +56,7 @@ def check_registry_uri(uri: str, what: str = "--registry") -> None:
 def open_registry(uri: str, model_name: str):
     """The registry behind ``uri``: every kind answers the same methods (versions,
     aliases, rollback, the run log, a local copy of a version's SavedModel)."""
+    check_model_name(model_name)
     if uri.startswith(MLFLOW_SCHEMES):
         from components.promote.mlflow_registry import MlflowRegistry
 

@@ -25,7 +25,9 @@ from components.common import outputs, storage
 from components.export.contract import METADATA_FILE
 
 PRODUCTION = "production"
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # never '.', '..' or a path
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # run ids, model names: never '..' or a path
+SAVED_MODEL_FILE = "saved_model.pb"
+MARKERS = (outputs.STARTED_MARKER, outputs.COMPLETE_MARKER)
 SEQ_WIDTH = 8
 UNCHECKED = object()  # promote without comparing the alias's current version
 
@@ -39,9 +41,43 @@ class ConflictError(RegistryError):
 
 
 def check_run_id(run_id: str) -> None:
-    if not RUN_ID.match(run_id or ""):
+    if not NAME.match(run_id or ""):
         raise RegistryError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-', "
                             "starting with a letter or digit")
+
+
+def check_model_name(model_name: str) -> None:
+    """A model name is a folder or a key in every backend: never empty, '..' or a path."""
+    if not NAME.match(model_name or ""):
+        raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' and "
+                            "'-', starting with a letter or digit")
+
+
+def check_saved_model(folder: str) -> None:
+    """Refuse what is not a complete SavedModel with a serving signature: an export that
+    did not finish, a folder without ``saved_model.pb``, or one whose graph does not parse
+    or serves nothing."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if storage.exists(storage.join(folder, outputs.STARTED_MARKER)) and \
+            not outputs.is_complete(folder):
+        raise RegistryError(f"{folder}: its export did not finish (no "
+                            f"{outputs.COMPLETE_MARKER}); re-run export and register its output")
+    graph = storage.join(folder, SAVED_MODEL_FILE)
+    if not storage.exists(graph):
+        raise RegistryError(f"{folder} is not a SavedModel (no {SAVED_MODEL_FILE}); register "
+                            "the folder `finetune export` wrote")
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(storage.read_bytes(graph))
+    except DecodeError as err:
+        raise RegistryError(f"{graph} does not parse as a SavedModel ({err}); register the "
+                            "folder `finetune export` wrote") from err
+    if not any("serving_default" in meta.signature_def for meta in proto.meta_graphs):
+        raise RegistryError(f"{folder}: the SavedModel has no serving_default signature, so "
+                            "nothing could serve it; register the folder `finetune export` "
+                            "wrote")
 
 
 class ResolvingRegistry:
@@ -52,6 +88,7 @@ class ResolvingRegistry:
         these bytes (registering is idempotent on both)."""
         if not run_id:
             raise RegistryError("run id is empty: promotion needs it to stay idempotent")
+        check_saved_model(saved_model_dir)
         content = outputs.content_sha256(saved_model_dir, exclude=(METADATA_FILE,))
         return content, self.find_by_run(run_id) or self.find_by_content(content)
 
@@ -73,9 +110,23 @@ class ResolvingRegistry:
 
     @contextlib.contextmanager
     def saved_model_copy(self, version: int) -> Iterator[str]:
-        """A local copy of version ``version``'s SavedModel (the folder itself if local)."""
-        with storage.local_copy(self.get_version(version)["uri"]) as local:
+        """A local copy of version ``version``'s SavedModel, verified against the content
+        hash its record holds: a tampered or half-copied version is refused, never
+        loaded."""
+        record = self.get_version(version)
+        with self._local_copy(record) as local:
+            found = outputs.content_sha256(local, exclude=(METADATA_FILE,))
+            if found != record.get("content_sha256"):
+                raise RegistryError(
+                    f"{self.model_name} version {version} at {record['uri']}: its files do "
+                    f"not match the recorded content hash ({found[:12]} against "
+                    f"{str(record.get('content_sha256'))[:12]}): changed or incomplete since "
+                    "registration; roll production back or register the model again")
             yield local
+
+    def _local_copy(self, record: dict):
+        """A local copy of the SavedModel of ``record`` (the folder itself if local)."""
+        return storage.local_copy(record["uri"])
 
     def production_saved_model(self) -> str | None:
         """The SavedModel URI of the production version, or None on a first run."""
@@ -226,8 +277,7 @@ class LoggedRegistry(ResolvingRegistry):
 
 class Registry(LoggedRegistry):
     def __init__(self, root: str, model_name: str):
-        if not model_name or "/" in model_name:
-            raise RegistryError(f"model name {model_name!r}: use a non-empty name without '/'")
+        check_model_name(model_name)
         storage.check_uri(root, "--registry")
         self.root = root
         self.model_name = model_name
@@ -283,12 +333,12 @@ class Registry(LoggedRegistry):
             return existing
         number = self._claim(run_id)
         target = self.version_uri(number)
-        files = storage.list_files(saved_model_dir)
         root = saved_model_dir.rstrip("/")
-        # saved_model.pb last: a server watching versions/ never sees a partial model.
-        for info_file in sorted(files, key=lambda f: f.uri.endswith("saved_model.pb")):
-            storage.write_bytes(storage.join(target, storage.relative(root, info_file.uri)),
-                                storage.read_bytes(info_file.uri))
+        files = {storage.relative(root, f.uri): f.uri for f in storage.list_files(root)}
+        # The model's bytes, then saved_model.pb (a server watching versions/ never sees a
+        # partial model), then the markers: a copy cut short never carries _SUCCESS.
+        for name in sorted(files, key=lambda n: (n in MARKERS, n == SAVED_MODEL_FILE, n)):
+            storage.write_bytes(storage.join(target, name), storage.read_bytes(files[name]))
         record = {"version": number, "model_name": self.model_name, "run_id": run_id,
                   "uri": target, "time": time.time(), "content_sha256": content,
                   "production_at_registration": self.current(PRODUCTION), **(info or {})}
