@@ -183,3 +183,19 @@ def test_an_unreachable_endpoint_names_the_variable(monkeypatch):
     finally:
         monkeypatch.undo()
         storage.reset_clients()
+
+
+def test_local_files_get_the_mode_the_umask_gives_not_mkstemps_0600(tmp_path):
+    """A TF Serving process running as another user must read a local registry: files
+    written whole (create-only or not, uploads too) are 0644 under the usual umask 022."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.umask(0o022); from components.common import storage; "
+            "d = sys.argv[1]; storage.write_text(d + '/a.txt', 'a'); "
+            "storage.write_text(d + '/b.txt', 'b', create_only=True); "
+            "storage.upload_file(d + '/a.txt', d + '/c.txt')")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        assert oct(os.stat(tmp_path / name).st_mode & 0o777) == oct(0o644), name

@@ -21,6 +21,20 @@ from components.common.errors import ConfigError
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
+FILE_MODE = 0o666
+
+
+def _read_umask() -> int:
+    """The process's umask, read once at import (setting it back at once: before any
+    thread of this process writes files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 class AlreadyExists(Exception):
     """A create-only write found the object already there (GCS and S3: HTTP 412)."""
 
@@ -70,10 +84,12 @@ class Local:
 
     @contextlib.contextmanager
     def _temporary_beside(self, path: str):
+        """A temporary file beside ``path``, with the mode a plain ``open`` would give."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        handle = os.fdopen(fd, "wb")
+        os.fchmod(fd, FILE_MODE & ~UMASK)  # mkstemp's 0600 would hide artifacts from
+        handle = os.fdopen(fd, "wb")  # a server running as another user (TF Serving)
         try:
             yield handle, tmp
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.common import html as html_page
+from components.common.markdown import cell, text
 
 SCALARS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
 
@@ -12,7 +13,7 @@ SCALARS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
 def markdown(candidate: dict, baseline: dict | None, gate: dict, labels: list[str]) -> str:
     lines = [f"# Evaluation: **{gate['decision'].upper()}**", "", f"Gate mode: {gate['mode']}",
              ""]
-    lines += [f"- {reason}" for reason in gate["reasons"]]
+    lines += [f"- {text(reason)}" for reason in gate["reasons"]]
     lines += _operating_characteristics(gate.get("statistics") or {})
     lines += ["", "| metric | candidate | production | delta |", "|---|---|---|---|"]
     for key in SCALARS:
@@ -23,10 +24,10 @@ def markdown(candidate: dict, baseline: dict | None, gate: dict, labels: list[st
     for label in labels:
         c = candidate["per_class"][label]
         b = baseline["per_class"].get(label, {}).get("recall") if baseline else None
-        lines.append(f"| {label} | {c['recall']:.3f} | {'-' if b is None else f'{b:.3f}'} "
+        lines.append(f"| {cell(label)} | {c['recall']:.3f} | {'-' if b is None else f'{b:.3f}'} "
                      f"| {c['precision']:.3f} |")
     lines += ["", "## Checks", "", "| check | passed | detail |", "|---|---|---|"]
-    lines += [f"| {c['check']} | {c['passed']} | {c['detail']} |" for c in gate["checks"]]
+    lines += [f"| {c['check']} | {c['passed']} | {cell(c['detail'])} |" for c in gate["checks"]]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from components.common import html as html_page
 from components.common.augment_policy import AugmentPolicy
+from components.common.markdown import cell
 from components.prepare_data.config import SPLITS
 
 
@@ -58,13 +59,14 @@ def markdown_report(stats: dict, policy: AugmentPolicy) -> str:
     ]
     for label in stats["labels"]:
         row = [str(stats["counts"][s][label]) for s in SPLITS]
-        lines.append(f"| {label} | " + " | ".join(row) + f" | {stats['class_totals'][label]} |")
+        lines.append(f"| {cell(label)} | " + " | ".join(row) +
+                     f" | {stats['class_totals'][label]} |")
     lines.append("| **total** | " + " | ".join(str(stats["split_totals"][s]) for s in SPLITS)
                  + f" | {stats['accepted']} |")
     lines += ["", "## Skipped files", ""]
     if stats["skip_reasons"]:
         lines += ["| reason | files |", "|---|---|"]
-        lines += [f"| {reason} | {n} |" for reason, n in stats["skip_reasons"].items()]
+        lines += [f"| {cell(reason)} | {n} |" for reason, n in stats["skip_reasons"].items()]
         lines.append("\nEvery skipped file and its full reason is in `manifest.jsonl`.")
     else:
         lines.append("None.")

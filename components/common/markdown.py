@@ -1,0 +1,18 @@
+"""Markdown from untrusted text (class names, skip reasons, check details)."""
+
+from __future__ import annotations
+
+import html
+
+TABLE_ESCAPES = str.maketrans({"|": "\\|", "\\": "\\\\", "\n": " ", "\r": " ", "`": "\\`"})
+
+
+def text(value: object) -> str:
+    """``value`` as Markdown text on one line, its HTML shown as text, not rendered."""
+    return html.escape(str(value), quote=False).replace("\n", " ").replace("\r", " ")
+
+
+def cell(value: object) -> str:
+    """``value`` as one Markdown table cell: a ``|`` cannot shift the columns, a line break
+    cannot end the row, and HTML in it is shown as text, not rendered."""
+    return html.escape(str(value), quote=False).translate(TABLE_ESCAPES)
