@@ -38,19 +38,22 @@ class Group(click.Group):
 
 class RegistryURI(click.ParamType):
     """A registry URI: MLflow's, the Kubeflow Model Registry's, Vertex AI's or a storage
-    URI (``components/promote/registries.py`` lists the forms)."""
+    URI (``components/promote/registries.py`` lists the forms); a local path made
+    absolute."""
 
     name = "registry"
 
     def convert(self, value, param, ctx):
+        from components.common import storage
         from components.promote.registries import check_registry_uri
 
         check_registry_uri(value, "--registry")
-        return value
+        return storage.absolute(value)
 
 
 class URI(click.ParamType):
-    """A local path or a URI of a scheme storage serves; any other scheme is refused."""
+    """A local path (made absolute) or a URI of a scheme storage serves; any other scheme
+    is refused."""
 
     name = "uri"
 
@@ -58,7 +61,16 @@ class URI(click.ParamType):
         from components.common import storage
 
         storage.check_uri(value, param.opts[0] if param.opts else param.human_readable_name)
-        return value
+        return storage.absolute(value)
+
+
+class Weights(URI):
+    """imagenet, none, or a weights file's path or URI."""
+
+    name = "weights"
+
+    def convert(self, value, param, ctx):
+        return value if value in ("imagenet", "none") else super().convert(value, param, ctx)
 
 
 @click.group(cls=Group)
@@ -121,8 +133,9 @@ def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> Non
 
 
 @main.command("train")
-@config_options(TrainConfig, types={name: URI() for name in ("examples", "output", "weights",
-                                                            "backup_dir")},
+@config_options(TrainConfig, types={"weights": Weights(),
+                                   **{name: URI() for name in ("examples", "output",
+                                                               "backup_dir")}},
                 overrides={"run_id": dict(default=lambda: uuid.uuid4().hex[:12],
                                           show_default="a fresh id")})
 def train(**kwargs) -> None:

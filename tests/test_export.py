@@ -130,3 +130,21 @@ def test_raw_uploads_are_served_as_their_normalized_copies(served, kind):
     raw_out = serve(image_bytes=tf.constant([raw]))["probabilities"].numpy()
     normalized = serve(image_bytes=tf.constant([normalize_image(raw, 10**8)]))
     np.testing.assert_allclose(raw_out, normalized["probabilities"].numpy(), atol=0.02)
+
+
+def test_relative_paths_on_the_command_line_are_resolved(
+        trained_dir, examples_dir, tmp_path, monkeypatch):
+    """Infra validation loads the SavedModel in a fresh process started in /: a relative
+    --output must still find it."""
+    import os
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["export", "--model", os.path.relpath(trained_dir),
+                                       "--examples", os.path.relpath(examples_dir),
+                                       "--output", "sm"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sm" / "saved_model.pb").exists()

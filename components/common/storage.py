@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -61,6 +62,12 @@ def _parse(uri: str, what: str = "URI"):
 
 def is_local(uri: str) -> bool:
     return _parse(uri)[0] is _LOCAL
+
+
+def absolute(uri: str) -> str:
+    """``uri`` with a local path made absolute (a step in another process or folder finds
+    it, and records say where it was); bucket URIs and "" as they are."""
+    return os.path.abspath(uri) if uri and is_local(uri) else uri
 
 
 def join(base: str, *parts: str) -> str:

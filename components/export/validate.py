@@ -47,7 +47,8 @@ def load_in_fresh_process(export_dir: str, image_paths: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     result = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH_PROCESS_PROBE, export_dir, json.dumps(image_paths)],
+        [sys.executable, "-I", "-c", FRESH_PROCESS_PROBE, os.path.abspath(export_dir),
+         json.dumps([os.path.abspath(p) for p in image_paths])],
         capture_output=True, text=True, env=env, cwd="/", timeout=600,
     )
     if result.returncode != 0:
