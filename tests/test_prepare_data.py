@@ -249,3 +249,18 @@ def test_a_near_duplicate_chain_cannot_swallow_a_class():
     label_of = {c.key: c.label for c in candidates}
     splits = Counter((label_of[d.key], d.split) for d in assign_splits(candidates, fractions))
     assert splits[("a", "test")] == 10 and splits[("b", "val")] == 10
+
+
+def test_small_classes_allowed_still_cannot_leave_a_split_empty():
+    """--allow-small-classes lets one class miss a split; it never writes a complete
+    artifact whose validation or test split holds no image at all."""
+    from components.prepare_data.split import Candidate, assign_splits
+
+    fractions = dict(zip(SPLITS, (0.8, 0.1, 0.1), strict=True))
+    tiny = [Candidate(key, f"{label}/{i}", label, f"{label}{i:04d}")
+            for key, (label, i) in enumerate((lb, i) for lb in "ab" for i in range(2))]
+    with pytest.raises(ConfigError, match="val/test.*would be empty"):
+        assign_splits(tiny, fractions, allow_small_classes=True)
+    enough = tiny + [Candidate(10 + i, f"a/x{i}", "a", f"ax{i:04d}") for i in range(10)]
+    decisions = assign_splits(enough, fractions, allow_small_classes=True)
+    assert {d.split for d in decisions} == set(SPLITS)

@@ -12,7 +12,7 @@ A file's split is decided per class from its content hash:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from components.common.errors import ConfigError
@@ -163,4 +163,10 @@ def assign_splits(
                 "add images or pass --allow-small-classes"
             )
         decisions += [Decision(c.key, split=split) for unit, split in placement for c in unit]
+    totals = Counter(d.split for d in decisions if d.split)
+    empty = [s for s in SPLITS if fractions[s] > 0 and not totals[s]]
+    if empty:
+        raise ConfigError(f"every class is too small for a {'/'.join(empty)} sample, so that "
+                          "split would be empty even with --allow-small-classes (validation "
+                          "and the gate need images); add images or raise its fraction")
     return decisions
