@@ -16,6 +16,7 @@ from pathlib import Path
 # The pipeline's own recipe (its defaults), smaller: only the sizes differ from a
 # scheduled run, and the weights (the demo backbone: ImageNet's cannot be downloaded here).
 SMALL_SIZES = {"image_size": 64, "epochs": 4, "batch_size": 16}
+LOCK_FILE = ".run-local.lock"
 DEMO_BACKBONE_SIZE = 64
 # Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
 # start-up per step; the local venv already has that kfp, so local runs skip it.
@@ -68,8 +69,13 @@ def demo_backbone() -> str:
     return str(path)
 
 
-def _workdir(workdir: str, data: str, registry: str = "") -> tuple[Path, str]:
-    """The checked local work folder and the image source (demo data when none)."""
+@contextlib.contextmanager
+def _workspace(workdir: str, data: str, registry: str = ""):
+    """The checked local work folder and the image source (demo data when none), held
+    for this run alone: a second run-local in the same folder would rewrite the compiled
+    YAML and the split state under the first."""
+    import fcntl
+
     from components.common import storage
     from components.common.errors import ConfigError
     from components.promote.registries import check_registry_uri
@@ -81,13 +87,24 @@ def _workdir(workdir: str, data: str, registry: str = "") -> tuple[Path, str]:
         raise ConfigError(f"--workdir {workdir}: kfp.local needs a local folder")
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    if not data:
-        from components.common.demo_data import write_demo_data
+    with open(work / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            lock.seek(0)
+            raise ConfigError(f"--workdir {work}: another run-local is running there (pid "
+                              f"{lock.read().strip() or '?'}); wait for it, or give this run "
+                              "another --workdir") from err
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        if not data:
+            from components.common.demo_data import write_demo_data
 
-        data = str(work / "demo-data")
-        if not Path(data).exists():
-            write_demo_data(data, classes=3, per_class=40, size=96, seed=0)
-    return work, data
+            data = str(work / "demo-data")
+            if not Path(data).exists():
+                write_demo_data(data, classes=3, per_class=40, size=96, seed=0)
+        yield work, data
 
 
 def small_arguments(params: dict) -> dict:
@@ -195,7 +212,12 @@ def run_local(workdir: str, data: str = "", registry: str = "", model_name: str 
               verbose: bool = False, runner: str = "subprocess", **params) -> dict:
     """Compile the pipeline to YAML and run that YAML with kfp.local; summarise the run
     and write its HTML report. Raises ``LocalRunFailed`` when a step fails."""
-    work, data = _workdir(workdir, data, registry)
+    with _workspace(workdir, data, registry) as (work, data):
+        return _run_main(work, data, registry, model_name, verbose, runner, params)
+
+
+def _run_main(work: Path, data: str, registry: str, model_name: str, verbose: bool,
+              runner: str, params: dict) -> dict:
     registry = registry or str(work / "registry")
     if runner == "container":
         from components.common import storage
@@ -223,7 +245,11 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
     from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
 
     grid.validate()
-    work, data = _workdir(workdir, data)
+    with _workspace(workdir, data) as (work, data):
+        return _run_ablation(work, data, grid, verbose, params)
+
+
+def _run_ablation(work: Path, data: str, grid, verbose: bool, params: dict) -> dict:
     arguments = small_arguments(params)
     extra = json.loads(arguments.pop("train_extra_json", "{}"))
     arguments.update(source=data, grid=grid.cells(extra),

@@ -68,6 +68,22 @@ def test_gpu_retry_caching_and_control_flow_are_where_they_belong(compiled):
     assert toleration["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
+def test_one_run_local_per_workdir_at_a_time(tmp_path):
+    """A second run-local in the same folder is refused at once, naming the first; the
+    folder is free again once the first ends."""
+    import os
+
+    from components.common.errors import ConfigError
+    from pipeline.local_run import _workspace, run_local
+
+    with _workspace(str(tmp_path), str(tmp_path / "images")):
+        with pytest.raises(ConfigError, match=rf"another run-local is running there \(pid "
+                                              rf"{os.getpid()}\)"):
+            run_local(str(tmp_path), data=str(tmp_path / "images"))
+    with _workspace(str(tmp_path), str(tmp_path / "images")) as (work, _data):
+        assert work == tmp_path.resolve()
+
+
 REPORT_SECTIONS = ("outcome", "steps", "data", "augmentation-preview", "training-curves",
                    "gate", "evaluation", "worst-mistakes", "registry")
 STEPS = ("fingerprint-data", "resolve-production", "check-lineage", "prepare-data", "train",
