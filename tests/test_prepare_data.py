@@ -71,6 +71,44 @@ def test_every_input_is_accounted_for(messy_source, tmp_path):
     assert "too many pixels" in (out / "data_report.md").read_text()
 
 
+def test_special_files_and_links_get_a_manifest_line_and_are_never_read(tmp_path, demo_dir):
+    """A FIFO or a link to /dev/zero would block or never end a read; a link out of the
+    source is not followed; a dangling link and a linked class folder are not silently
+    dropped. Each gets its line and reason; the run goes on (an alarm fails a hang)."""
+    import os
+    import signal
+
+    src = tmp_path / "src"
+    shutil.copytree(demo_dir, src)
+    cls = sorted(p for p in src.iterdir())
+    outside = tmp_path / "outside.png"
+    outside.write_bytes((cls[0] / sorted(os.listdir(cls[0]))[0]).read_bytes())
+    os.mkfifo(cls[0] / "pipe.png")
+    (cls[0] / "zeros.png").symlink_to("/dev/zero")
+    (cls[0] / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (cls[1] / "escape.png").symlink_to(outside)
+    (src / "linked_class").symlink_to(cls[2], target_is_directory=True)
+
+    def hung(*_args):
+        raise TimeoutError("the data step blocked on a special file")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(300)
+    try:
+        stats = run(PrepareConfig(source=str(src), output=str(tmp_path / "out")))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    reasons = {Path(r["uri"]).name: r["reason"] for r in manifest(tmp_path / "out")
+               if r["status"] == "skipped"}
+    assert reasons["pipe.png"].startswith("not a regular file")
+    assert "outside the source" in reasons["zeros.png"]
+    assert reasons["gone.png"].startswith("dangling symbolic link")
+    assert "outside the source" in reasons["escape.png"]
+    assert reasons["linked_class"].startswith("symbolic link to a folder")
+    assert stats["skipped"] >= 5 and stats["accepted"] > 0
+
+
 def test_no_image_in_two_splits_and_examples_decode(examples_dir):
     seen = defaultdict(set)
     labels = (examples_dir / "labels.txt").read_text().split()

@@ -20,9 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common.errors import ConfigError
-from components.common.storage_backends import GCS, S3, AlreadyExists, Local, StorageSetupError
+from components.common.storage_backends import (
+    GCS,
+    S3,
+    AlreadyExists,
+    Local,
+    StorageSetupError,
+    UnsafeFile,
+)
 
-__all__ = ["AlreadyExists", "StorageSetupError", "UnsupportedURI", "FileInfo"]
+__all__ = ["AlreadyExists", "StorageSetupError", "UnsafeFile", "UnsupportedURI", "FileInfo"]
 SCHEMES = {"gs": GCS(), "s3": S3(), "minio": S3("minio")}
 _LOCAL = Local()
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
@@ -37,6 +44,7 @@ class FileInfo:
     uri: str
     size: int
     checksum: str  # "sha256:<hex>" locally, "crc32c:<base64>" on GCS, "etag:<etag>" on S3
+    unsafe: str = ""  # why a local file is not read (see storage_backends.unsafe_reason)
 
 
 def check_uri(uri: str, what: str = "URI") -> None:
@@ -136,13 +144,17 @@ def _checksum(backend, value: str) -> str:
     return f"sha256:{value}" if backend is _LOCAL and value else value
 
 
-def list_files(uri: str, with_checksum: bool = False) -> list[FileInfo]:
+def list_files(uri: str, with_checksum: bool = False,
+               include_unsafe: bool = False) -> list[FileInfo]:
     """Every file below ``uri`` (recursive), sorted by URI. Bucket listings always carry
-    a checksum; ``with_checksum`` reads local files to hash them."""
+    a checksum; ``with_checksum`` reads local files to hash them. Local paths that are
+    never read (FIFOs, devices, links to folders or out of ``uri``) are left out, or with
+    ``include_unsafe`` listed with the reason in ``unsafe``."""
     backend, prefix, bucket, key = _parse(uri)
     infos = [FileInfo(f"{prefix}{bucket}/{e.key}" if prefix else e.key, e.size,
-                      _checksum(backend, e.checksum))
-             for e in backend.list(bucket, key, with_checksum)]
+                      _checksum(backend, e.checksum), e.unsafe)
+             for e in backend.list(bucket, key, with_checksum)
+             if include_unsafe or not e.unsafe]
     return sorted(infos, key=lambda i: i.uri)
 
 

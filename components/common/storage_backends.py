@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +49,34 @@ class Entry:
     key: str
     size: int
     checksum: str
+    unsafe: str = ""  # why a local file is not read (a FIFO, a link out of the listing)
+
+
+class UnsafeFile(OSError):
+    """A local path that is not read: not a regular file, or a link that is not followed."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
+def unsafe_reason(path: str, root: str = "") -> str:
+    """Why the local ``path`` is not read, or "": a dangling link, a link to a folder,
+    a link out of ``root`` (when given), or no regular file (a FIFO, socket or device:
+    reading one can block forever or never end)."""
+    if os.path.islink(path):
+        target = os.path.realpath(path)
+        if not os.path.exists(target):
+            return f"dangling symbolic link (to {os.readlink(path)})"
+        if root and os.path.commonpath([target, os.path.realpath(root)]) != \
+                os.path.realpath(root):
+            return f"symbolic link to {target}, outside the source: not followed"
+        if os.path.isdir(target):
+            return ("symbolic link to a folder: not followed (copy the folder in, or list "
+                    "its files in a CSV)")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return "not a regular file (a FIFO, socket or device): not read"
+    return ""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -114,16 +143,24 @@ class Local:
         return Path(path).is_dir()
 
     def stat(self, _bucket: str, path: str) -> Entry:
+        reason = unsafe_reason(path)
+        if reason:
+            raise UnsafeFile(path, reason)
         return Entry(path, Path(path).stat().st_size, sha256_file(path))
 
     def list(self, _bucket: str, path: str, with_checksum: bool) -> list[Entry]:
         if not Path(path).is_dir():
             raise FileNotFoundError(f"not a directory: {path}")
         entries = []
-        for dirpath, _dirs, files in os.walk(path):
-            for name in files:
+        for dirpath, dirs, files in os.walk(path):  # links to folders are listed, not walked
+            linked = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
+            for name in files + linked:
                 file = os.path.join(dirpath, name)
                 try:
+                    reason = unsafe_reason(file, path)
+                    if reason:
+                        entries.append(Entry(file, 0, "", reason))
+                        continue
                     size = os.stat(file).st_size
                     checksum = sha256_file(file) if with_checksum else ""
                 except FileNotFoundError:

@@ -25,13 +25,10 @@ class SourceFile:
 
 def _from_tree(root: str) -> list[SourceFile]:
     files = []
-    for info in storage.list_files(root, with_checksum=True):
+    for info in storage.list_files(root, with_checksum=True, include_unsafe=True):
         parts = storage.relative(root, info.uri).split("/")
-        reason = ""
-        if any(p.startswith(".") for p in parts):
-            reason = "hidden file"
-        elif len(parts) < 2:
-            reason = "not inside a class folder"
+        reason = info.unsafe or ("hidden file" if any(p.startswith(".") for p in parts)
+                                 else "not inside a class folder" if len(parts) < 2 else "")
         files.append(
             SourceFile(info.uri, parts[0] if len(parts) > 1 else "", info.size, info.checksum,
                        reason)
@@ -66,6 +63,9 @@ def _from_csv(csv_uri: str) -> list[SourceFile]:
             info = storage.stat(path)
         except FileNotFoundError:
             files.append(SourceFile(path, label, 0, skip_reason="listed in the CSV but missing"))
+            continue
+        except storage.UnsafeFile as err:
+            files.append(SourceFile(path, label, 0, skip_reason=err.reason))
             continue
         files.append(SourceFile(path, label, info.size, info.checksum))
     return files
