@@ -494,6 +494,9 @@ def _run_options(func):
                      help="Kubeflow: a file holding a bearer token, re-read per request."),
         click.option("--cookies", default="", envvar="KFP_COOKIES",
                      help="Kubeflow: session cookies, e.g. 'oauth2_proxy_kubeflow=...'."),
+        click.option("--allow-http-credentials", is_flag=True,
+                     help="Kubeflow: send the token or cookies to a plain http:// host "
+                          "other than this machine (a trusted network only)."),
         click.option("--project", default=None, help="Vertex: overrides the profile's."),
         click.option("--region", default=None, help="Vertex: overrides the profile's."),
         _platform_options,
@@ -509,7 +512,7 @@ def _run_context(kwargs: dict, cron: str = ""):
     overrides = {k: kwargs.pop(k) for k in ("image", "accelerator", "gpus", "project", "region")}
     profile = _profile(kwargs.pop("platform"), **overrides)
     target = KfpTarget(*(kwargs.pop(k) for k in ("host", "namespace", "token", "token_file",
-                                                  "cookies")))
+                                                  "cookies", "allow_http_credentials")))
     if profile.is_vertex:
         profile.require_vertex_target()
         if target.host:

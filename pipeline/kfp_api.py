@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from components.common.errors import ConfigError
 from pipeline.cron import for_kfp
@@ -31,6 +32,19 @@ class KfpTarget:
     token: str = ""  # an existing bearer token (e.g. `kubectl create token ...`)
     token_file: str = ""  # a file holding one, re-read on every request
     cookies: str = ""  # session cookies of an authenticated browser (Dex/oauth2-proxy)
+    allow_http_credentials: bool = False  # send them over plain http to another machine
+
+    def check_transport(self) -> None:
+        """Refuse sending a token or cookies over plain http beyond this machine, where
+        anyone on the path can read them, unless allowed."""
+        address = urlsplit(self.host)
+        loopback = address.hostname in ("localhost", "::1") or \
+            (address.hostname or "").startswith("127.")
+        if (self.token or self.token_file or self.cookies) and address.scheme == "http" \
+                and not loopback and not self.allow_http_credentials:
+            raise ConfigError(f"--host {self.host}: a token or cookies would cross the network "
+                              "in plain text; use the https:// endpoint, or pass "
+                              "--allow-http-credentials for a trusted network")
 
 
 def _client(target: KfpTarget):
@@ -39,6 +53,7 @@ def _client(target: KfpTarget):
 
     if target.token and target.token_file:
         raise ConfigError("give --token (KFP_TOKEN) or --token-file, not both")
+    target.check_transport()
     credentials = ServiceAccountTokenVolumeCredentials(target.token_file) \
         if target.token_file else None
     return kfp.Client(host=target.host, namespace=target.namespace or "kubeflow",

@@ -21,6 +21,8 @@ GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
 _ACCELERATOR_TYPE = re.compile(r"^[A-Z][A-Z0-9_]+$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY|API_KEY",
+                         re.I)
 TOLERATION_KEYS = ("key", "operator", "value", "effect")
 
 
@@ -86,6 +88,13 @@ class Profile:
                                   "(e.g. 8, 500m, 32G, 16Gi)")
         if self.env_secret and not self.env_secret_keys:
             raise ConfigError(f"{where}: env_secret {self.env_secret!r} needs env_secret_keys")
+        secret_like = [key for key, _value in self.env if SECRET_NAME.search(key)]
+        if secret_like:
+            raise ConfigError(f"{where}: env {', '.join(secret_like)}: a plain env value is "
+                              "compiled into the pipeline YAML, readable wherever the run is; "
+                              "put it in the Kubernetes Secret named by env_secret and list "
+                              "its key in env_secret_keys (on Vertex: the service account's "
+                              "own credentials, or Secret Manager)")
         if self.pipeline_root:
             from components.common import storage
 

@@ -101,3 +101,25 @@ def test_every_uri_argument_refuses_an_unknown_scheme(cli, args, tmp_path, monke
     assert result.output.strip().count("\n") == 0
     assert f"'{BAD}': unsupported scheme 'hdfs:'" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+SECRET_URI = "mlflow+http://alice:s3cr3t@mlflow.example.com:5000"
+
+
+@pytest.mark.parametrize("args", [
+    ["run-local", "--registry", SECRET_URI],
+    ["registry", "list", "--registry", SECRET_URI, "--model-name", "m"],
+    ["submit", "--host", "http://127.0.0.1:9", "--pipeline", "p.yaml", "--param",
+     f"registry_uri={SECRET_URI}"],
+], ids=lambda a: "-".join(a[:2]))
+def test_credentials_in_a_registry_uri_are_refused_without_being_echoed(cli, args, tmp_path,
+                                                                        monkeypatch):
+    """A run stores, logs and reports its parameters: a password in the URI is refused
+    before any work, and the refusal itself shows the URI without it."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "s3cr3t" not in result.output and "alice" not in result.output
+    assert "***@mlflow.example.com:5000" in result.output
+    assert "MLFLOW_TRACKING_PASSWORD" in result.output
+    assert list(tmp_path.iterdir()) == []

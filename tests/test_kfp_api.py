@@ -255,3 +255,21 @@ def test_cli_names_what_is_missing(tmp_path):
     vertex = runner.invoke(main, ["schedule", "--platform", "vertex", "--cron", "0 2 * * *",
                                   "--pipeline", "p.yaml", "--region", "us-central1"])
     assert vertex.exit_code == 2 and "project is empty" in vertex.output
+
+
+@pytest.mark.parametrize("host,allowed", [
+    ("http://kubeflow.example.com/pipeline", False), ("https://kubeflow.example.com", True),
+    ("http://127.0.0.1:8888", True), ("http://localhost:8888", True)])
+def test_a_token_over_plain_http_to_another_machine_is_refused_unless_allowed(host, allowed):
+    """Credentials in plain text cross only this machine's loopback, unless asked for."""
+    from components.common.errors import ConfigError
+
+    for credentials in (dict(token="t0ken"), dict(cookies="session=abc")):
+        target = KfpTarget(host, **credentials)
+        if allowed:
+            target.check_transport()
+        else:
+            with pytest.raises(ConfigError, match="--allow-http-credentials"):
+                target.check_transport()
+            KfpTarget(host, allow_http_credentials=True, **credentials).check_transport()
+    KfpTarget(host).check_transport()  # no credentials, nothing to leak

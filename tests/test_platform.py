@@ -154,6 +154,8 @@ def test_a_profile_file_extends_a_builtin_and_reaches_every_step(tmp_path):
     ("pipeline_root: hdfs://x/y\n", "unsupported scheme 'hdfs:'"),
     ("tolerations: [{key: a, operatr: Exists}]\n", "toleration keys ['operatr']"),
     ("[1, 2]\n", "a profile is a mapping"),
+    ("env: {MLFLOW_TRACKING_PASSWORD: hunter2}\n", "env MLFLOW_TRACKING_PASSWORD: a plain env"),
+    ("env: {AWS_SECRET_ACCESS_KEY: x, LOG_LEVEL: info}\n", "env AWS_SECRET_ACCESS_KEY: a plain"),
 ])
 def test_profile_file_errors_are_one_line_naming_the_value(tmp_path, text, message):
     file = tmp_path / "bad.yaml"

@@ -42,8 +42,23 @@ def _vertex_location(uri: str, what: str) -> tuple[str, str]:
     return found["project"], found["location"]
 
 
+def redacted(uri: str) -> str:
+    """``uri`` with any user name and password in it replaced by ``***``."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 def check_registry_uri(uri: str, what: str = "--registry") -> None:
-    """Refuse a registry URI that no backend reads, naming the forms that work."""
+    """Refuse a registry URI that no backend reads, naming the forms that work, and one
+    that carries credentials (a run stores, logs and reports its parameters)."""
+    if "@" in urlsplit(uri).netloc:
+        raise ConfigError(
+            f"{what} {redacted(uri)}: credentials in the URI would be stored with the run and "
+            "shown in its logs and reports; remove them and set them as variables from a "
+            "Secret (MLflow: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+            "MLFLOW_TRACKING_TOKEN; the profile's env_secret and env_secret_keys)")
     if uri.startswith(KUBEFLOW_SCHEMES):
         _log(uri, what)
     elif uri.startswith(VERTEX_SCHEME):
@@ -56,6 +71,7 @@ def check_registry_uri(uri: str, what: str = "--registry") -> None:
 def open_registry(uri: str, model_name: str):
     """The registry behind ``uri``: every kind answers the same methods (versions,
     aliases, rollback, the run log, a local copy of a version's SavedModel)."""
+    check_registry_uri(uri, "registry")
     check_model_name(model_name)
     if uri.startswith(MLFLOW_SCHEMES):
         from components.promote.mlflow_registry import MlflowRegistry
