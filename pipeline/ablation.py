@@ -39,7 +39,8 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                             test_fraction=test_fraction, split_state=split_state,
                             ).set_display_name("Prepare data")
         configure_step(data, platform, cache=True)
-        with dsl.ParallelFor(grid, name="grid") as cell:
+        with dsl.ParallelFor(grid, name="grid",
+                             parallelism=platform.ablation_parallelism) as cell:
             trained = train(
                 examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
                 batch_size=batch_size, learning_rate=learning_rate, bn_policy=cell.bn_policy,

@@ -46,6 +46,7 @@ class Profile:
     step_cpu: str = "2"
     step_memory: str = "8G"
     train_retries: int = 3
+    ablation_parallelism: int = 4  # ablation cells training at once (each holds ``gpus``)
     train_timeout_s: int = 0  # 0 = none (Kubernetes activeDeadlineSeconds)
     step_timeout_s: int = 0
     env: tuple[tuple[str, str], ...] = ()  # plain variables on every step
@@ -76,6 +77,9 @@ class Profile:
         if self.backend not in BACKENDS:
             raise ConfigError(f"{where}: backend {self.backend!r}; use one of "
                               f"{', '.join(BACKENDS)}")
+        if self.ablation_parallelism < 1:
+            raise ConfigError(f"{where}: ablation_parallelism {self.ablation_parallelism}: use "
+                              "1 or more (cells that train at once)")
         if self.gpus < 0 or self.train_retries < 0:
             raise ConfigError(f"{where}: gpus {self.gpus} / train_retries "
                               f"{self.train_retries}: use >= 0")

@@ -80,11 +80,15 @@ def test_the_ablation_pipeline_fans_out_with_parallel_for(tmp_path):
 
     from pipeline.pipeline import compile_pipeline
 
-    path = compile_pipeline(str(tmp_path / "ablation.yaml"), pipeline="ablation")
+    from pipeline.profiles import load
+
+    path = compile_pipeline(str(tmp_path / "ablation.yaml"),
+                            load("kubeflow", {"ablation_parallelism": 2}), pipeline="ablation")
     spec = next(yaml.safe_load_all(Path(path).read_text()))
     tasks = spec["root"]["dag"]["tasks"]
     loop = next(t for t in tasks.values() if "parameterIterator" in t)
     assert loop["parameterIterator"]["itemInput"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 2, "not every cell's GPU at once"
     assert "ablation-report" in tasks and "comp-promote" not in spec["components"]
     assert len(spec["root"]["inputDefinitions"]["parameters"]["grid"]["defaultValue"]) == 9
 
