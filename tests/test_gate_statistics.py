@@ -86,3 +86,20 @@ def test_cli_names_a_bad_setting_in_one_line():
     result = CliRunner().invoke(main, ["gate", "characteristics", "--test-size", "50",
                                        "--confidence", "-1", "--trials", "10"])
     assert result.exit_code == 2 and "confidence=-1.0" in result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--test-size", "0"], "--test-size 0: use 1 or more"),
+    (["--test-size", "50", "--accuracy", "1.5"], "--accuracy 1.5: use 0 < accuracy <= 1"),
+    (["--test-size", "50", "--classes", "1"], "--classes 1: use 2 or more"),
+    (["--test-size", "50", "--worse-by", "0,2"], "--worse-by 0,2: use fractions"),
+])
+def test_characteristics_refuse_bad_values_in_one_line(args, message):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    result = CliRunner().invoke(main, ["gate", "characteristics", *args, "--trials", "5"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and message in result.output
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0

@@ -1,6 +1,7 @@
 """The data step end to end: real Beam (DirectRunner), real TFRecords, real decoding."""
 
 import json
+import os
 import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -75,7 +76,6 @@ def test_special_files_and_links_get_a_manifest_line_and_are_never_read(tmp_path
     """A FIFO or a link to /dev/zero would block or never end a read; a link out of the
     source is not followed; a dangling link and a linked class folder are not silently
     dropped. Each gets its line and reason; the run goes on (an alarm fails a hang)."""
-    import os
     import signal
 
     src = tmp_path / "src"
@@ -166,14 +166,27 @@ def test_near_duplicates_share_a_split(tmp_path, demo_dir):
 def test_csv_source_and_its_faults(tmp_path, demo_dir):
     files = sorted(p for p in demo_dir.rglob("*") if p.is_file())
     lines = ["path,label"] + [f"{p},{p.parent.name}" for p in files]
-    lines += ["missing.jpg,class_x", f"{files[0]},"]
+    lines += ["missing.jpg,class_x", f"{files[0]},", f"{tmp_path / 'pipe.png'},class_x"]
+    os.mkfifo(tmp_path / "pipe.png")
     csv = tmp_path / "data.csv"
-    csv.write_text("\n".join(lines) + "\n")
+    csv.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # Excel's BOM
     out = tmp_path / "out"
     stats = run(PrepareConfig(source=str(csv), output=str(out)))
     reasons = Counter(r["reason"] for r in manifest(out) if r["status"] == "skipped")
-    assert reasons == {"listed in the CSV but missing": 1, "empty label in the CSV": 1}
+    assert reasons == {"listed in the CSV but missing": 1, "empty label in the CSV": 1,
+                       "not a regular file (a FIFO, socket or device): not read": 1}
     assert stats["accepted"] == len(files)
+    csv.write_bytes("path,label\nbild-ä.png,Bären\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text.*save the CSV as UTF-8"):
+        run(PrepareConfig(source=str(csv), output=str(tmp_path / "out-2")))
+
+
+def test_a_corrupt_split_state_is_one_line_naming_the_file(tmp_path, demo_dir):
+    state = tmp_path / "state.jsonl"
+    state.write_text('{"sha256": "ab", "split": "train"}\nnot json\n')
+    with pytest.raises(ConfigError, match=r"--split-state .*state.jsonl: line 2 is not a split"):
+        run(PrepareConfig(source=str(demo_dir), output=str(tmp_path / "out"),
+                          split_state=str(state)))
 
 
 @pytest.mark.parametrize("store", ["bucket", "s3_bucket"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from components.common.errors import ConfigError
 from components.evaluate.gate import PROMOTE, GateConfig, decide
 from components.evaluate.paired import (
     Paired,
@@ -46,8 +47,16 @@ def characteristics(config: GateConfig, test_size: int, classes: int, accuracy: 
     """Acceptance rate per ``worse_by`` (0 = equally good) by simulation, and the
     detectable difference and required test size of the non-inferiority bound."""
     config.validate()
-    if classes < 2 or test_size < 1 or not 0 < accuracy <= 1:
-        raise ValueError("use classes >= 2, test size >= 1 and 0 < accuracy <= 1")
+    for wrong, message in ((test_size < 1, f"--test-size {test_size}: use 1 or more images"),
+                           (classes < 2, f"--classes {classes}: use 2 or more"),
+                           (not 0 < accuracy <= 1, f"--accuracy {accuracy}: use 0 < accuracy "
+                                                   "<= 1 (a fraction, not a percentage)"),
+                           (trials < 1, f"--trials {trials}: use 1 or more"),
+                           (any(not 0 <= w <= 1 for w in worse_by),
+                            f"--worse-by {','.join(f'{w:g}' for w in worse_by)}: use "
+                            "fractions between 0 and 1")):
+        if wrong:
+            raise ConfigError(message)
     analytic = operating_characteristics(test_size, independent_discordance(accuracy),
                                          config.non_inferiority_margin, config.confidence)
     rates = {f"{w:g}": acceptance_rate(config, test_size, classes, accuracy, w, trials, seed)

@@ -37,7 +37,11 @@ def _from_tree(root: str) -> list[SourceFile]:
 
 
 def _from_csv(csv_uri: str) -> list[SourceFile]:
-    text = storage.read_text(csv_uri)
+    try:
+        text = storage.read_bytes(csv_uri).decode("utf-8-sig")  # a BOM is not a column name
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"--source {csv_uri}: not UTF-8 text ({err}); save the CSV as "
+                          "UTF-8") from err
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
         raise ConfigError(

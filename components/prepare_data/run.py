@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import asdict
 
 from components.common import outputs, storage
+from components.common.errors import ConfigError
 from components.common.images import normalize_image
 from components.common.publish import Published
 from components.prepare_data import beam_job, report
@@ -31,10 +32,20 @@ PREVIEW_VARIANTS = 4
 
 
 def _read_split_state(uri: str) -> dict[str, str]:
+    """The pinned split of each image digest; a file this step did not write is refused."""
     if not uri or not storage.exists(uri):
         return {}
-    rows = [json.loads(line) for line in storage.read_text(uri).splitlines() if line]
-    return {r["sha256"]: r["split"] for r in rows}
+    state = {}
+    for number, line in enumerate(storage.read_text(uri).splitlines(), start=1):
+        try:
+            row = json.loads(line) if line else None
+            if row is not None:
+                state[row["sha256"]] = row["split"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ConfigError(f"--split-state {uri}: line {number} is not a split record "
+                              f"({type(err).__name__}: {err}); restore the file the data "
+                              "step wrote, or give a new path to start the pins afresh") from err
+    return state
 
 
 def _manifest(inspected: list[dict], decisions: dict[str, tuple[str, str]]) -> list[dict]:
