@@ -242,14 +242,14 @@ def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False
                        **params) -> dict:
     """The ablation pipeline under kfp.local: every cell of ``grid`` (an AblationGrid)
     trained, exported and scored; returns the report's rows and where it is."""
-    from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
-
     grid.validate()
     with _workspace(workdir, data) as (work, data):
         return _run_ablation(work, data, grid, verbose, params)
 
 
 def _run_ablation(work: Path, data: str, grid, verbose: bool, params: dict) -> dict:
+    from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
+
     arguments = small_arguments(params)
     extra = json.loads(arguments.pop("train_extra_json", "{}"))
     arguments.update(source=data, grid=grid.cells(extra),
