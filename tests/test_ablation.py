@@ -79,7 +79,6 @@ def test_the_ablation_pipeline_fans_out_with_parallel_for(tmp_path):
     import yaml
 
     from pipeline.pipeline import compile_pipeline
-
     from pipeline.profiles import load
 
     path = compile_pipeline(str(tmp_path / "ablation.yaml"),
