@@ -38,7 +38,8 @@ class Profile:
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[tuple[tuple[str, str], ...], ...] = (
         (("effect", "NoSchedule"), ("key", KUBEFLOW_GPU), ("operator", "Exists")),)
-    service_account: str = ""  # runs execute as this identity (Kubeflow SA or GCP SA email)
+    service_account: str = "finetune-runner"  # runs execute as this identity: the manifests'
+    # Kubernetes service account, or on Vertex a GCP service account email ("" = default)
     pipeline_root: str = ""  # where artifacts live; "" = the cluster's default
     image: str = ""  # the project image for every step (prefer a digest)
     train_cpu: str = "8"
@@ -164,7 +165,7 @@ BUILTINS: dict[str, Profile] = {
     "kubeflow": Profile(),
     "gke": Profile(name="gke", accelerator="NVIDIA_H100_80GB", gke_node_label=True),
     "vertex": Profile(name="vertex", backend="vertex", accelerator="NVIDIA_H100_80GB",
-                      tolerations=(), train_retries=3),
+                      tolerations=(), train_retries=3, service_account=""),
 }
 FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
 

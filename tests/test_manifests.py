@@ -73,13 +73,27 @@ def test_what_runs_read_by_name_exists_by_that_name(overlay):
 
 
 def test_the_kubeflow_profile_runs_as_the_manifests_identity(tmp_path):
-    """The service account the manifests create is the one a profile file names."""
+    """The built-in Kubernetes profiles run as the service account the manifests create
+    (not the namespace's default one), and so does a profile file extending them."""
     from pipeline import profiles
 
     file = tmp_path / "cluster.yaml"
-    file.write_text("service_account: finetune-runner\nenv_secret: finetune-s3\n")
+    file.write_text("env_secret: finetune-s3\n")
     profile = profiles.load(str(file))
     [sa] = [d for d in render("base") if d["kind"] == "ServiceAccount"]
     assert profile.service_account == sa["metadata"]["name"]
+    assert profiles.load("kubeflow").service_account == profiles.load("gke").service_account \
+        == sa["metadata"]["name"]
+    assert profiles.load("vertex").service_account == ""
     [role] = [d for d in render("base") if d["kind"] == "Role"]
     assert any(profile.env_secret in r.get("resourceNames", []) for r in role["rules"])
+
+
+def test_the_namespace_enforces_the_baseline_pod_security_standard():
+    """Privileged pods, host namespaces and host paths are refused in the run namespace;
+    what the restricted standard would refuse is warned about and audited."""
+    [namespace] = [d for d in render("base") if d["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
