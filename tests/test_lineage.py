@@ -72,6 +72,26 @@ def test_a_failed_run_leaves_no_backup_and_a_succeeded_one_keeps_others(tmp_path
         ("failed", "FAILED"), ("ok", "SUCCEEDED")]
 
 
+def test_a_run_killed_before_its_exit_handler_is_recorded_by_a_later_run(tmp_path):
+    """The platform ended run 'killed' (its exit handler never ran); 'recent' is still
+    going. Two days later the next run's lineage check records the first as KILLED."""
+    import time
+
+    from components.lineage.run import ABANDONED_AFTER_S, close_abandoned_runs
+
+    reg = Registry(str(tmp_path / "registry"), "m")
+    reg.log_run("killed", "lineage", {"decision": "changed", "reasons": []})
+    later = time.time() + ABANDONED_AFTER_S + 60
+    reg.log_run("recent", "lineage", {"decision": "changed", "reasons": []})
+    assert close_abandoned_runs(reg, "next", time.time()) == []
+    assert close_abandoned_runs(reg, "recent", later) == ["killed"]
+    runs = {r["run_id"]: r for r in reg.runs()}
+    assert runs["killed"]["status"] == "KILLED" and "exit handler" in runs["killed"]["error"]
+    assert runs["recent"]["status"] == "running"
+    assert close_abandoned_runs(reg, "next", later) == ["recent"], "only once each"
+    assert close_abandoned_runs(reg, "next", later) == []
+
+
 def test_a_lineage_already_judged_against_this_production_is_unchanged(tmp_path):
     """A candidate the gate rejected is not retrained every night on the same inputs."""
     registry, reg = production_with(tmp_path, "old data")

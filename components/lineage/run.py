@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from components.common import storage
 from components.lineage.lineage import Check, Lineage, code_version, compare
@@ -11,6 +12,7 @@ from components.promote.registry import NAME, PRODUCTION
 
 log = logging.getLogger(__name__)
 NO_VERSION = -1  # KFP parameters cannot be None
+ABANDONED_AFTER_S = 48 * 3600  # a run without a final record this long after it began
 
 
 def resolve_production(registry_uri: str, model_name: str) -> tuple[str, int]:
@@ -46,6 +48,7 @@ def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str
           production_version: int, settings: dict, force: bool) -> dict:
     """``changed`` or ``unchanged`` against production's recorded lineage; logged."""
     registry = open_registry(registry_uri, model_name)
+    close_abandoned_runs(registry, run_id, time.time())
     current = Lineage(data_fingerprint, settings, code_version())
     version = None if production_version == NO_VERSION else production_version
     recorded = registry.get_version(version).get("lineage") if version is not None else None
@@ -56,6 +59,24 @@ def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str
                                          "data_fingerprint": data_fingerprint})
     log.info("lineage: %s (%s)", result.decision, "; ".join(result.reasons))
     return {**result.to_dict(), "lineage": current.to_dict()}
+
+
+def close_abandoned_runs(registry, run_id: str, now: float) -> list[str]:
+    """Record as KILLED the earlier runs still without a final record two days after they
+    began: the platform ended them before their exit handler ran (a terminated run, a
+    deleted workflow), so `finetune registry runs` would show them running forever."""
+    closed = []
+    for run in registry.runs():
+        if run["status"] == "running" and run["run_id"] != run_id \
+                and now - run["time"] > ABANDONED_AFTER_S:
+            registry.log_run(run["run_id"], "final", {
+                "status": "KILLED", "error": f"no final record {ABANDONED_AFTER_S // 3600} h "
+                                             "after it began: ended before its exit handler "
+                                             f"ran (recorded by run {run_id})"})
+            closed.append(run["run_id"])
+    if closed:
+        log.warning("recorded %d abandoned runs as KILLED: %s", len(closed), ", ".join(closed))
+    return closed
 
 
 def _already_evaluated(registry, key: str, version: int | None) -> Check | None:
