@@ -198,3 +198,24 @@ def test_a_registration_cut_short_never_carries_the_completion_marker(tmp_path, 
         assert "_SUCCESS" not in names, (cut, names)
         assert ("saved_model.pb" in names) == (cut >= files - 2), (cut, names)
         assert Registry(root, "flowers").list_versions() == [], "no record: invisible"
+
+
+def test_racing_registrations_of_identical_bytes_make_one_version(root, model):
+    """Four runs register the same bytes at once (a retried pod and a re-run, say): on
+    every store, one version; each run gets it (S3 created four before the claim)."""
+    source = model("same-bytes")
+    results, errors = [], []
+
+    def register(run_id):
+        try:
+            results.append(Registry(root, "flowers").register(source, run_id)["version"])
+        except Exception as err:  # noqa: BLE001 - the assertion below reports it
+            errors.append(err)
+
+    threads = [threading.Thread(target=register, args=(f"run-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == [1, 1, 1, 1]
+    assert [v["version"] for v in Registry(root, "flowers").list_versions()] == [1]

@@ -29,6 +29,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # run ids, model names: neve
 SAVED_MODEL_FILE = "saved_model.pb"
 MARKERS = (outputs.STARTED_MARKER, outputs.COMPLETE_MARKER)
 SEQ_WIDTH = 8
+CONTENT_WAIT_S = 120  # how long a registration waits for a concurrent one of equal bytes
+CONTENT_CLAIM_STALE_S = 3600  # a content claim this old belongs to a run that died
 UNCHECKED = object()  # promote without comparing the alias's current version
 
 
@@ -184,6 +186,22 @@ class StorageLog:
                                 f"{entry['seq']} exists); re-read and retry") from err
         return entry
 
+    def claim_content(self, content_sha256: str, run_id: str) -> dict | None:
+        """Claim the registration of these bytes (create-only ``contents/<sha>.json``):
+        None when this run holds the claim, else the live claim of the run that does. A
+        claim older than ``CONTENT_CLAIM_STALE_S`` (its run died) no longer holds."""
+        uri = self._path("contents", f"{content_sha256}.json")
+        try:
+            storage.write_text(uri, json.dumps({"run_id": run_id, "time": time.time()}),
+                               create_only=True)
+            return None
+        except storage.AlreadyExists:
+            claim = _read_json(uri)
+        if claim.get("run_id") == run_id or \
+                time.time() - claim.get("time", 0) > CONTENT_CLAIM_STALE_S:
+            return None
+        return claim
+
     def log_run(self, run_id: str, step: str, entry: dict) -> None:
         """Record what ``step`` of pipeline run ``run_id`` did (one object per step)."""
         check_run_id(run_id)
@@ -213,6 +231,25 @@ class LoggedRegistry(ResolvingRegistry):
     Subclasses give ``current`` (the backend's alias) and ``_point``."""
 
     log: StorageLog
+
+    def _registered(self, saved_model_dir: str, run_id: str) -> tuple[str, dict | None]:
+        """As every backend's, and under concurrency too: the first run to claim these
+        bytes registers them; another waits for that version rather than adding one."""
+        content, existing = super()._registered(saved_model_dir, run_id)
+        if existing:
+            return content, existing
+        holder = self.log.claim_content(content, run_id)
+        if holder is None:
+            return content, None
+        deadline = time.monotonic() + CONTENT_WAIT_S
+        while time.monotonic() < deadline:
+            found = self.find_by_content(content)
+            if found:
+                return content, found
+            time.sleep(0.2)
+        raise ConflictError(f"run {holder['run_id']} is registering the same SavedModel bytes "
+                            f"in {self.model_name} and has not finished after "
+                            f"{CONTENT_WAIT_S} s; retry once it has")
 
     def _point(self, alias: str, version: int) -> None:
         """Point the backend's own alias at ``version`` (the file registry has none)."""
