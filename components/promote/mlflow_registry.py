@@ -10,8 +10,9 @@
   rollback reads, is the registered model's ``finetune.alias.<alias>`` tag.
 - Compare-and-swap becomes read-compare-set: MLflow has no conditional alias update, so
   two promoters that both read the same production within one request's time both
-  succeed and the later one wins. Two concurrent registrations of one run id can
-  likewise make two versions (the file registry's create-only writes rule both out).
+  succeed and the later one wins. Two concurrent registrations of one run id, or of the
+  same bytes, can likewise make two versions (the storage-logged registries' create-only
+  writes rule both out).
 - The run log is one MLflow run per pipeline run (tag ``finetune.kind=pipeline-run``),
   each step's entry a ``finetune.step.<step>`` tag.
 """
