@@ -10,6 +10,7 @@ the old schedule running.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,6 +22,8 @@ from pipeline.cron import for_kfp
 from pipeline.profiles import Profile
 
 log = logging.getLogger(__name__)
+HEALTHZ = "/apis/v2beta1/healthz"
+PROBE_TIMEOUT_S = 20
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,64 @@ def _client(target: KfpTarget):
     if target.token and target.token_file:
         raise ConfigError("give --token (KFP_TOKEN) or --token-file, not both")
     target.check_transport()
+    _probe(target)
     credentials = ServiceAccountTokenVolumeCredentials(target.token_file) \
         if target.token_file else None
     return kfp.Client(host=target.host, namespace=target.namespace or "kubeflow",
                       existing_token=target.token or None, cookies=target.cookies or None,
                       credentials=credentials)
+
+
+def _probe(target: KfpTarget) -> None:
+    """One request to the API's health check with the caller's credentials, so that an
+    unreachable host or a refused token is one line at once (the client would retry its
+    own check for 25 s, logging a traceback each time)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{target.host.rstrip('/')}{HEALTHZ}")
+    token = target.token or (open(target.token_file).read().strip() if target.token_file
+                             else "")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if target.cookies:
+        request.add_header("Cookie", target.cookies)
+    try:
+        urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            raise _refused(target, err.code, err.reason) from err
+    except (urllib.error.URLError, OSError) as err:
+        raise _unreachable(target, getattr(err, "reason", err)) from err
+
+
+def _refused(target: KfpTarget, status: int, reason: str) -> ConfigError:
+    return ConfigError(f"--host {target.host} answered {status} {reason}: give a valid token "
+                       "(KFP_TOKEN, --token-file) or session cookies (KFP_COOKIES) for this "
+                       "namespace")
+
+
+def _unreachable(target: KfpTarget, reason) -> ConfigError:
+    return ConfigError(f"--host {target.host}: unreachable ({reason}); check the address and "
+                       "that the KFP API is exposed there")
+
+
+@contextlib.contextmanager
+def _api_errors(target: KfpTarget):
+    """The KFP API's refusals and an unreachable host as one line naming the fix."""
+    import urllib3
+    from kfp_server_api.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as err:
+        if err.status in (401, 403):
+            raise _refused(target, err.status, err.reason) from err
+        detail = str(err.body or "").strip().splitlines()[:1]
+        raise ConfigError(f"--host {target.host} answered {err.status} {err.reason}"
+                          f"{': ' + detail[0][:300] if detail else ''}") from err
+    except (urllib3.exceptions.HTTPError, ConnectionError) as err:
+        raise _unreachable(target, type(err).__name__) from err
 
 
 def _namespace(target: KfpTarget) -> str | None:
@@ -109,11 +165,14 @@ def _identity(profile: Profile) -> dict:
 
 def submit(target: KfpTarget, profile: Profile, experiment: str, pipeline_yaml: str,
            pipeline_name: str, params: dict, run_name: str) -> str:
-    client = _client(target)
-    experiment_id = _experiment_id(client, experiment, target)
-    pipeline_id, version_id = pipeline_version(client, pipeline_yaml, pipeline_name, target)
-    run = client.run_pipeline(experiment_id, run_name, params=params, pipeline_id=pipeline_id,
-                              version_id=version_id, **_identity(profile))
+    with _api_errors(target):
+        client = _client(target)
+        experiment_id = _experiment_id(client, experiment, target)
+        pipeline_id, version_id = pipeline_version(client, pipeline_yaml, pipeline_name,
+                                                   target)
+        run = client.run_pipeline(experiment_id, run_name, params=params,
+                                  pipeline_id=pipeline_id, version_id=version_id,
+                                  **_identity(profile))
     return run.run_id
 
 
@@ -122,7 +181,13 @@ def schedule(target: KfpTarget, profile: Profile, experiment: str, pipeline_yaml
     """Create the recurring run ``name``, then delete older ones of that name (KFP cannot
     update a schedule). One run at a time, no catch-up of missed slots."""
     cron = for_kfp(cron)
-    client = _client(target)
+    with _api_errors(target):
+        return _schedule(_client(target), target, profile, experiment, pipeline_yaml,
+                         pipeline_name, params, name, cron)
+
+
+def _schedule(client, target: KfpTarget, profile: Profile, experiment: str, pipeline_yaml: str,
+              pipeline_name: str, params: dict, name: str, cron: str) -> str:
     experiment_id = _experiment_id(client, experiment, target)
     pipeline_id, version_id = pipeline_version(client, pipeline_yaml, pipeline_name, target)
     existing = client.list_recurring_runs(experiment_id=experiment_id, page_size=100,

@@ -273,3 +273,37 @@ def test_a_token_over_plain_http_to_another_machine_is_refused_unless_allowed(ho
                 target.check_transport()
             KfpTarget(host, allow_http_credentials=True, **credentials).check_transport()
     KfpTarget(host).check_transport()  # no credentials, nothing to leak
+
+
+class Refusing(BaseHTTPRequestHandler):
+    """Stands in for a KFP API behind an auth proxy that refuses this caller."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802 - BaseHTTPRequestHandler's naming
+        body = b'{"error": "missing or invalid token"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+
+def test_a_refusing_or_unreachable_api_is_one_line_naming_the_fix(profile, pipeline_yaml):
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(ConfigError, match="answered 401 .*valid token") as err:
+            submit(KfpTarget(host, token="expired"), profile, "e", pipeline_yaml,
+                   PIPELINE_NAME, PARAMS, "r")
+        assert "\n" not in str(err.value)
+    finally:
+        server.shutdown()
+    with pytest.raises(ConfigError, match="unreachable .*check the address") as err:
+        schedule(KfpTarget(f"http://127.0.0.1:{free_port()}"), profile, "e", pipeline_yaml,
+                 PIPELINE_NAME, PARAMS, "nightly", "0 2 * * *")
+    assert "\n" not in str(err.value)
