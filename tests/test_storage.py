@@ -169,6 +169,23 @@ def test_missing_s3_credentials_are_one_line_naming_the_variables(s3_bucket, mon
     assert not storage.exists(f"{s3_bucket}/x")
 
 
+def test_missing_google_credentials_are_one_line_naming_the_fix(monkeypatch, tmp_path):
+    """No emulator, no key file, no gcloud login: one line, not DefaultCredentialsError's
+    traceback. The metadata server check stays on this machine (NO_GCE_CHECK)."""
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    storage.reset_clients()
+    try:
+        with pytest.raises(storage.StorageSetupError) as err:
+            storage.read_text("gs://some-bucket/x")
+    finally:
+        monkeypatch.undo()
+        storage.reset_clients()
+    assert "\n" not in str(err.value) and "GOOGLE_APPLICATION_CREDENTIALS" in str(err.value)
+
+
 def test_an_unreachable_endpoint_names_the_variable(monkeypatch):
     from tests.gcs_emulator import free_port
 

@@ -178,9 +178,17 @@ class GCS:
     @staticmethod
     @lru_cache(maxsize=1)
     def client():
+        from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import storage
 
-        return storage.Client()
+        try:
+            return storage.Client()
+        except DefaultCredentialsError as err:
+            raise StorageSetupError(
+                "gs:// needs Google credentials and none were found: on GKE give the pod's "
+                "service account Workload Identity, elsewhere set "
+                "GOOGLE_APPLICATION_CREDENTIALS to a key file or run `gcloud auth "
+                "application-default login`") from err
 
     def _blob(self, bucket: str, key: str):
         return self.client().bucket(bucket).blob(key)
