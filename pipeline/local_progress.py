@@ -18,6 +18,9 @@ FINISHED = re.compile(r"Task '([\w.-]+)' finished with status (\w+)")
 CACHED = re.compile(r"Task '?([\w.-]+)'? cache hit")
 FAILED_TASK = re.compile(r"Inner task failed: '([\w.-]+)'")
 TAIL_LINES = 25
+# The last line of a Python traceback: "package.module.SomeError: what happened".
+RAISED = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Failed|Rejected|"
+                    r"Refused|Exit)\b(?::.*)?$")
 
 
 class StepLogs(io.TextIOBase):
@@ -99,8 +102,16 @@ class StepLogs(io.TextIOBase):
         step = match.group(1) if match else self._current
         path = self.folder / f"{step}.log"
         self.flush()
-        tail = path.read_text(encoding="utf-8").splitlines()[-TAIL_LINES:] \
-            if path.exists() else []
-        return "\n".join([f"step {step} failed; the last {len(tail)} lines of its log:", "",
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        tail = lines[-TAIL_LINES:]
+        cause = next((line.strip() for line in reversed(lines) if RAISED.match(line)), "")
+        return "\n".join([f"step {step} failed{': ' + _short(cause) if cause else ''}", "",
+                          f"the last {len(tail)} lines of its log:",
                           *[f"  | {line}" for line in tail], "",
                           f"whole log: {path}", f"every step's log: {self.folder}"])
+
+
+def _short(cause: str) -> str:
+    """``pkg.module.ConfigError: message`` -> ``ConfigError: message``."""
+    name, _, message = cause.partition(":")
+    return f"{name.rsplit('.', 1)[-1]}:{message}" if message else name.rsplit(".", 1)[-1]

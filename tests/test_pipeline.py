@@ -198,8 +198,10 @@ def test_a_failed_run_prints_its_log_tail_and_is_recorded(tmp_path):
     result = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path / "w"),
                                        "--data", str(tmp_path / "empty")])
     assert result.exit_code == 1
-    assert "step fingerprint-data failed; the last" in result.output
-    assert "no files found" in result.output
+    error = result.output[result.output.index("error: "):].splitlines()
+    assert error[0].startswith("error: step fingerprint-data failed: ConfigError: --source ")
+    assert error[0].endswith("no files found"), "the cause comes first, then the tail"
+    assert "the last" in result.output
     log = Path(re.search(r"whole log: (\S+)", result.output).group(1))
     assert log.name == "fingerprint-data.log" and "no files found" in log.read_text()
     report = Path(re.search(r"run report: (\S+)", result.output).group(1))
