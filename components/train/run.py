@@ -76,7 +76,7 @@ def _optimizer(cfg: TrainConfig, schedule):
     """The clipping optimizer of a resolved ``cfg``: decoupled weight decay (Keras': times
     the learning rate) on kernels, none on BN scale/shift and biases."""
     opt, clip = cfg.optimizer, cfg.clipping
-    kwargs = {"learning_rate": schedule, "weight_decay": opt.weight_decay or None}
+    kwargs = {"learning_rate": schedule, "weight_decay": opt.weight_decay}
     if opt.optimizer == "sgd":
         kwargs.update(momentum=opt.momentum, nesterov=True)
     optimizer = clipping_optimizer(OPTIMIZER_CLASSES[opt.optimizer], clip.clip,
