@@ -48,7 +48,7 @@ class RegistryURI(click.ParamType):
         from components.promote.registries import check_registry_uri
 
         check_registry_uri(value, "--registry")
-        return storage.absolute(value)
+        return value if "://" in value else storage.absolute(value)
 
 
 class URI(click.ParamType):
