@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from components.common.errors import ConfigError
@@ -73,8 +74,8 @@ def _probe(target: KfpTarget) -> None:
     import urllib.request
 
     request = urllib.request.Request(f"{target.host.rstrip('/')}{HEALTHZ}")
-    token = target.token or (open(target.token_file).read().strip() if target.token_file
-                             else "")
+    token = target.token or (Path(target.token_file).read_text().strip()
+                             if target.token_file else "")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if target.cookies:
