@@ -40,6 +40,8 @@ class Profile:
         (("effect", "NoSchedule"), ("key", KUBEFLOW_GPU), ("operator", "Exists")),)
     service_account: str = "finetune-runner"  # runs execute as this identity: the manifests'
     # Kubernetes service account, or on Vertex a GCP service account email ("" = default)
+    run_as_user: int = 1000  # the image's non-root user: steps run as it with runAsNonRoot;
+    # 0 = leave the user to the image and the cluster (Vertex AI has no such setting)
     pipeline_root: str = ""  # where artifacts live; "" = the cluster's default
     image: str = ""  # the project image for every step (prefer a digest)
     train_cpu: str = "8"
@@ -81,6 +83,10 @@ class Profile:
         if self.ablation_parallelism < 1:
             raise ConfigError(f"{where}: ablation_parallelism {self.ablation_parallelism}: use "
                               "1 or more (cells that train at once)")
+        if self.run_as_user < 0:
+            raise ConfigError(f"{where}: run_as_user {self.run_as_user}: use the image's "
+                              "non-root UID (1000 for the project image) or 0 to leave it "
+                              "to the image and the cluster")
         if self.gpus < 0 or self.train_retries < 0:
             raise ConfigError(f"{where}: gpus {self.gpus} / train_retries "
                               f"{self.train_retries}: use >= 0")
@@ -129,7 +135,7 @@ class Profile:
             raise ConfigError(f"{where}: accelerator {self.accelerator!r}: Vertex AI takes an "
                               "accelerator type such as NVIDIA_H100_80GB")
         kubernetes_only = ("gke_node_label", "node_selector", "tolerations", "env_secret",
-                           "train_timeout_s", "step_timeout_s")
+                           "train_timeout_s", "step_timeout_s", "run_as_user")
         for key in kubernetes_only:
             if getattr(self, key):
                 raise ConfigError(f"{where}: {key} is a Kubernetes setting Vertex AI does not "
@@ -165,7 +171,7 @@ BUILTINS: dict[str, Profile] = {
     "kubeflow": Profile(),
     "gke": Profile(name="gke", accelerator="NVIDIA_H100_80GB", gke_node_label=True),
     "vertex": Profile(name="vertex", backend="vertex", accelerator="NVIDIA_H100_80GB",
-                      tolerations=(), train_retries=3, service_account=""),
+                      tolerations=(), train_retries=3, service_account="", run_as_user=0),
 }
 FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
 

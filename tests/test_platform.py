@@ -75,6 +75,21 @@ def test_gke_derives_the_node_label_from_the_accelerator(compiled):
     assert selector["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
 
 
+@pytest.mark.parametrize("name", ["kubeflow", "gke"])
+def test_every_step_runs_as_the_images_non_root_user(compiled, name):
+    """Each executor asks for the Dockerfile's USER with runAsNonRoot (the KFP 2.16+
+    compiler adds no privilege escalation, no capabilities and RuntimeDefault seccomp)."""
+    import re
+
+    uid = int(re.search(r"^USER (\d+)$", (ROOT / "Dockerfile").read_text(), re.M)[1])
+    _path, documents = compiled[name]
+    executors = _k8s_executors(documents)
+    assert set(executors) == set(documents[0]["deploymentSpec"]["executors"])
+    for config in executors.values():
+        assert config["securityContext"] == {"runAsUser": str(uid), "runAsGroup": str(uid),
+                                             "runAsNonRoot": True}
+
+
 def test_vertex_is_one_document_with_limits_that_the_vertex_sdk_loads(compiled):
     """The Vertex SDK's own loader (offline, anonymous credentials) takes the template."""
     from google.auth.credentials import AnonymousCredentials
@@ -151,6 +166,8 @@ def test_a_profile_file_extends_a_builtin_and_reaches_every_step(tmp_path):
     ("accelerator: NVIDIA_H100_80GB\n", "is a GKE/Vertex type; on kubeflow give the resource"),
     ("extends: vertex\nnode_selector: {a: b}\n", "node_selector is a Kubernetes setting"),
     ("extends: vertex\npipeline_root: s3://b/root\n", "Vertex AI needs gs://"),
+    ("extends: vertex\nrun_as_user: 1000\n", "run_as_user is a Kubernetes setting"),
+    ("run_as_user: -1\n", "run_as_user -1: use the image's non-root UID"),
     ("pipeline_root: hdfs://x/y\n", "unsupported scheme 'hdfs:'"),
     ("tolerations: [{key: a, operatr: Exists}]\n", "toleration keys ['operatr']"),
     ("[1, 2]\n", "a profile is a mapping"),
