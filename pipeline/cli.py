@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, RunFailed
 from components.evaluate.gate import GateConfig
 from components.prepare_data.config import PrepareConfig
 from components.train.config import TrainConfig
@@ -23,7 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class Group(click.Group):
-    """Turns the project's ConfigError (and missing inputs) into one line and exit code 2."""
+    """Turns the project's errors into one line: exit code 2 for bad input (ConfigError,
+    missing inputs, a read-only output), 1 for a run that could not finish (a lost
+    service, a full disk). ``--verbose`` shows the traceback instead."""
 
     def invoke(self, ctx):
         from components.promote.registry import RegistryError
@@ -32,8 +35,30 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
                 RegistryError) as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
+            self._fail(ctx, err, f"error: {err}", 2)
+        except RunFailed as err:
+            self._fail(ctx, err, f"error: {err}", 1)
+        except OSError as err:
+            if err.errno not in _OS_FAILURES:
+                raise
+            what, fix, code = _OS_FAILURES[err.errno]
+            where = f"{err.filename}: " if err.filename else ""
+            self._fail(ctx, err, f"error: {where}{what}; {fix}", code)
+
+    @staticmethod
+    def _fail(ctx, err: Exception, line: str, code: int) -> None:
+        if ctx.params.get("verbose"):
+            raise err
+        click.echo(line, err=True)
+        sys.exit(code)
+
+
+_OS_FAILURES = {
+    errno.ENOSPC: ("no space left on the device", "free space or write to a larger disk, "
+                   "then re-run (the unfinished artifact is cleared)", 1),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota, then re-run", 1),
+    errno.EROFS: ("read-only file system", "choose a writable --output or work folder", 2),
+}
 
 
 class RegistryURI(click.ParamType):
@@ -81,6 +106,8 @@ def main(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("apache_beam", "absl", "urllib3", "google", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:  # a failed bundle's tracebacks; the error itself ends the command
+        logging.getLogger("apache_beam.runners").setLevel(logging.CRITICAL)
 
 
 def _print_json(data: dict) -> None:
@@ -282,7 +309,8 @@ def registry_runs(registry_uri, model_name, as_json) -> None:
         promoted = f" -> v{run['promoted_version']}" if run["promoted_version"] else ""
         click.echo(f"{when}Z  {run['run_id']}  {run['status']:<9}  {run['decision'] or '-':<9}  "
                    f"{versions}{promoted}  data {str(run['data_fingerprint'] or '-')[:12]}"
-                   + (f"  error: {run['error']}" if run["error"] else ""))
+                   + (f"  error: {run['failed_step'] + ': ' if run['failed_step'] else ''}"
+                      f"{run['error']}" if run["error"] else ""))
 
 
 @registry_group.command("show")

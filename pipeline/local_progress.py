@@ -36,6 +36,7 @@ class StepLogs(io.TextIOBase):
         self._run_log = open(folder / "run.log", "a", encoding="utf-8")
         self._step_logs: dict[str, TextIO] = {}
         self._current = ""
+        self.failed = ("", "")  # the failing step and its error, once failure() ran
         self._started: dict[str, float] = {}
         self._rows: dict[str, list] = {}
         self._buffer = ""
@@ -105,6 +106,7 @@ class StepLogs(io.TextIOBase):
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
         tail = lines[-TAIL_LINES:]
         cause = next((line.strip() for line in reversed(lines) if RAISED.match(line)), "")
+        self.failed = (step, _short(cause) if cause else "")
         return "\n".join([f"step {step} failed{': ' + _short(cause) if cause else ''}", "",
                           f"the last {len(tail)} lines of its log:",
                           *[f"  | {line}" for line in tail], "",

@@ -234,8 +234,20 @@ def _run_main(work: Path, data: str, registry: str, model_name: str, verbose: bo
     summary["logs"] = str(logs.folder)
     summary["report"] = str(_report(logs, summary, registry, model_name, failure))
     if failure:
+        _record_cause(registry, model_name, *logs.failed)
         raise LocalRunFailed(f"{failure}\nrun report: {summary['report']}")
     return summary
+
+
+def _record_cause(registry: str, model_name: str, step: str, cause: str) -> None:
+    """Add the failing step and its error to the run's record: KFP hands the exit handler
+    only ``Task exit-handler-1 failed.``"""
+    from components.promote.registries import open_registry
+
+    reg = open_registry(registry, model_name)
+    failed = [r for r in reg.runs() if r["status"] == "FAILED"]
+    if failed:
+        reg.log_run(failed[-1]["run_id"], "cause", {"step": step, "error": cause})
 
 
 def run_local_ablation(workdir: str, grid, data: str = "", verbose: bool = False,

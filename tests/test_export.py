@@ -148,3 +148,24 @@ def test_relative_paths_on_the_command_line_are_resolved(
                                        "--output", "sm"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sm" / "saved_model.pb").exists()
+
+
+def test_a_model_that_keras_cannot_load_safely_is_one_line(trained_dir, examples_dir, tmp_path):
+    """A model.keras holding a Lambda layer (arbitrary Python) is refused by Keras' safe
+    mode: one line naming the file and the fix, exit code 2, nothing exported."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_dir, model_dir)
+    lambda_model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
+    lambda_model.save(model_dir / "model.keras")
+    result = CliRunner().invoke(main, ["export", "--model", str(model_dir), "--examples",
+                                       str(examples_dir), "--output", str(tmp_path / "sm")])
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: {model_dir / 'model.keras'}: Keras refuses to load it")
+    assert "Lambda" in line and not (tmp_path / "sm" / "_SUCCESS").exists()

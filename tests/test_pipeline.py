@@ -207,4 +207,6 @@ def test_a_failed_run_prints_its_log_tail_and_is_recorded(tmp_path):
     report = Path(re.search(r"run report: (\S+)", result.output).group(1))
     assert "FAILED" in report.read_text()
     [run] = Registry(str(tmp_path / "w" / "registry"), "demo").runs()
-    assert run["status"] == "FAILED" and run["error"] and run["promoted_version"] is None
+    assert run["status"] == "FAILED" and run["promoted_version"] is None
+    assert run["failed_step"] == "fingerprint-data"  # not KFP's "exit-handler-1 failed"
+    assert run["error"].startswith("ConfigError: --source ") and "no files found" in run["error"]

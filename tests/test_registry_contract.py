@@ -132,6 +132,29 @@ def test_racing_promotions_from_one_state_have_one_winner(backend, reg, saved_mo
     assert reg.current() == winners[0]["version"] and len(reg.history()) == 1
 
 
+def test_racing_registrations_of_one_content_leave_one_version(uri, name, saved_model):
+    """Four runs register the same bytes at once, each with its own client: one version
+    remains on every backend, and every run is told that version."""
+    source = saved_model("same-bytes")
+    barrier, outcomes = threading.Barrier(4), []
+
+    def register(run_id):
+        reg = open_registry(uri, name)
+        barrier.wait()
+        try:
+            outcomes.append(reg.register(source, run_id)["version"])
+        except Exception as err:  # noqa: BLE001 - the assertion below reports it
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=register, args=(f"run-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    versions = [v["version"] for v in open_registry(uri, name).list_versions()]
+    assert len(versions) == 1 and outcomes == versions * 4, outcomes
+
+
 def test_errors_name_what_is_missing(reg):
     with pytest.raises(RegistryError, match="no version 7"):
         reg.get_version(7)

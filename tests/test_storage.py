@@ -195,7 +195,7 @@ def test_an_unreachable_endpoint_names_the_variable(monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     storage.reset_clients()
     try:
-        with pytest.raises(storage.StorageSetupError, match="AWS_ENDPOINT_URL_S3"):
+        with pytest.raises(storage.StorageUnreachable, match="AWS_ENDPOINT_URL_S3"):
             storage.read_text("s3://bucket/x")
     finally:
         monkeypatch.undo()

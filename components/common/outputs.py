@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from components.common import storage
 
@@ -22,8 +24,22 @@ STARTED_MARKER = "_STARTED"
 COMPLETE_MARKER = "_SUCCESS"
 
 
+def _require_local_writable(output: str) -> None:
+    existing = Path(output)
+    while not existing.exists():
+        existing = existing.parent
+    if os.access(existing, os.W_OK):
+        return
+    why = ("is on a read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY
+           else "is not writable by this user")
+    raise PermissionError(f"--output {output}: {existing} {why}; choose a writable folder")
+
+
 def check_writable(output: str) -> dict[str, str]:
-    """Refuse a complete or foreign non-empty ``output``; returns its files by name."""
+    """Refuse a complete or foreign non-empty ``output``, or a local one this process
+    cannot write; returns its files by name."""
+    if storage.is_local(output):
+        _require_local_writable(output)
     files = storage.list_files(output) if storage.is_dir(output) else []
     names = {storage.relative(output, f.uri): f.uri for f in files}
     if COMPLETE_MARKER in names:

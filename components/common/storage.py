@@ -26,10 +26,12 @@ from components.common.storage_backends import (
     AlreadyExists,
     Local,
     StorageSetupError,
+    StorageUnreachable,
     UnsafeFile,
 )
 
-__all__ = ["AlreadyExists", "StorageSetupError", "UnsafeFile", "UnsupportedURI", "FileInfo"]
+__all__ = ["AlreadyExists", "StorageSetupError", "StorageUnreachable", "UnsafeFile",
+           "UnsupportedURI", "FileInfo"]
 SCHEMES = {"gs": GCS(), "s3": S3(), "minio": S3("minio")}
 _LOCAL = Local()
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, RunFailed
 
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
@@ -42,6 +42,10 @@ class AlreadyExists(Exception):
 
 class StorageSetupError(ConfigError):
     """The store cannot be reached as configured; the message names the variable to set."""
+
+
+class StorageUnreachable(RunFailed):
+    """The storage service stopped answering (or never did)."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +288,8 @@ class S3:
 
     @contextlib.contextmanager
     def _errors(self, bucket: str, key: str):
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+        from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         uri = f"{self.scheme}://{bucket}/{key}"
         try:
@@ -293,10 +298,11 @@ class S3:
             raise StorageSetupError(
                 f"{uri}: no S3 credentials found; set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or give the pod an IAM role)") from err
-        except EndpointConnectionError as err:
-            raise StorageSetupError(
-                f"{uri}: cannot reach the S3 endpoint {s3_endpoint() or 'of AWS'}; "
-                "check AWS_ENDPOINT_URL_S3 (e.g. http://minio-service.kubeflow:9000)") from err
+        except (BotoConnectionError, HTTPClientError) as err:
+            raise StorageUnreachable(
+                f"{uri}: lost the S3 endpoint {s3_endpoint() or 'of AWS'} "
+                f"({type(err).__name__}); check that it is up and that AWS_ENDPOINT_URL_S3 "
+                "names it (e.g. http://minio-service.kubeflow:9000), then re-run") from err
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
             if code in ("NoSuchKey", "404", "NotFound"):

@@ -7,11 +7,11 @@ import json
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
-from apache_beam.options.pipeline_options import PipelineOptions
 from tfx_bsl.public.beam import RunInference
 from tfx_bsl.public.proto import model_spec_pb2
 
 from components.common import storage
+from components.common.beam_runs import beam_pipeline
 from components.common.examples import ENCODED, LABEL, SHA256, SOURCE
 
 # Beam's adaptive batching starts at one element; whole batches keep the model busy.
@@ -46,7 +46,7 @@ def predict(saved_model: str, shard_files: list[str], output_prefix: str,
                                                        signature_name=["serving_default"]),
         batch_parameters=model_spec_pb2.BatchParameters(min_batch_size=BATCH_SIZE,
                                                         max_batch_size=2 * BATCH_SIZE))
-    with beam.Pipeline(options=PipelineOptions(list(beam_args or DEFAULT_BEAM_ARGS))) as p:
+    with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as p:
         _ = (
             p
             | "Read" >> beam.io.ReadFromTFRecord(shard_files[0].rsplit("/", 1)[0] + "/*.tfrecord")

@@ -15,9 +15,9 @@ import os
 import tempfile
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.common import storage
+from components.common.beam_runs import beam_pipeline
 from components.common.images import InvalidImage, inspect_image, normalize_image
 
 # FnApiRunner by name: Beam's DirectRunner first tries to download the Prism runner from
@@ -25,10 +25,6 @@ from components.common.images import InvalidImage, inspect_image, normalize_imag
 DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=multi_threading",
                      "--direct_num_workers=0")
 log = logging.getLogger(__name__)
-
-
-def _options(beam_args: tuple[str, ...]) -> PipelineOptions:
-    return PipelineOptions(list(beam_args) or list(DEFAULT_BEAM_ARGS))
 
 
 def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
@@ -55,7 +51,7 @@ def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
 def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int,
                 beam_args: tuple[str, ...]) -> list[dict]:
     prefix = storage.join(work_dir, "inspected")
-    with beam.Pipeline(options=_options(beam_args)) as pipeline:
+    with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
             pipeline
             | "Files" >> beam.Create(files)
@@ -93,7 +89,7 @@ def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
 def write_shards(rows: list[dict], output: str, max_pixels: int, resize_max_side: int,
                  beam_args: tuple[str, ...]) -> list[str]:
     """``rows`` carry ``shard`` (relative file name); returns the written shard URIs."""
-    with beam.Pipeline(options=_options(beam_args)) as pipeline:
+    with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
             pipeline
             | "Rows" >> beam.Create(rows)

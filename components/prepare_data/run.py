@@ -94,7 +94,7 @@ def run(cfg: PrepareConfig) -> dict:
     data_fingerprint = fingerprint(files)
     log.info("listed %d files from %s (fingerprint %s)", len(files), cfg.source,
              data_fingerprint[:12])
-    outputs.check_writable(cfg.output)
+    outputs.check_writable(cfg.output)  # before the inspection pass, not after it
     work_dir = tempfile.mkdtemp(prefix="prepare-")
     try:
         keyed = [{**asdict(f), "key": i} for i, f in enumerate(files)]

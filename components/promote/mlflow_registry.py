@@ -10,9 +10,8 @@
   rollback reads, is the registered model's ``finetune.alias.<alias>`` tag.
 - Compare-and-swap becomes read-compare-set: MLflow has no conditional alias update, so
   two promoters that both read the same production within one request's time both
-  succeed and the later one wins. Two concurrent registrations of one run id, or of the
-  same bytes, can likewise make two versions (the storage-logged registries' create-only
-  writes rule both out).
+  succeed and the later one wins. Concurrent registrations of one run id, or of the same
+  bytes, each create a version, and all but the first delete theirs again: one remains.
 - The run log is one MLflow run per pipeline run (tag ``finetune.kind=pipeline-run``),
   each step's entry a ``finetune.step.<step>`` tag.
 """
@@ -156,7 +155,20 @@ class MlflowRegistry(ResolvingRegistry):
                 **{f"metric.{k}": str(v) for k, v in (info.get("metrics") or {}).items()}}
         version = self._call(self.client.create_model_version, self.model_name,
                              record["uri"], run_id=mlflow_run, tags=tags, await_creation_for=0)
-        return {**record, "version": int(version.version)}
+        return self._first_registration({**record, "version": int(version.version)})
+
+    def _first_registration(self, mine: dict) -> dict:
+        """Of racing registrations of one run or of the same bytes, the first version
+        stays and the later ones are deleted. Each version is created with its tags, and
+        the server numbers versions in commit order, so every later one sees the first."""
+        same = (self._records(f"tags.`{CONTENT_TAG}` = '{mine['content_sha256']}'")
+                + self._records(f"tags.`{RUN_TAG}` = '{_literal(mine['run_id'])}'"))
+        first = min(same, key=lambda r: r["version"], default=mine)
+        if first["version"] >= mine["version"]:
+            return mine
+        self._call(self.client.delete_model_version, self.model_name, str(mine["version"]))
+        self._call(self.client.delete_run, mine["mlflow_run_id"])
+        return first
 
     @contextlib.contextmanager
     def _local_copy(self, record: dict) -> Iterator[str]:

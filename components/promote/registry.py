@@ -390,6 +390,7 @@ class Registry(LoggedRegistry):
 def run_record(run_id: str, steps: dict[str, dict]) -> dict:
     lineage, evaluate = steps.get("lineage", {}), steps.get("evaluate", {})
     promote, final = steps.get("promote", {}), steps.get("final", {})
+    cause = steps.get("cause", {})
     decision = "promoted" if promote else evaluate.get("decision") or lineage.get("decision")
     return {
         "run_id": run_id, "time": min(entry["time"] for entry in steps.values()),
@@ -398,5 +399,6 @@ def run_record(run_id: str, steps: dict[str, dict]) -> dict:
         "data_fingerprint": lineage.get("data_fingerprint"), "lineage_key": lineage.get("key"),
         "evaluated": bool(evaluate),
         "production_version": lineage.get("production_version"),
-        "promoted_version": promote.get("version"), "error": final.get("error", ""),
+        "promoted_version": promote.get("version"), "failed_step": cause.get("step"),
+        "error": cause.get("error") or final.get("error", ""),
     }

@@ -158,5 +158,13 @@ def reestimate_bn_statistics(model: keras.Model, batches) -> int:
 
 
 def load_trained_model(path: str) -> keras.Model:
-    """Load ``model.keras`` (this module registers its custom preprocessing layer)."""
-    return keras.models.load_model(path, compile=False)
+    """Load ``model.keras`` (this module registers its custom preprocessing layer) in
+    Keras' safe mode: a layer that would run arbitrary Python is refused in one line."""
+    try:
+        return keras.models.load_model(path, compile=False)
+    except ValueError as err:
+        if "safe_mode" not in str(err):
+            raise
+        raise ConfigError(f"{path}: Keras refuses to load it safely (it holds a Lambda layer "
+                          "or other arbitrary Python code); export a model `finetune train` "
+                          "wrote, or rebuild yours without Lambda layers") from err
