@@ -30,9 +30,11 @@ def test_compiled_yaml_parses_strictly(compiled):
     spec, platform = compiled
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     json_format.ParseDict(spec["deploymentSpec"], pipeline_spec_pb2.PipelineDeploymentConfig())
-    for name, config in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items():
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == set(spec["deploymentSpec"]["executors"]), "each sets its user"
+    for name, config in executors.items():
         json_format.ParseDict(config, k8s.KubernetesExecutorConfig(), ignore_unknown_fields=False)
-        assert name == "exec-train"
+        assert ("tolerations" in config) == (name == "exec-train"), "only train needs a GPU"
 
 
 def all_tasks(spec: dict) -> dict[str, dict]:
