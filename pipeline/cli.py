@@ -226,6 +226,9 @@ def _floats(value: str) -> tuple[float, ...]:
               help="Production's accuracy.")
 @click.option("--worse-by", default="0,0.05,0.1", show_default=True,
               help="Candidates to simulate: accuracy below production's (0 = equally good).")
+@click.option("--discordance", type=float, default=None,
+              help="Share of test images on which the two models disagree (fine-tunes of "
+                   "the same data: often 0.02-0.1); default: independent errors.")
 @click.option("--min-accuracy", type=float, default=0.5, show_default=True)
 @click.option("--margin", "non_inferiority_margin", type=float, default=0.035,
               show_default=True, help="Non-inferiority margin (below 0: off).")
@@ -239,8 +242,8 @@ def _floats(value: str) -> tuple[float, ...]:
 @click.option("--trials", type=int, default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def gate_characteristics(test_size, classes, accuracy, worse_by, trials, seed, as_json,
-                         **gate) -> None:
+def gate_characteristics(test_size, classes, accuracy, worse_by, discordance, trials, seed,
+                         as_json, **gate) -> None:
     """How often the real gate promotes simulated candidates: size the test split."""
     from components.evaluate.characteristics import characteristics
     from components.evaluate.gate import GateConfig
@@ -249,17 +252,30 @@ def gate_characteristics(test_size, classes, accuracy, worse_by, trials, seed, a
                 "max_class_recall_drop")
     gate = {k: (None if k in optional and v < 0 else v) for k, v in gate.items()}
     result = characteristics(GateConfig(**gate), test_size, classes, accuracy,
-                             _floats(worse_by), trials, seed)
+                             _floats(worse_by), trials, seed, discordance)
     if as_json:
         _print_json(result)
         return
     for worse, rate in result["acceptance_rate"].items():
         who = "equally good" if float(worse) == 0 else f"worse by {worse}"
         click.echo(f"{who:>16}: promoted {rate:6.1%} of {trials} simulated runs")
-    click.echo(f"smallest detectable difference: {result['detectable_difference']:.4f}")
-    if "required_test_size" in result:
-        click.echo(f"test size for an equally good candidate to pass 80% of the time: "
-                   f"{result['required_test_size']}")
+    click.echo(f"what {test_size} test images can see, assuming {result['assumption']}:")
+    detectable = result["detectable_difference"]
+    click.echo("  smallest detectable improvement: " + (
+        f"{detectable:.4f}" if detectable is not None else "none at this size"))
+    if "pass_rate_if_equal" in result:
+        required = result["required_test_size"]
+        click.echo(f"  an equally good candidate passes non-inferiority "
+                   f"{result['pass_rate_if_equal']:.1%} of the time; 80% needs "
+                   f"{required if required else 'more than 10,000,000'} test images or a "
+                   f"margin of {result['required_margin']:.4f}")
+        margin = result["at_margin"]
+        click.echo(f"  a candidate exactly {margin['worse_by']:g} worse passes at most "
+                   f"{margin['worst']['pass_rate']:.1%} (at discordance "
+                   f"{margin['worst']['discordance']:g}; promised about "
+                   f"{margin['promise']:.0%}): " + ", ".join(
+                       f"{float(d):.3f}: {r:.1%}"
+                       for d, r in margin["pass_rate_by_discordance"].items()))
 
 
 @main.group("registry")

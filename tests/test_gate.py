@@ -6,7 +6,7 @@ decided by noise before) say so in their names."""
 import pytest
 from scipy.stats import binomtest
 
-from components.evaluate.gate import PROMOTE, REJECT, GateConfig, decide
+from components.evaluate.gate import PROMOTE, REJECT, GateConfig, decide, split_statistics
 from components.evaluate.metrics import mcnemar_exact
 from components.evaluate.paired import Paired, PairedCounts
 
@@ -93,10 +93,8 @@ def test_mcnemar_matches_scipy(wins, losses):
 
 
 def test_a_split_too_small_for_the_margin_is_said_plainly():
-    result = decide(GateConfig(non_inferiority_margin=0.035), metrics(0.9), metrics(0.9),
-                    on(12, 1, 1))
-    stats = result.statistics
-    assert stats["paired"]["n"] == 12 and stats["required_test_size"] > 12
+    stats = split_statistics(GateConfig(non_inferiority_margin=0.035), on(12, 1, 1))
+    assert stats["test_size"] == 12 and stats["required_test_size"] > 12
     assert "production will almost always be kept" in stats["warning"]
     assert f"grow the test split to {stats['required_test_size']} images" in stats["warning"]
 

@@ -7,12 +7,8 @@ from math import comb
 
 from components.common.errors import ConfigError
 from components.common.settings import setting
-from components.evaluate.paired import (
-    Paired,
-    difference_interval,
-    operating_characteristics,
-    z_value,
-)
+from components.evaluate.paired import Paired, difference_interval, z_value
+from components.evaluate.sensitivity import what_the_split_can_see
 
 PROMOTE, REJECT, UNCHANGED = "promote", "reject", "unchanged"
 OFF = -1.0  # a threshold of -1 is not checked (KFP parameters cannot be None)
@@ -123,20 +119,30 @@ def _class_check(config: GateConfig, paired: Paired) -> tuple[bool, str, dict]:
     return not failing, detail, {"per_class": rows, "not_gated": small, "alpha": alpha}
 
 
-def _statistics(config: GateConfig, paired: Paired) -> dict:
+def _interval(config: GateConfig, paired: Paired) -> dict:
+    low, high = difference_interval(paired.overall, z_value(config.confidence))
+    return {"paired": paired.overall.to_dict(), "difference_lower_bound": low,
+            "difference_upper_bound": high}
+
+
+def split_statistics(config: GateConfig, paired: Paired) -> dict:
+    """What this split can see (``sensitivity.what_the_split_can_see`` at the two models'
+    mean accuracy and observed discordance), with a warning when it is too small for the
+    margin. A fraction of a second of simulation: for the report, not for each simulated
+    gate."""
     counts = paired.overall
-    low, high = difference_interval(counts, z_value(config.confidence))
-    stats = {"paired": counts.to_dict(), "difference_lower_bound": low,
-             "difference_upper_bound": high,
-             **operating_characteristics(counts.n, counts.discordant / max(1, counts.n),
-                                         config.non_inferiority_margin, config.confidence)}
+    n = max(1, counts.n)
+    stats = what_the_split_can_see(counts.n, (2 * counts.both + counts.discordant) / (2 * n),
+                                   counts.discordant / n, config.non_inferiority_margin,
+                                   config.confidence)
     if stats.get("pass_rate_if_equal", 1.0) < 0.5:
+        size = (f" or grow the test split to {stats['required_test_size']} images"
+                if stats["required_test_size"] else "")
         stats["warning"] = (
             f"with {counts.n} paired test images an equally good candidate passes "
             f"non-inferiority only {stats['pass_rate_if_equal']:.0%} of the time: production "
             f"will almost always be kept. Raise non_inferiority_margin to "
-            f"{stats['detectable_difference']:.3f} or grow the test split to "
-            f"{stats['required_test_size']} images")
+            f"{stats['required_margin']:.3f}{size}")
     return stats
 
 
@@ -167,7 +173,7 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
     elif baseline is None or paired is None:
         mode = "first run: absolute thresholds only (no production model to compare with)"
     else:
-        statistics = _statistics(config, paired)
+        statistics = _interval(config, paired)
         counts, low = paired.overall, statistics["difference_lower_bound"]
         bound = (f"accuracy {candidate['accuracy']:.4f} vs production "
                  f"{baseline['accuracy']:.4f} (difference {counts.difference:+.4f}, "

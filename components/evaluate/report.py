@@ -40,7 +40,10 @@ def _operating_characteristics(stats: dict) -> list[str]:
     lines = ["", "## What this test split can see", ""]
     if stats.get("warning"):
         lines += [f"**Warning: {stats['warning']}.**", ""]
+    detectable = stats["detectable_difference"]
     lines += [
+        f"Assuming {text(stats['assumption'])} (as on this split), simulated "
+        "through the gate's own bound:", "",
         "| | |", "|---|---|",
         f"| paired test images | {paired['n']} |",
         f"| discordant pairs (candidate-only right / production-only right) | "
@@ -48,13 +51,17 @@ def _operating_characteristics(stats: dict) -> list[str]:
         f"| accuracy difference | {paired['difference']:+.4f} |",
         f"| {stats['confidence']:.0%} confidence bounds | {stats['difference_lower_bound']:+.4f} "
         f".. {stats['difference_upper_bound']:+.4f} |",
-        f"| smallest difference detectable (80% power) | {stats['detectable_difference']:.4f} |",
+        "| smallest improvement detectable (80% of the time) | "
+        + (f"{detectable:.4f} |" if detectable is not None else "none at this size |"),
     ]
     if "required_test_size" in stats:
-        lines += [f"| test size at which an equally good candidate passes 80% of the time | "
-                  f"{stats['required_test_size']} |",
-                  f"| chance an equally good candidate passes at this size | "
-                  f"{stats['pass_rate_if_equal']:.0%} |"]
+        required = stats["required_test_size"]
+        lines += [f"| chance an equally good candidate passes at this size | "
+                  f"{stats['pass_rate_if_equal']:.1%} |",
+                  f"| test size at which it passes 80% of the time | "
+                  f"{required if required else 'over 10,000,000'} |",
+                  f"| margin at which it passes 80% of the time at this size | "
+                  f"{stats['required_margin']:.4f} |"]
     return lines
 
 

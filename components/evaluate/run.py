@@ -18,7 +18,7 @@ from components.common.preprocess import decode_resize
 from components.common.publish import Published
 from components.evaluate import inference, report
 from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE, REPORT_FILE
-from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide
+from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide, split_statistics
 from components.evaluate.metrics import classification_metrics
 from components.evaluate.paired import Paired
 from components.export.contract import METADATA_FILE
@@ -133,6 +133,8 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
                                      f"v{baseline.version}: nothing to promote"],
                          mode="identical") if same_bytes
               else decide(gate, cand, base, paired, labels_match)).to_dict()
+    if result["statistics"]:
+        result["statistics"].update(split_statistics(gate, paired))
     metadata = json.loads(storage.read_text(storage.join(candidate, METADATA_FILE)))
     result.update(candidate_config_hash=metadata.get("config_hash"),
                   baseline=baseline.uri if baseline else None,
