@@ -30,7 +30,7 @@ def main() -> None:
                                               learning_rate=1e-3),
                  loss="categorical_crossentropy", metrics=["accuracy"])
     ours_data = make_dataset(str(examples), "train", SIZE, BATCH, 3, augment=AugmentPolicy(),
-                             shuffle=True).repeat()
+                             shuffle=True)
 
     tutorial = model_lib.build_model(3, SIZE, "none", 0.2)
     for layer in tutorial.get_layer("resnet50").layers:

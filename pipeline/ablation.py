@@ -37,7 +37,7 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         data = prepare_data(source=source, data_fingerprint=listing.output,
                             train_fraction=train_fraction, val_fraction=val_fraction,
                             test_fraction=test_fraction, split_state=split_state,
-                            ).set_display_name("Prepare data")
+                            image_size=image_size).set_display_name("Prepare data")
         configure_step(data, platform, cache=True)
         with dsl.ParallelFor(grid, name="grid",
                              parallelism=platform.ablation_parallelism) as cell:

@@ -74,7 +74,7 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                 data = prepare_data(
                     source=source, data_fingerprint=listing.output, train_fraction=train_fraction,
                     val_fraction=val_fraction, test_fraction=test_fraction,
-                    split_state=split_state, extra_json=prepare_extra_json,
+                    split_state=split_state, image_size=image_size, extra_json=prepare_extra_json,
                 ).set_display_name("Prepare data")
                 configure_step(data, platform, cache=True)
                 trained = train(

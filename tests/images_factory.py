@@ -89,3 +89,4 @@ def invalid_variants() -> dict[str, tuple[bytes, str]]:
         "scan.tiff": (encode(Image.fromarray(pixels(48, 40, 9)), "TIFF"), "unsupported format"),
         "text-bomb.png": (text_bomb_png(), "corrupt or hostile image header"),
     }
+

@@ -50,6 +50,21 @@ def test_interrupted_training_resumes_at_the_right_epoch(examples_dir, tmp_path)
         assert {"grad_norm_mean", "grad_norm_max", "clip_rate", "learning_rate"} <= set(row)
 
 
+def test_several_steps_per_execution_train_every_step_and_log_each_epoch(examples_dir,
+                                                                           tmp_path):
+    """What a GPU runs by default (8 steps per compiled call), here 2 with 3 steps an
+    epoch: Keras runs whole executions, so the epoch (and the schedule) has 4 steps."""
+    out = tmp_path / "out"
+    run(TrainConfig.of(examples=str(examples_dir), output=str(out), epochs=2,
+                       **{**TINY, "steps_per_epoch": 3}, steps_per_execution=2))
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert [r["optimizer_steps"] for r in history] == [4, 4]  # one epoch per phase
+    assert all(np.isfinite(r["grad_norm_mean"]) for r in history)
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["runtime"]["steps_per_execution"] == 2
+
+
 def test_examples_output_and_backup_on_s3_resume_after_a_crash(examples_dir, s3_bucket):
     """TensorFlow has no s3:// file system: the step works on local copies and mirrors."""
     from components.common import outputs, storage

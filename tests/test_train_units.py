@@ -232,19 +232,36 @@ def test_float16_overflow_on_one_replica_skips_the_step_on_every_replica():
     assert agreed["scale"] == agreed["initial_scale"] / 2
 
 
-def test_float16_training_compiles_with_the_agreed_loss_scaling():
+def test_float16_training_compiles_with_the_agreed_loss_scaling(tmp_path):
+    """... and saves the optimizer state once (Keras' wrapper wrote the inner optimizer's
+    variables a second time), and loads it back."""
+    import zipfile
+
+    import h5py
+
     from components.train.loss_scale import AgreedLossScaleOptimizer
     from components.train.run import _compile
     from components.train.runtime import Runtime
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     cfg = TrainConfig.of(examples="e", output="o", clip="global_norm")
-    runtime = Runtime(None, 1, [], "mixed_float16", False, False)
+    runtime = Runtime(None, 1, [], "mixed_float16", False, False, 1)
     inner = _compile(model, cfg, runtime, 0.1)
     assert isinstance(model.optimizer, AgreedLossScaleOptimizer)
     assert model.optimizer.inner_optimizer is inner
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
     assert isinstance(restored, AgreedLossScaleOptimizer)
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive, \
+            h5py.File(archive.open("model.weights.h5")) as weights:
+        arrays = []
+        weights["optimizer"].visititems(
+            lambda name, item: arrays.append(name) if isinstance(item, h5py.Dataset) else None)
+    assert len(arrays) == len(model.optimizer.variables), arrays
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert float(loaded.optimizer.dynamic_scale) == float(model.optimizer.dynamic_scale)
+    assert int(loaded.optimizer.inner_optimizer.iterations) == int(inner.iterations) == 1
 
 
 @pytest.mark.parametrize("optimizer,given,used", [("adamw", -1.0, 0.01), ("sgd", -1.0, 1e-4),
@@ -395,6 +412,20 @@ def test_a_trained_model_loads_compiled_and_resumes_training(trained_dir, exampl
     batches = make_dataset(str(examples_dir), "train", 32, 8, 3).take(1)
     history = model.fit(batches, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_the_training_stream_has_only_full_batches_and_a_buffer_sized_in_bytes(examples_dir):
+    """A ragged last batch gives BN's batch statistics a handful of images and XLA another
+    shape: the training stream repeats before batching and drops nothing but remainders."""
+    from components.common.examples import shard_files
+    from components.train.data import make_dataset, shuffle_examples
+
+    stream = make_dataset(str(examples_dir), "train", 32, 7, 3, shuffle=True, examples=30)
+    assert {int(x.shape[0]) for x, _ in stream.take(12)} == {7}
+    files = shard_files(str(examples_dir), "train")
+    size = sum(__import__("os").path.getsize(f) for f in files)
+    assert shuffle_examples(files, 30, 256) == 256 * 2**20 // (size // 30)
+    assert shuffle_examples(files, 30, 1) >= 64, "never so small that it stops mixing"
 
 
 @pytest.mark.parametrize("policy,setting,steps,expected", [

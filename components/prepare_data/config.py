@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from components.common import storage
@@ -10,6 +11,7 @@ from components.common.errors import ConfigError
 from components.common.settings import setting
 
 SPLITS = ("train", "val", "test")
+PHOTO_ASPECT = 1.5  # 3:2, the usual camera frame: its shorter side keeps the zoom margin
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,10 @@ class PrepareConfig:
     min_side: int = setting(32, "Images with a shorter side are skipped.")
     max_pixels: int = setting(50_000_000, "Images with more pixels are skipped (decompression "
                                           "bombs).")
-    resize_max_side: int = setting(0, "Downscale larger images to this side; 0 keeps the "
-                                      "size.")
+    image_size: int = setting(224, "Side the model is trained at: sizes the stored images.")
+    resize_max_side: int = setting(-1, "Store larger images downscaled (antialiased) to this "
+                                       "longest side; -1: image_size x (1 + zoom) x 1.5 (404 "
+                                       "at 224); 0 keeps originals.")
     near_duplicates: bool = setting(True, "Keep near-duplicates (perceptual hash) in one "
                                           "split.")
     allow_small_classes: bool = setting(False, "Accept classes too small for every split.")
@@ -35,6 +39,15 @@ class PrepareConfig:
     augmentation: AugmentPolicy = setting(help="The augmentation policy (JSON of "
                                                "AugmentPolicy fields).", factory=AugmentPolicy)
     beam_args: tuple[str, ...] = setting((), "Arguments for Apache Beam's pipeline options.")
+
+    @property
+    def stored_side(self) -> int:
+        """The longest side an image is stored at (0: as it came): with -1, enough for
+        training's largest zoom on the shorter side of a 3:2 photo, so the stored copy is
+        never upsampled in training and a 12-MP photo is stored at about 1/70 its size."""
+        if self.resize_max_side != -1:
+            return self.resize_max_side
+        return math.ceil(self.image_size * (1 + self.augmentation.zoom_fraction) * PHOTO_ASPECT)
 
     @property
     def fractions(self) -> dict[str, float]:
@@ -65,8 +78,11 @@ class PrepareConfig:
             raise ConfigError(f"--min-side {self.min_side}: use at least 1 pixel")
         if self.max_pixels < self.min_side**2:
             raise ConfigError(f"--max-pixels {self.max_pixels}: must be >= min-side squared")
-        if self.resize_max_side and self.resize_max_side < 32:
-            raise ConfigError(f"--resize-max-side {self.resize_max_side}: use 0 (keep) or >= 32")
+        if self.image_size < 32:
+            raise ConfigError(f"--image-size {self.image_size}: use at least 32 pixels")
+        if self.resize_max_side not in (-1, 0) and self.resize_max_side < 32:
+            raise ConfigError(f"--resize-max-side {self.resize_max_side}: use -1 (derived from "
+                              "--image-size), 0 (keep originals) or >= 32")
         if self.examples_per_shard < 1:
             raise ConfigError(f"--examples-per-shard {self.examples_per_shard}: use >= 1")
         self.augmentation.validate()

@@ -11,7 +11,6 @@ from dataclasses import asdict
 
 from components.common import outputs, storage
 from components.common.errors import ConfigError
-from components.common.images import normalize_image
 from components.common.publish import Published
 from components.prepare_data import beam_job, report
 from components.prepare_data.config import SPLITS, PrepareConfig
@@ -71,8 +70,7 @@ def _preview(manifest: list[dict], cfg: PrepareConfig) -> str:
     chosen = train[: cfg.preview_images]
     originals, augmented = [], []
     for row in chosen:
-        data = normalize_image(storage.read_bytes(row["uri"]), cfg.max_pixels)
-        image = decode_resize(tf.constant(data), PREVIEW_SIZE)
+        image = decode_resize(tf.constant(storage.read_bytes(row["uri"])), PREVIEW_SIZE)
         batch = augment_batch(tf.repeat(image[None], PREVIEW_VARIANTS, axis=0), cfg.augmentation)
         originals.append((row["label"], image.numpy()))
         augmented.append(list(batch.numpy()))
@@ -120,10 +118,11 @@ def run(cfg: PrepareConfig) -> dict:
                 shard_rows.append({**row, "shard": shard,
                                    "label_index": label_index[row["label"]]})
         outputs.begin(cfg.output)
-        beam_job.write_shards(shard_rows, cfg.output, cfg.max_pixels, cfg.resize_max_side,
+        beam_job.write_shards(shard_rows, cfg.output, cfg.max_pixels, cfg.stored_side,
                               cfg.beam_args)
         stats = report.compute_stats(manifest, labels, data_fingerprint)
-        stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args)}
+        stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args),
+                           "stored_side": cfg.stored_side}
         texts = {
             LABELS_FILE: "\n".join(labels) + "\n",
             MANIFEST_FILE: "".join(json.dumps(r) + "\n" for r in manifest),

@@ -32,7 +32,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
 AUTO_REESTIMATE_BATCHES = 50
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # never '.', '..' or a path
-NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id")
+NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id", "steps_per_execution")
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,10 @@ class RuntimeConfig:
     seed: int = setting(0, "Random seed of weights, shuffling and augmentation.")
     deterministic: bool = setting(True, "Deterministic ops: the same data, settings, seed and "
                                         "code give the same weights (slower on a GPU).")
+    steps_per_execution: int = setting(-1, "Training steps per compiled call (fewer host "
+                                           "round trips); -1: 8 on a GPU, 1 on a CPU.")
+    shuffle_buffer_mb: int = setting(256, "Memory of the training shuffle buffer, in MiB of "
+                                          "stored examples.")
     backup_dir: str = setting("", "Stable URI for resumable backups (this run's in "
                                   "BACKUP_DIR/RUN_ID); empty: none.")
     run_id: str = setting("", "Run identity for backups; empty: a fresh id (only a retry of "
@@ -235,6 +239,11 @@ class RuntimeConfig:
 
     def validate(self) -> None:
         check_choices(self)
+        if self.steps_per_execution == 0 or self.steps_per_execution < -1:
+            raise ConfigError(f"--steps-per-execution {self.steps_per_execution}: use -1 (8 on "
+                              "a GPU, 1 on a CPU) or >= 1")
+        if self.shuffle_buffer_mb < 1:
+            raise ConfigError(f"--shuffle-buffer-mb {self.shuffle_buffer_mb}: use >= 1")
         if self.backup_dir:
             storage.check_uri(self.backup_dir, "--backup-dir")
         if self.run_id and not RUN_ID.match(self.run_id):

@@ -38,6 +38,20 @@ class AgreedLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
         overflowed = context.all_reduce("sum", ops.cast(ops.logical_not(finite), "float32"))
         return ops.equal(overflowed, 0.0)
 
+    def save_own_variables(self, store):
+        """Only the wrapper's own state (the loss scale and its counters). Keras' wrapper
+        also writes every variable of the inner optimizer, which the inner optimizer saves
+        itself: under float16 ``model.keras`` and every backup held the optimizer state
+        twice (472 MB against 283 MB for ResNet50 with AdamW)."""
+        for i, variable in enumerate(self._variables):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        """The wrapper's own state; its first entries in either layout (Keras' doubled
+        files list the wrapper's variables first)."""
+        for i, variable in enumerate(self._variables):
+            variable.assign(store[str(i)])
+
     def _stateful_handle_non_finite_grads(self):
         super()._stateful_handle_non_finite_grads()
         self.skipped_steps.assign_add(1.0)

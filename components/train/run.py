@@ -94,6 +94,7 @@ def _compile(model, cfg: TrainConfig, runtime, schedule):
         else optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.loss.label_smoothing),
         metrics=["accuracy"], jit_compile=runtime.jit_compile,
+        steps_per_execution=runtime.steps_per_execution,
     )
     return optimizer
 
@@ -243,16 +244,23 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
     policy = AugmentPolicy.from_dict(json.loads(
         storage.read_text(storage.join(examples, AUGMENTATION_FILE))))
     net, opt, bn, seed = cfg.model, cfg.optimizer, cfg.batch_norm, cfg.runtime.seed
-    runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla, cfg.runtime.deterministic)
+    runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla, cfg.runtime.deterministic,
+                              cfg.runtime.steps_per_execution)
     keras.utils.set_random_seed(seed)
     batch_warning = model_lib.warn_small_batch(bn.bn_policy, opt.batch_size // runtime.replicas)
     with runtime.strategy.scope():
         model = model_lib.build_model(len(labels), net.image_size, net.weights, net.dropout)
     train_ds = make_dataset(examples, "train", net.image_size, opt.batch_size, len(labels),
-                            augment=policy, shuffle=True, seed=seed).repeat()
+                            augment=policy, shuffle=True, seed=seed,
+                            examples=stats["split_totals"]["train"],
+                            shuffle_buffer_mb=cfg.runtime.shuffle_buffer_mb,
+                            prefetch_batches=2 * runtime.steps_per_execution)
     val_ds = make_dataset(examples, "val", net.image_size, opt.batch_size, len(labels),
                           examples=stats["split_totals"]["val"])
     steps = opt.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / opt.batch_size)
+    # Keras runs whole executions: an epoch's steps are rounded up to a multiple of them,
+    # and the schedule must count the steps that run.
+    steps = -(-steps // runtime.steps_per_execution) * runtime.steps_per_execution
     weights = class_weights(stats, labels) if cfg.loss.class_weights else None
     phases, first_epoch = cfg.phases(), 0
     training = Training(model, cfg, runtime, train_ds, val_ds, steps, weights, folders,

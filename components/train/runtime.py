@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from components.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
+GPU_STEPS_PER_EXECUTION = 8
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Runtime:
     precision: str
     jit_compile: bool
     deterministic: bool
+    steps_per_execution: int
 
     def describe(self) -> dict:
         import keras
@@ -27,7 +29,8 @@ class Runtime:
         return {"tensorflow": tf.__version__, "keras": keras.__version__,
                 "python": platform.python_version(), "gpus": self.gpus,
                 "replicas": self.replicas, "precision": self.precision,
-                "xla": self.jit_compile, "deterministic": self.deterministic}
+                "xla": self.jit_compile, "deterministic": self.deterministic,
+                "steps_per_execution": self.steps_per_execution}
 
 
 def _gpu_precision(gpus) -> str:
@@ -48,11 +51,13 @@ def use_xla(xla: str, gpus: int) -> bool:
     return xla == "on" or (xla == "auto" and gpus == 1)
 
 
-def resolve_runtime(precision: str = "auto", xla: str = "auto",
-                    deterministic: bool = True) -> Runtime:
-    """Devices, precision and XLA. ``deterministic`` turns TensorFlow's op determinism on
-    for this process (it cannot be turned off again): same seed, same weights; on a GPU
-    it costs speed, as some kernels have slower deterministic variants."""
+def resolve_runtime(precision: str = "auto", xla: str = "auto", deterministic: bool = True,
+                    steps_per_execution: int = -1) -> Runtime:
+    """Devices, precision, XLA and steps per execution (-1: ``GPU_STEPS_PER_EXECUTION`` on
+    a GPU, where each compiled call costs a host round trip, 1 on a CPU).
+    ``deterministic`` turns TensorFlow's op determinism on for this process (it cannot be
+    turned off again): same seed, same weights; on a GPU it costs speed, as some kernels
+    have slower deterministic variants."""
     import keras
     import tensorflow as tf
 
@@ -67,7 +72,9 @@ def resolve_runtime(precision: str = "auto", xla: str = "auto",
     jit = use_xla(xla, len(gpus))
     strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
                 else tf.distribute.get_strategy())
+    if steps_per_execution == -1:
+        steps_per_execution = GPU_STEPS_PER_EXECUTION if gpus else 1
     runtime = Runtime(strategy, strategy.num_replicas_in_sync, [g.name for g in gpus],
-                      precision, jit, deterministic)
+                      precision, jit, deterministic, steps_per_execution)
     log.info("runtime: %s", runtime.describe())
     return runtime
