@@ -70,5 +70,6 @@ clean:
 
 golden: install  ## refresh the reviewed copy of the compiled pipeline after a deliberate change
 	for profile in kubeflow gke vertex; do \
-	  $(BIN)/finetune compile --platform $$profile --output tests/golden/pipeline-$$profile.yaml \
+	  $(BIN)/finetune compile --platform $$profile --image $(IMAGE) \
+	  --output tests/golden/pipeline-$$profile.yaml \
 	  || exit 1; done

@@ -15,10 +15,13 @@ from pathlib import Path
 import click
 
 from components.common.errors import ConfigError, RunFailed
+from components.common.settings import settings
 from components.evaluate.gate import GateConfig
 from components.prepare_data.config import PrepareConfig
 from components.train.config import TrainConfig
-from pipeline.options import config_options
+from pipeline.local_run import SMALL_SIZES, TRAIN_EXTRA
+from pipeline.options import config_options, optional_setting_options
+from pipeline.parameters import FIELDS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -98,8 +101,10 @@ class Weights(URI):
         return value if value in ("imagenet", "none") else super().convert(value, param, ctx)
 
 
-@click.group(cls=Group)
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True,
+              help="Debug logging, and a traceback instead of a one-line error.")
+@click.version_option(package_name="resnet-finetune", prog_name="finetune")
 def main(verbose: bool) -> None:
     """Fine-tune ResNet50 image classifiers on Kubeflow Pipelines."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -149,7 +154,7 @@ def demo_weights(out: str, image_size: int, seed: int, epochs: int, per_class: i
 @click.option("--augmentation", default="{}", help="JSON of AugmentPolicy fields.")
 @click.argument("beam_args", nargs=-1)
 def prepare_data(beam_args: tuple[str, ...], augmentation: str, **kwargs) -> None:
-    """Validate, de-duplicate, split and shard images (extra args go to Beam)."""
+    """Validate, de-duplicate, split and shard images (arguments after -- go to Beam)."""
     from components.common.augment_policy import AugmentPolicy
     from components.prepare_data.run import run
 
@@ -298,8 +303,13 @@ def _registry_options(func):
 @_registry_options
 @click.option("--json", "as_json", is_flag=True)
 def registry_list(registry_uri, model_name, as_json) -> None:
+    """The versions of a model, production marked."""
     reg = _registry(registry_uri, model_name)
     versions, production = reg.list_versions(), reg.current()
+    if not versions and not reg.runs():
+        others = reg.model_names()
+        raise ConfigError(f"--model-name {model_name}: no such model in {registry_uri}; " + (
+            f"models there: {', '.join(others)}" if others else "it holds no model yet"))
     if as_json:
         _print_json({"production": production, "versions": versions})
         return
@@ -366,26 +376,30 @@ PIPELINE_OPTION = click.option(
     show_default=True, help="main: train, gate, promote; ablation: the BN x clipping grid.")
 
 
+RUN_LOCAL_SETTINGS = {name: FIELDS[name] for name in (
+    "epochs", "learning_rate", "image_size", "batch_size", "bn_policy", "clip",
+    "clip_threshold", "weights", "min_accuracy")} | {"head_epochs": (TrainConfig, "head_epochs")}
+
+
 @main.command("run-local")
-@click.option("--workdir", default="runs/local", type=URI(), show_default=True)
+@click.option("--workdir", default="runs/local", type=URI(), show_default=True,
+              help="Work folder: demo data, registry, runs and their logs.")
 @click.option("--data", default="", type=URI(),
               help="Image source; default: generated demo data.")
 @click.option("--registry", default="", type=RegistryURI(),
               help="Registry URI; default: WORKDIR/registry.")
-@click.option("--model-name", default="demo", show_default=True)
-@click.option("--epochs", type=int, default=None)
-@click.option("--learning-rate", type=float, default=None)
-@click.option("--image-size", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--bn-policy", default=None)
-@click.option("--clip", default=None)
-@click.option("--clip-threshold", type=float, default=None)
-@click.option("--weights", default=None,
-              help="Default: the demo backbone (finetune demo-weights), made once and cached.")
-@click.option("--min-accuracy", type=float, default=None)
+@click.option("--model-name", default="demo", show_default=True,
+              help="The model's name in the registry.")
+@optional_setting_options(RUN_LOCAL_SETTINGS, notes={
+    **{k: f"run-local: {v}" for k, v in SMALL_SIZES.items()},
+    "weights": "run-local: the demo backbone (finetune demo-weights), made once and cached"},
+    types={"weights": Weights()})
 @click.option("--force", is_flag=True, default=None,
               help="Retrain even when data, settings and code equal production's.")
-@click.option("--verbose", is_flag=True, help="Stream every step's output, as kfp.local does.")
+@click.option("--stream", is_flag=True, help="Stream every step's output, as kfp.local prints "
+                                            "it (-v before the command: debug logs).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document of the outcome on stdout (progress on stderr).")
 @click.option("--runner", type=click.Choice(["subprocess", "container"]), default="subprocess",
               show_default=True, help="container: every step in the image, built here with "
                                       "podman (make image-local), no network, non-root.")
@@ -395,29 +409,35 @@ PIPELINE_OPTION = click.option(
 @click.option("--clips", default="none,autoclip,agc", show_default=True,
               help="Ablation: the clip modes of the grid.")
 @click.option("--seeds", default=1, show_default=True, help="Ablation: seeds per cell.")
-def run_local(workdir, data, registry, model_name, verbose, runner, pipeline_name, bn_policies,
-              clips, seeds, **params) -> None:
+def run_local(workdir, data, registry, model_name, stream, as_json, runner, pipeline_name,
+              bn_policies, clips, seeds, **params) -> None:
     """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
+    import contextlib
+
     from pipeline.local_run import LocalRunFailed
     from pipeline.local_run import run_local as run
+    from pipeline.verdict import verdict
 
+    given = {k: v for k, v in params.items() if v is not None and k != "weights"}
+    TrainConfig.of(examples=".", output=".", **{
+        k: v for k, v in {**SMALL_SIZES, **given}.items() if k in settings(TrainConfig)}).validate()
     try:
-        if pipeline_name == "ablation":
-            if runner != "subprocess":
-                raise click.UsageError("--runner container runs the main pipeline; the "
-                                       "ablation runs with the subprocess runner")
-            _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params)
-            return
-        summary = run(workdir, data, registry, model_name, verbose=verbose, runner=runner,
-                      **params)
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            if pipeline_name == "ablation":
+                if runner != "subprocess":
+                    raise click.UsageError("--runner container runs the main pipeline; the "
+                                           "ablation runs with the subprocess runner")
+                _run_ablation(workdir, data, stream, bn_policies, clips, seeds, params)
+                return
+            summary = run(workdir, data, registry, model_name, verbose=stream, runner=runner,
+                          **params)
     except LocalRunFailed as err:
         click.echo(f"\nerror: {err}", err=True)
         sys.exit(1)
-    _print_json(summary)
-    click.echo(f"gate: {summary['gate']['decision'].upper()}: "
-               f"{'; '.join(summary['gate']['reasons'])}")
-    click.echo(f"production version: {summary['production_version']} in {summary['registry']}")
-    click.echo(f"run report: {summary['report']}")
+    if as_json:
+        _print_json(summary)
+        return
+    click.echo("\n" + "\n".join(verdict(summary)))
 
 
 def _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params) -> None:
@@ -428,6 +448,7 @@ def _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params) -> 
     from pipeline.local_run import run_local_ablation
 
     taken = inspect.signature(build_ablation_pipeline().pipeline_func).parameters
+    taken = {*taken, *TRAIN_EXTRA}
     ignored = [k for k, v in params.items() if v is not None and k not in taken]
     if ignored:
         raise click.UsageError(f"--pipeline ablation takes its policies and clips from "
@@ -479,8 +500,14 @@ def platform_show(platform: str) -> None:
 
 def _compile(output: str, profile, strict: bool, pipeline: str = "main") -> str:
     """Compile; a mutable image tag is a warning, or an error with ``--strict``."""
+    from components.image import DEFAULT_IMAGE, IMAGE
     from pipeline.pipeline import compile_pipeline
 
+    if not profile.image and IMAGE == DEFAULT_IMAGE:
+        raise ConfigError(f"no image given: {DEFAULT_IMAGE} is this project's placeholder, "
+                          "not a published image; build and push yours (make image IMAGE=...) "
+                          "and pass --image REGISTRY/IMAGE@sha256:..., set the profile's "
+                          "image, or set FINETUNE_IMAGE")
     warning = profile.mutable_image_warning()
     if warning and strict:
         raise ConfigError(f"{warning} (--strict)")

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from components.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
+NAMES = {"month": "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(),
+         "weekday": "SUN MON TUE WED THU FRI SAT".split()}
+RANGES = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day": (1, 31),
+          "month": (1, 12), "weekday": (0, 7)}  # weekday 7 is Sunday, as 0
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,37 @@ def parse(expression: str) -> Cron:
                           "(e.g. '0 2 * * *' for 02:00 daily) or Kubeflow's 6 fields, "
                           "seconds first ('0 0 2 * * *')")
     seconds = fields[0] if len(fields) == 6 else "0"
+    names = ("second", "minute", "hour", "day", "month", "weekday")[-len(fields):]
+    for name, value in zip(names, fields, strict=True):
+        _check_field(expression, name, value)
     return Cron(expression, timezone, seconds, tuple(fields[-5:]))
+
+
+def _check_field(expression: str, name: str, value: str) -> None:
+    """One field: ``*``, ``?`` (day and weekday), values, ranges and ``/step``s, in lists;
+    months and weekdays may be named (JAN, MON)."""
+    low, high = RANGES[name]
+
+    def number(text: str) -> int:
+        upper = text.upper()
+        if upper in NAMES.get(name, ()):
+            return NAMES[name].index(upper) + (1 if name == "month" else 0)
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise ConfigError(f"--cron {expression!r}: {name} {text!r} is out of range; use "
+                              f"{low}-{high}" + (f" or {NAMES[name][0]}-{NAMES[name][-1]}"
+                                                 if name in NAMES else ""))
+        return int(text)
+
+    for part in value.split(","):
+        span, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) < 1):
+            raise ConfigError(f"--cron {expression!r}: {name} step {step!r}: use a whole "
+                              "number >= 1 (e.g. */15)")
+        if span == "*" or (span == "?" and name in ("day", "weekday") and not step):
+            continue
+        first, _, last = span.partition("-")
+        if number(first) > (number(last) if last else high):
+            raise ConfigError(f"--cron {expression!r}: {name} range {span!r} runs backwards")
 
 
 def for_kfp(expression: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 # The pipeline's own recipe (its defaults), smaller: only the sizes differ from a
 # scheduled run, and the weights (the demo backbone: ImageNet's cannot be downloaded here).
 SMALL_SIZES = {"image_size": 64, "epochs": 4, "batch_size": 16}
+TRAIN_EXTRA = ("head_epochs",)  # run-local options that are training settings, not parameters
 LOCK_FILE = ".run-local.lock"
 DEMO_BACKBONE_SIZE = 64
 # Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
@@ -109,10 +110,12 @@ def _workspace(workdir: str, data: str, registry: str = ""):
 
 def small_arguments(params: dict) -> dict:
     """run-local's sizes and the demo backbone under the given settings (None = not
-    given); every other setting is the pipeline's default."""
-    if params.get("weights") is None:
-        params = {**params, "weights": demo_backbone()}
-    return {**SMALL_SIZES, **{k: v for k, v in params.items() if v is not None}}
+    given); settings that are no pipeline parameter (the head warm-up) go in
+    ``train_extra_json``; every other setting is the pipeline's default."""
+    given = {k: v for k, v in params.items() if v is not None}
+    given.setdefault("weights", demo_backbone())
+    extra = {k: given.pop(k) for k in TRAIN_EXTRA if k in given}
+    return {**SMALL_SIZES, **given, **({"train_extra_json": json.dumps(extra)} if extra else {})}
 
 
 def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
@@ -287,6 +290,7 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
               failed: bool = False) -> dict:
     from components.common.contract import read_json
     from components.evaluate.contract import GATE_FILE, METRICS_FILE
+    from components.evaluate.gate import next_step
     from components.prepare_data.contract import STATS_FILE
     from components.promote.registries import open_registry
     from components.train.contract import HISTORY_FILE
@@ -302,8 +306,8 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
     if failed or "evaluation" not in artifacts:
         record = reg.runs()[-1] if reg.runs() else {}
         decision = "failed" if failed else record.get("decision")
-        return {"gate": {"decision": decision, "reasons": record.get("reasons", [])},
-                **summary}
+        gate = {"decision": decision, "reasons": record.get("reasons", [])}
+        return {"gate": {**gate, "next_step": "" if failed else next_step(gate)}, **summary}
     stats = read_json(artifacts["examples"], STATS_FILE)
     gate = read_json(artifacts["evaluation"], GATE_FILE)
     metrics = read_json(artifacts["evaluation"], METRICS_FILE)
@@ -314,6 +318,8 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
         "validation_accuracy": history[-1].get("val_accuracy") if history else None,
         "test_accuracy": {"candidate": metrics["candidate"]["accuracy"],
                           "production": (metrics["baseline"] or {}).get("accuracy")},
-        "gate": {"decision": gate["decision"], "reasons": gate["reasons"]},
+        "gate": {"decision": gate["decision"], "reasons": gate["reasons"],
+                 "next_step": next_step(gate)},
+        "test_size": metrics["candidate"]["examples"],
         **summary,
     }

@@ -42,3 +42,26 @@ def config_options(cls, *, skip: tuple[str, ...] = (), types: dict | None = None
             command = click.option(flag, found.name, **kwargs)(command)
         return command
     return decorate
+
+
+def optional_setting_options(fields: dict[str, tuple[type, str]], notes: dict | None = None,
+                             types: dict | None = None):
+    """A decorator adding ``--name`` for each of ``fields`` (option name -> (config class,
+    field)) with default None, "not given": the run's own value (``notes`` says what that
+    is where the command differs from the pipeline). Help, choices and type come from the
+    setting, so a bad value is refused before any work."""
+    notes, types = notes or {}, types or {}
+
+    def decorate(command):
+        for name, (cls, field_name) in reversed(fields.items()):
+            found = settings(cls)[field_name]
+            value = default(cls, field_name)
+            note = notes.get(name, f"default: {value}")
+            kwargs = {"default": None, "help": f"{describe(cls, field_name)} [{note}]"}
+            if found.metadata.get("choices"):
+                kwargs["type"] = click.Choice(found.metadata["choices"])
+            else:
+                kwargs["type"] = types.get(name, type(value))
+            command = click.option("--" + name.replace("_", "-"), name, **kwargs)(command)
+        return command
+    return decorate

@@ -131,9 +131,11 @@ def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],
     builders = {"main": build_pipeline, "ablation": build_ablation_pipeline}
     if pipeline not in builders:
         raise ValueError(f"pipeline {pipeline!r}: use one of {', '.join(builders)}")
+    from components.image import IMAGE
+
     compiler.Compiler().compile(builders[pipeline](platform), package_path=output)
     image = platform.image
-    if image:
+    if image and image != IMAGE:  # the components' own image needs no rewrite
         import yaml
 
         with open(output) as handle:

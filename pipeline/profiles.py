@@ -20,6 +20,12 @@ KUBEFLOW_GPU = "nvidia.com/gpu"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
 _ACCELERATOR_TYPE = re.compile(r"^[A-Z][A-Z0-9_]+$")
+# Vertex AI's GPU types (google.cloud.aiplatform_v1's AcceleratorType, but the retired K80);
+# a GKE node label is the same name in lower case with dashes (nvidia-h100-80gb).
+GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_V100",
+             "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB",
+             "NVIDIA_H100_MEGA_80GB", "NVIDIA_H200_141GB", "NVIDIA_B200", "NVIDIA_GB200",
+             "NVIDIA_RTX_PRO_6000")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY|API_KEY",
                          re.I)
@@ -110,6 +116,9 @@ class Profile:
             from components.common import storage
 
             storage.check_uri(self.pipeline_root, f"{where}: pipeline_root")
+        if _ACCELERATOR_TYPE.match(self.accelerator) and self.accelerator not in GPU_TYPES:
+            raise ConfigError(f"{where}: accelerator {self.accelerator!r} is no GPU type Vertex "
+                              f"AI or GKE knows; use one of {', '.join(GPU_TYPES)}")
         if self.is_vertex:
             self._validate_vertex(where)
         else:

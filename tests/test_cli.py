@@ -45,6 +45,9 @@ def test_registry_commands_print_json(cli, tmp_path):
                                                       "production_version": 2,
                                                       "reasons": ["same"]})
     Registry(reg, "m").log_run("night-1", "final", {"status": "SUCCEEDED"})
+    missing = cli("registry", "list", "--registry", reg, "--model-name", "mm")
+    assert missing.exit_code == 2 and missing.output == (
+        f"error: --model-name mm: no such model in {reg}; models there: m\n")
     runs = json.loads(cli("registry", "runs", *common, "--json").output)["runs"]
     assert [(r["run_id"], r["decision"]) for r in runs] == [("night-1", "unchanged")]
     line = cli("registry", "runs", *common).output
@@ -123,3 +126,61 @@ def test_credentials_in_a_registry_uri_are_refused_without_being_echoed(cli, arg
     assert "***@mlflow.example.com:5000" in result.output
     assert "MLFLOW_TRACKING_PASSWORD" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_version_short_help_and_one_meaning_per_flag(cli):
+    assert cli("--version").output.startswith("finetune, version ")
+    assert cli("-h").output.startswith("Usage: main [OPTIONS] COMMAND")  # "finetune" installed
+    help_text = cli("run-local", "-h").output
+    assert "--stream" in help_text and "--json" in help_text and "--head-epochs" in help_text
+    assert "\n  --verbose" not in help_text, "-v before the command is the debug flag"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bn-policy", "frozn"], "'frozn' is not one of 'frozen', 'bn_only', 'full'"),
+    (["--epochs", "two"], "'two' is not a valid integer"),
+    (["--epochs", "2"], "--head-epochs 2 with --epochs 2"),
+    (["--clip-threshold", "0"], "--clip-threshold 0.0"),
+])
+def test_run_local_options_are_checked_before_any_work(cli, tmp_path, args, message):
+    """Generated from the settings: choices, types and the config's own checks, before the
+    work folder is even made."""
+    result = cli("run-local", "--workdir", str(tmp_path / "w"), *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_verdict_is_short_and_says_why_and_what_next():
+    from pipeline.verdict import MAX_LINES, verdict
+
+    summary = {"gate": {"decision": "reject", "reasons": ["non_inferiority failed: ...",
+                                                          "mcnemar failed: ..."],
+                        "next_step": "grow the test split to 449 images"},
+               "production_version": 1, "registry": "/r/demo", "report": "/w/report.html",
+               "logs": "/w/logs", "artifacts": {"saved_model": "/a/sm", "trained_model": "/a/tm"},
+               "data": {"accepted": 120, "skipped": 2, "splits": {"train": 96, "test": 12}},
+               "test_accuracy": {"candidate": 0.91666, "production": 1.0}, "test_size": 12,
+               "wall_seconds": 301.4}
+    lines = verdict(summary)
+    assert len(lines) <= MAX_LINES and lines[0] == "REJECTED: production stays v1"
+    assert lines[1] == "why:   non_inferiority failed: ... (+1 more in the report)"
+    assert lines[2] == "next:  grow the test split to 449 images"
+    assert "candidate 0.917, production 1.000" in "\n".join(lines)
+    assert "tensorboard: tensorboard --logdir /a/tm/tensorboard" in lines
+    first = verdict({"gate": {"decision": "promote", "reasons": []}, "production_version": None})
+    assert first[0] == "PROMOTED: version none (no version yet) is production"
+
+
+def test_placeholder_image_accelerators_and_cron_fields_are_refused_by_name(cli, tmp_path):
+    out = str(tmp_path / "p.yaml")
+    result = cli("compile", "--output", out)
+    assert result.exit_code == 2 and "placeholder, not a published image" in result.output
+    result = cli("compile", "--platform", "gke", "--accelerator", "NVIDIA_H999",
+                 "--image", "r.example/i@sha256:abc", "--output", out)
+    assert result.exit_code == 2 and "'NVIDIA_H999' is no GPU type" in result.output
+    for cron, message in (("0 25 * * *", "hour '25' is out of range; use 0-23"),
+                          ("0 2 * 13 *", "month '13' is out of range; use 1-12 or JAN-DEC"),
+                          ("*/0 * * * *", "minute step '0'")):
+        result = cli("schedule", "--host", "http://127.0.0.1:9", "--cron", cron,
+                     "--pipeline", out)
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -114,7 +114,11 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     assert len(lines) <= 60, cli.output
     for step in STEPS:
         assert any(re.match(rf"\s+{step}\s+succeeded\s+\d+\.\d s$", line) for line in lines)
-    first_report = Path(re.search(r"run report: (\S+)", cli.output).group(1))
+    verdict = lines[next(i for i, line in enumerate(lines) if line.startswith("PROMOTED")):]
+    assert len(verdict) <= 20 and verdict[0] == "PROMOTED: version v1 is production"
+    assert any(line.startswith("next:  nothing") for line in verdict), verdict
+    assert any("tensorboard --logdir " in line for line in verdict), verdict
+    first_report = Path(re.search(r"report:\s+(\S+)", cli.output).group(1))
     assert (first_report.parent / "train.log").read_text().count("Epoch") >= 4
     dom = render(first_report, first_report.parent / "report.png")
     for section in REPORT_SECTIONS:
@@ -122,8 +126,11 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     assert "PROMOTE" in dom and dom.count("data:image/png;base64,") >= 8
     assert not re.search(r'(src|href)="(https?:)?//', first_report.read_text())
     assert (first_report.parent / "report.png").stat().st_size > 10_000
-    same = run_local(str(tmp_path))
+    scripted = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path), "--json"])
+    assert scripted.exit_code == 0, scripted.output
+    same = json.loads(scripted.stdout)  # one JSON document, the progress on stderr
     assert same["gate"]["decision"] == "unchanged", same["gate"]
+    assert same["gate"]["next_step"].startswith("nothing: to retrain")
     assert "equal production v1" in same["gate"]["reasons"][0]
     assert "trained_model" not in same["artifacts"]
     assert "UNCHANGED" in Path(same["report"]).read_text()

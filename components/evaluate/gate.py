@@ -204,3 +204,31 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
     reasons = [f"{c['check']} failed: {c['detail']}" for c in failed] or [
         f"all {len(checks)} checks passed ({mode})"]
     return GateResult(REJECT if failed else PROMOTE, reasons, checks, mode, statistics)
+
+
+def next_step(gate: dict) -> str:
+    """One sentence: what to do after this decision (``gate``: a GateResult's dict)."""
+    failed = [c["check"] for c in gate.get("checks", []) if not c["passed"]]
+    stats = gate.get("statistics") or {}
+    if gate["decision"] == PROMOTE:
+        return "nothing: the candidate passed every check and is promoted"
+    if gate["decision"] == UNCHANGED:
+        return ("nothing: to retrain, add or change data, change a setting, or force a run "
+                "(--force, the pipeline's force parameter)")
+    if "label_set" in failed:
+        return ("if the new label set is intended, set allow_label_change in "
+                "gate_extra_json; otherwise fix the class folders")
+    if "non_inferiority" in failed and stats.get("warning"):
+        size = stats.get("required_test_size")
+        return (f"the test split is too small to show that an equally good model is not worse"
+                f" ({stats['test_size']} images: it passes {stats['pass_rate_if_equal']:.0%} "
+                f"of the time): " + (f"grow it to {size} images (raise test_fraction or add "
+                                     f"data) or " if size else "")
+                + f"raise non_inferiority_margin to {stats['required_margin']:.3f}")
+    if failed == ["min_accuracy"]:
+        return ("the candidate is below min_accuracy: train longer or on more data, check "
+                "the data report for mislabelled classes, or lower min_accuracy")
+    if not failed:
+        return "configure a threshold (min_accuracy at least): the gate fails closed"
+    return (f"read the failed checks ({', '.join(failed)}) in the evaluation report; the "
+            "candidate is measurably worse than production there")

@@ -6,6 +6,7 @@ import numpy as np
 
 from components.common import html as html_page
 from components.common.markdown import cell, text
+from components.evaluate.gate import next_step
 
 SCALARS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
 
@@ -14,6 +15,7 @@ def markdown(candidate: dict, baseline: dict | None, gate: dict, labels: list[st
     lines = [f"# Evaluation: **{gate['decision'].upper()}**", "", f"Gate mode: {gate['mode']}",
              ""]
     lines += [f"- {text(reason)}" for reason in gate["reasons"]]
+    lines += ["", f"**Next step:** {text(next_step(gate))}."]
     lines += _operating_characteristics(gate.get("statistics") or {})
     lines += ["", "| metric | candidate | production | delta |", "|---|---|---|---|"]
     for key in SCALARS:

@@ -130,6 +130,11 @@ class ResolvingRegistry:
         """A local copy of the SavedModel of ``record`` (the folder itself if local)."""
         return storage.local_copy(record["uri"])
 
+    def model_names(self) -> list[str]:
+        """The models this registry holds, where the backend lists them cheaply (storage);
+        empty elsewhere."""
+        return []
+
     def production_saved_model(self) -> str | None:
         """The SavedModel URI of the production version, or None on a first run."""
         version = self.current(PRODUCTION)
@@ -326,6 +331,15 @@ class Registry(LoggedRegistry):
 
     def version_uri(self, version: int) -> str:
         return self._path("versions", str(version))
+
+    def model_names(self) -> list[str]:
+        """The models this registry's root holds (a version record or a run log each)."""
+        names = set()
+        for info in storage.list_files(self.root):
+            parts = storage.relative(self.root, info.uri).split("/")
+            if len(parts) > 2 and parts[1] in ("records", "runs"):
+                names.add(parts[0])
+        return sorted(names)
 
     # versions -----------------------------------------------------------------------
     def list_versions(self) -> list[dict]:
