@@ -44,7 +44,7 @@ def trial(clip: str, seed: int, spike: float = SPIKE) -> tuple[float, float]:
     model = keras.Sequential([keras.Input((DIMS,)), keras.layers.Dense(32, activation="relu"),
                               keras.layers.Dense(3, activation="softmax", name="classifier")])
     cfg = TrainConfig.of(examples="e", output="o", clip=clip).validate().resolved()
-    optimizer = _compile(model, cfg, Runtime(None, 1, [], "float32", False, True), 1e-2)
+    optimizer = _compile(model, cfg, Runtime(None, 1, [], "float32", False, True, 1), 1e-2)
     model.fit(x, y, sample_weight=weights, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     test_x, test_y = _blobs(seed, 1)
     accuracy = float(np.mean(model.predict(test_x, verbose=0).argmax(1) == test_y.argmax(1)))
