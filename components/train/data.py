@@ -8,7 +8,7 @@ import tensorflow as tf
 from components.common import storage
 from components.common.augment import augment_batch
 from components.common.augment_policy import AugmentPolicy
-from components.common.examples import ENCODED, LABEL, parse, shard_files
+from components.common.examples import ENCODED, LABEL, parse, read_stats, shard_files
 from components.common.preprocess import decode_resize
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -47,7 +47,8 @@ def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                        num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
     if shuffle:
-        buffer = shuffle_examples(files, examples or MIN_SHUFFLE_EXAMPLES, shuffle_buffer_mb)
+        count = examples or read_stats(examples_dir)["split_totals"][split]
+        buffer = shuffle_examples(files, count, shuffle_buffer_mb)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
 
     def decode(serialized):
