@@ -1,15 +1,18 @@
 """What a person sees during ``finetune run-local``: one line when a step starts and one
-when it ends, with its wall time; every step's full output in its own log file; and the
-tail of a failing step's log. kfp.local prints everything (its task logs and the steps'
-output) to ``sys.stdout`` (its warnings to ``sys.stderr``), so the run is read through a
-stand-in for both."""
+when it ends, with its wall time; the progress lines steps print between them
+(``components.common.progress``), and a line after every ``HEARTBEAT`` seconds without
+one; every step's full output in its own log file; and the tail of a failing step's log.
+kfp.local prints everything (its task logs and the steps' output) to ``sys.stdout`` (its
+warnings to ``sys.stderr``), so the run is read through a stand-in for both."""
 
 from __future__ import annotations
 
 import io
 import re
+import threading
 import time
 from pathlib import Path
+from queue import Empty, Queue
 from typing import TextIO
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -17,6 +20,8 @@ STARTED = re.compile(r"Executing task '([\w.-]+)'")
 FINISHED = re.compile(r"Task '([\w.-]+)' finished with status (\w+)")
 CACHED = re.compile(r"Task '?([\w.-]+)'? cache hit")
 FAILED_TASK = re.compile(r"Inner task failed: '([\w.-]+)'")
+PROGRESS = re.compile(r"^\s*progress: (.*)$")
+HEARTBEAT = 15.0
 TAIL_LINES = 25
 # The last line of a Python traceback: "package.module.SomeError: what happened".
 RAISED = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Failed|Rejected|"
@@ -40,6 +45,10 @@ class StepLogs(io.TextIOBase):
         self._started: dict[str, float] = {}
         self._rows: dict[str, list] = {}
         self._buffer = ""
+        self._echo_lock = threading.Lock()
+        self._last_echo = time.monotonic()
+        self._stop = threading.Event()
+        threading.Thread(target=self._heartbeat, daemon=True).start()
 
     def writable(self) -> bool:
         return True
@@ -67,6 +76,8 @@ class StepLogs(io.TextIOBase):
             self._progress(f"  {self._current:<22} started")
         if self._current:
             self.step_log(self._current).write(line + "\n")
+            if said := PROGRESS.match(line):
+                self._progress(f"  {self._current:<22} {said.group(1)}")
         if cached := CACHED.search(line):
             self._rows[cached.group(1)] = [cached.group(1), "cached", ""]
             self._progress(f"  {cached.group(1):<22} cached")
@@ -79,8 +90,19 @@ class StepLogs(io.TextIOBase):
 
     def _progress(self, text: str) -> None:
         if not self.verbose:
-            self.echo.write(text + "\n")
-            self.echo.flush()
+            with self._echo_lock:
+                self.echo.write(text + "\n")
+                self.echo.flush()
+                self._last_echo = time.monotonic()
+
+    def _heartbeat(self) -> None:
+        """Every ``HEARTBEAT`` seconds of silence: the running step and its time so far."""
+        while not self._stop.wait(1.0):
+            step = self._current
+            running = step and self._rows.get(step, [""] * 2)[1] == "running"
+            if running and time.monotonic() - self._last_echo >= HEARTBEAT:
+                elapsed = time.perf_counter() - self._started[step]
+                self._progress(f"  {step:<22} running, {elapsed:.0f} s so far")
 
     def rows(self) -> list[list]:
         """``[step, status, seconds]`` for every step seen, in the order they started."""
@@ -92,6 +114,7 @@ class StepLogs(io.TextIOBase):
         return self._step_logs[name]
 
     def close(self) -> None:
+        self._stop.set()
         self.flush()
         for handle in (self._run_log, *self._step_logs.values()):
             handle.close()
@@ -111,6 +134,53 @@ class StepLogs(io.TextIOBase):
                           f"the last {len(tail)} lines of its log:",
                           *[f"  | {line}" for line in tail], "",
                           f"whole log: {path}", f"every step's log: {self.folder}"])
+
+
+def follow(command: list[str], name: str, log: Path, echo: TextIO) -> None:
+    """Run ``command`` with all its output in ``log`` and its progress lines (and a line
+    after every ``HEARTBEAT`` seconds of silence) on ``echo`` under ``name``; raises
+    ``RuntimeError`` with the log's tail when it fails."""
+    import subprocess
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as handle, subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        lines, said = queue_lines(child.stdout), time.perf_counter()
+        while True:
+            try:
+                line = lines.get(timeout=1.0)
+            except Empty:
+                line = ""
+            if line is None:
+                break
+            handle.write(line)
+            progress = PROGRESS.match(line.rstrip("\n"))
+            if progress or time.perf_counter() - said >= HEARTBEAT:
+                elapsed = time.perf_counter() - started
+                echo.write(f"  {name:<22} " + (progress.group(1) if progress else
+                                               f"running, {elapsed:.0f} s so far") + "\n")
+                echo.flush()
+                said = time.perf_counter()
+    if child.returncode:
+        tail = log.read_text(encoding="utf-8").splitlines()[-TAIL_LINES:]
+        raise RuntimeError("\n".join([f"{name} failed (exit {child.returncode}); the end of "
+                                      f"its log {log}:", *[f"  | {t}" for t in tail]]))
+    echo.write(f"  {name:<22} succeeded {time.perf_counter() - started:6.1f} s\n")
+
+
+def queue_lines(stream: TextIO) -> Queue:
+    """The lines of ``stream`` in a queue filled by a thread, to wait on with a timeout;
+    None after the last."""
+    lines: Queue = Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 def _short(cause: str) -> str:

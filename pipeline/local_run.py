@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 # The pipeline's own recipe (its defaults), smaller: only the sizes differ from a
@@ -57,16 +58,18 @@ def _without_pip_preamble(pipeline_yaml: str) -> str:
 def demo_backbone() -> str:
     """The demo backbone (``finetune demo-weights``), made once per machine and cached:
     ImageNet weights cannot be downloaded offline, and a fine-tune needs pretrained ones."""
-    from components.train.demo_backbone import HUE_BANDS, PATTERNS, write_demo_weights
+    from components.train.demo_backbone import HUE_BANDS, PATTERNS
+    from pipeline.local_progress import follow
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "resnet-finetune")
     classes = len(PATTERNS) * HUE_BANDS  # a changed pretext task is a new file
     path = cache / f"demo-backbone-{DEMO_BACKBONE_SIZE}px-{classes}classes-seed0.weights.h5"
     if not path.exists():
-        print(f"run-local: pretraining the demo backbone once (about 2 minutes on 2 cores) "
-              f"into {path}")
-        cache.mkdir(parents=True, exist_ok=True)
-        write_demo_weights(str(path), image_size=DEMO_BACKBONE_SIZE, verbose=0)
+        log = cache / "demo-backbone.log"
+        print(f"run-local: pretraining the demo backbone once into {path} (log: {log})",
+              flush=True)
+        follow([sys.executable, "-m", "pipeline", "demo-weights", str(path), "--image-size",
+                str(DEMO_BACKBONE_SIZE)], "demo-backbone", log, sys.stdout)
     return str(path)
 
 
@@ -150,7 +153,11 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
         root_logger = logging.getLogger()
         handlers, root_logger.handlers = root_logger.handlers, [logging.StreamHandler(logs)]
         try:
-            with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
+            with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs), \
+                    warnings.catch_warnings():
+                # kfp.local's warning, once per step, that the steps' image is not Python's:
+                # the subprocess runner runs them in this venv on purpose.
+                warnings.filterwarnings("ignore", "You may be attemping to run a task")
                 compiled(**arguments)
         except RuntimeError as err:
             failure = logs.failure(str(err))

@@ -17,6 +17,18 @@ from tests import gcs_emulator, s3_server
 
 
 @pytest.fixture(scope="session")
+def artifacts_dir():
+    """Where tests keep what a person may want to look at after CI (screenshots):
+    ``$TEST_ARTIFACTS``, or ``test-artifacts/`` in the checkout."""
+    from pathlib import Path
+
+    folder = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).parent.parent /
+                  "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def gcs(tmp_path_factory):
     """A real GCS emulator on loopback; yields a client. Buckets are per test."""
     from google.auth.credentials import AnonymousCredentials

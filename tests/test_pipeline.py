@@ -86,14 +86,15 @@ def test_one_run_local_per_workdir_at_a_time(tmp_path):
         assert work == tmp_path.resolve()
 
 
-REPORT_SECTIONS = ("outcome", "steps", "data", "augmentation-preview", "training-curves",
-                   "gate", "evaluation", "worst-mistakes", "registry")
+REPORT_SECTIONS = ("outcome", "steps", "data", "augmentation-preview", "settings",
+                   "training-curves", "gate", "evaluation", "model-card", "worst-mistakes",
+                   "registry")
 STEPS = ("fingerprint-data", "resolve-production", "check-lineage", "prepare-data", "train",
          "export-model", "evaluate", "run-report", "promote", "record-run")
 
 
 @pytest.mark.slow
-def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
+def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path, artifacts_dir):
     """Three real kfp.local runs of the compiled YAML: a good model (the pipeline's
     defaults at run-local's sizes, 64 px, 4 epochs, from the demo backbone) is promoted;
     the same data, settings and code again is `unchanged` before any training; a barely
@@ -105,27 +106,41 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path):
     from components.promote.registry import Registry
     from pipeline.cli import main
     from pipeline.local_run import run_local
-    from tests.browser import render
+    from tests.browser import layout, render
 
     cli = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path)])
     assert cli.exit_code == 0, cli.output
     _the_defaults_fine_tuned_clipped_outliers_and_serve_what_was_evaluated(tmp_path)
     lines = cli.output.splitlines()
-    assert len(lines) <= 60, cli.output
     for step in STEPS:
         assert any(re.match(rf"\s+{step}\s+succeeded\s+\d+\.\d s$", line) for line in lines)
+    for said in (r"prepare-data\s+inspected 120 of 120 files",
+                 r"train\s+epoch 4/4 \(phase 2: BN frozen, the top 3 blocks\): loss \d\.\d{3}",
+                 r"export-model\s+check: served = Keras on 12 test images",
+                 r"evaluate\s+scored 12 test images with the candidate: accuracy \d\.\d{3}"):
+        assert any(re.match(rf"\s+{said}", line) for line in lines), (said, cli.output)
     verdict = lines[next(i for i, line in enumerate(lines) if line.startswith("PROMOTED")):]
     assert len(verdict) <= 20 and verdict[0] == "PROMOTED: version v1 is production"
     assert any(line.startswith("next:  nothing") for line in verdict), verdict
     assert any("tensorboard --logdir " in line for line in verdict), verdict
     first_report = Path(re.search(r"report:\s+(\S+)", cli.output).group(1))
     assert (first_report.parent / "train.log").read_text().count("Epoch") >= 4
-    dom = render(first_report, first_report.parent / "report.png")
+    screenshot = artifacts_dir / "run-report.png"
+    dom = render(first_report, screenshot)
     for section in REPORT_SECTIONS:
         assert f'id="{section}"' in dom
     assert "PROMOTE" in dom and dom.count("data:image/png;base64,") >= 8
     assert not re.search(r'(src|href)="(https?:)?//', first_report.read_text())
-    assert (first_report.parent / "report.png").stat().st_size > 10_000
+    assert screenshot.stat().st_size > 10_000
+    laid_out = layout(first_report, tmp_path)
+    assert laid_out["overlaps"] == laid_out["outside"] == laid_out["markdown"] == [], laid_out
+    assert len(laid_out["ticks"]) >= 6  # five training curves and the reliability diagram
+    assert all(x >= 4 and y >= 4 for _chart, x, y in laid_out["ticks"]), laid_out["ticks"]
+    for shown in ("<td>bn_policy</td><td>frozen</td>", "table class=\"confusion\"",
+                  "aria-label=\"reliability (candidate)\"", "Model card: ", "Next step:"):
+        assert shown in dom, shown
+    card = Path(Registry(str(tmp_path / "registry"), "demo").version_uri(1), "model_card.json")
+    assert json.loads(card.read_text())["quantitative_analysis"]["gate"]["decision"] == "promote"
     scripted = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path), "--json"])
     assert scripted.exit_code == 0, scripted.output
     same = json.loads(scripted.stdout)  # one JSON document, the progress on stderr

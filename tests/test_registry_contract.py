@@ -87,6 +87,19 @@ def test_register_is_idempotent_on_run_id_and_content(reg, saved_model, model):
             Path(model("b"), "saved_model.pb").read_bytes()
 
 
+def test_the_model_card_lies_beside_the_saved_model_and_is_no_part_of_its_content(
+        reg, saved_model):
+    """Every backend keeps a version's model card with its SavedModel; the version still
+    verifies against the content hash of the model's own files, and the same model with
+    another card is the same version."""
+    card = {"model_card.md": "# Model card\n", "model_card.json": '{"model_details": {}}'}
+    version = reg.register(saved_model("a"), "run-1", attachments=card)["version"]
+    with reg.saved_model_copy(version) as local:
+        assert {name: Path(local, name).read_text() for name in card} == card
+    assert reg.register(saved_model("a"), "run-2", attachments={
+        "model_card.md": "# another\n"})["version"] == version
+
+
 def test_promotion_moves_the_alias_and_rollback_moves_it_back(reg, saved_model):
     assert reg.current() is None and reg.production_saved_model() is None
     for run in ("a", "b"):

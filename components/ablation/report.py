@@ -12,8 +12,9 @@ import numpy as np
 
 from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
 from components.common import storage
+from components.common.charts import line_chart
 from components.common.contract import read_json
-from components.common.html import line_chart, page
+from components.common.html import page
 from components.common.publish import Published
 from components.evaluate.contract import GATE_FILE, METRICS_FILE
 from components.evaluate.metrics import mcnemar_exact
@@ -144,7 +145,7 @@ def html_page(rows: list[dict], runs: list[Run]) -> str:
         + "</tr>" for row in rows)
     first = [r for r in runs if r.seed == min(x.seed for x in runs)]
     charts = (line_chart("validation accuracy", {r.cell: r.val_curve for r in first},
-                         "accuracy (fraction)")
+                         "accuracy (fraction)", y_range=(0.0, 1.0))
               + line_chart("training loss", {r.cell: r.loss_curve for r in first},
                            "cross-entropy loss"))
     return page("Ablation: BN policy x gradient clipping",

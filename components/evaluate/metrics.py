@@ -15,16 +15,25 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarr
     return matrix
 
 
-def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS):
+def calibration_bins(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
+    """The non-empty confidence bins (of ``bins`` equal ones): their edges, image count,
+    mean confidence and accuracy: the reliability diagram's bars."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y_true
     edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
+    rows = []
     for low, high in zip(edges[:-1], edges[1:], strict=True):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+            rows.append({"low": float(low), "high": float(high), "count": int(in_bin.sum()),
+                         "confidence": float(confidence[in_bin].mean()),
+                         "accuracy": float(correct[in_bin].mean())})
+    return rows
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS):
+    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"])
+                     for b in calibration_bins(probs, y_true, bins)) / max(1, len(y_true)))
 
 
 def classification_metrics(probs: np.ndarray, y_true: np.ndarray, labels: list[str],
@@ -50,6 +59,7 @@ def classification_metrics(probs: np.ndarray, y_true: np.ndarray, labels: list[s
         "weighted_f1": float((f1 * support).sum() / max(1.0, support.sum())),
         "log_loss": float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], eps, 1)).mean()),
         "ece": expected_calibration_error(probs, y_true),
+        "calibration": calibration_bins(probs, y_true),
         "per_class": {label: {"precision": float(precision[i]), "recall": float(recall[i]),
                               "f1": float(f1[i]), "support": int(support[i])}
                       for i, label in enumerate(labels)},

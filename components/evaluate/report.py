@@ -29,7 +29,8 @@ def markdown(candidate: dict, baseline: dict | None, gate: dict, labels: list[st
         lines.append(f"| {cell(label)} | {c['recall']:.3f} | {'-' if b is None else f'{b:.3f}'} "
                      f"| {c['precision']:.3f} |")
     lines += ["", "## Checks", "", "| check | passed | detail |", "|---|---|---|"]
-    lines += [f"| {c['check']} | {c['passed']} | {cell(c['detail'])} |" for c in gate["checks"]]
+    lines += [f"| {c['check']} | {'yes' if c['passed'] else '**no**'} | {cell(c['detail'])} |"
+              for c in gate["checks"]]
     return "\n".join(lines) + "\n"
 
 

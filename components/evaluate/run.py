@@ -10,18 +10,32 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from components.common import outputs, storage
+from components.common import outputs, progress, storage
 from components.common.contract import read_json
-from components.common.examples import ENCODED, SHA256, parse, read_labels, require_complete
+from components.common.examples import (
+    ENCODED,
+    SHA256,
+    parse,
+    read_labels,
+    read_stats,
+    require_complete,
+)
 from components.common.examples import shard_files as list_shards
 from components.common.preprocess import decode_resize
 from components.common.publish import Published
-from components.evaluate import inference, report
-from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE, REPORT_FILE
+from components.evaluate import inference, model_card, report
+from components.evaluate.contract import (
+    GATE_FILE,
+    METRICS_FILE,
+    MISTAKES_FILE,
+    MODEL_CARD_FILE,
+    MODEL_CARD_JSON,
+    REPORT_FILE,
+)
 from components.evaluate.gate import UNCHANGED, GateConfig, GateResult, decide, split_statistics
 from components.evaluate.metrics import classification_metrics
 from components.evaluate.paired import Paired
-from components.export.contract import METADATA_FILE
+from components.export.contract import DESCRIPTIONS, METADATA_FILE
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +46,8 @@ def saved_model_labels(saved_model: str) -> list[str]:
 
 def identical(candidate: str, baseline: str) -> bool:
     """Byte-identical SavedModels (export's metadata aside): nothing to promote."""
-    return outputs.content_sha256(candidate, exclude=(METADATA_FILE,)) == \
-        outputs.content_sha256(baseline, exclude=(METADATA_FILE,))
+    return outputs.content_sha256(candidate, exclude=DESCRIPTIONS) == \
+        outputs.content_sha256(baseline, exclude=DESCRIPTIONS)
 
 
 def resolve_baseline(baseline: str = "", registry: str = "",
@@ -115,6 +129,8 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
     rows = inference.predict(candidate, shards, f"{work}/candidate", beam_args)
     probs, truth = inference.as_arrays(rows)
     cand = classification_metrics(probs, truth, labels)
+    progress.say(f"scored {len(rows)} test images with the candidate: accuracy "
+                 f"{cand['accuracy']:.3f}")
     base, base_rows, paired, labels_match = None, None, None, True
     same_bytes = bool(baseline) and identical(candidate, baseline.local)
     if same_bytes:
@@ -127,6 +143,8 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
             base_rows = inference.predict(baseline.local, shards, f"{work}/baseline", beam_args)
             base_probs, _ = inference.as_arrays(base_rows)
             base = classification_metrics(base_probs, truth, labels)
+            progress.say(f"scored {len(base_rows)} test images with production "
+                         f"v{baseline.version}: accuracy {base['accuracy']:.3f}")
             paired = Paired.from_predictions(truth, probs.argmax(1), base_probs.argmax(1),
                                              labels)
     result = (GateResult(UNCHANGED, [f"the candidate is byte-identical to production "
@@ -141,7 +159,11 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
                   baseline_version=baseline.version if baseline else None,
                   discordant=[paired.overall.candidate_only, paired.overall.production_only]
                   if paired else None, gate_config=gate.__dict__)
+    card = model_card.build(metadata, read_stats(examples), {"candidate": cand, "baseline": base},
+                            result)
     texts = {
+        MODEL_CARD_JSON: json.dumps(card, indent=2),
+        MODEL_CARD_FILE: model_card.markdown(card),
         "predictions_candidate.jsonl": "".join(json.dumps(r) + "\n" for r in rows),
         METRICS_FILE: json.dumps({"candidate": cand, "baseline": base}, indent=2),
         GATE_FILE: json.dumps(result, indent=2),

@@ -16,7 +16,7 @@ import tempfile
 
 import apache_beam as beam
 
-from components.common import storage
+from components.common import progress, storage
 from components.common.beam_runs import beam_pipeline
 from components.common.images import InvalidImage, inspect_image, stored_image
 
@@ -25,6 +25,15 @@ from components.common.images import InvalidImage, inspect_image, stored_image
 DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner", "--direct_running_mode=multi_threading",
                      "--direct_num_workers=0")
 log = logging.getLogger(__name__)
+# Counters of the pass running in this process (Beam pickles a transform's arguments, so
+# they are found by name); a distributed runner's workers have none and say nothing.
+_COUNTERS: dict[str, progress.Counter] = {}
+
+
+def _counted(value, name: str):
+    if counter := _COUNTERS.get(name):
+        counter.tick()
+    return value
 
 
 def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
@@ -51,12 +60,14 @@ def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
 def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int,
                 beam_args: tuple[str, ...]) -> list[dict]:
     prefix = storage.join(work_dir, "inspected")
+    _COUNTERS["inspect"] = progress.Counter("inspected", len(files), "files")
     with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
             pipeline
             | "Files" >> beam.Create(files)
             | "Spread" >> beam.Reshuffle()
             | "Inspect" >> beam.Map(inspect_file, min_side, max_pixels)
+            | "CountInspected" >> beam.Map(_counted, "inspect")
             | "Json" >> beam.Map(json.dumps)
             | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
         )
@@ -87,6 +98,8 @@ def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
 def write_shards(rows: list[dict], output: str, max_pixels: int, stored_side: int,
                  beam_args: tuple[str, ...]) -> list[str]:
     """``rows`` carry ``shard`` (relative file name); returns the written shard URIs."""
+    shards = sorted({storage.join(output, r["shard"]) for r in rows})
+    _COUNTERS["write"] = progress.Counter("wrote", len(shards), "shards")
     with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
             pipeline
@@ -94,5 +107,6 @@ def write_shards(rows: list[dict], output: str, max_pixels: int, stored_side: in
             | "ByShard" >> beam.Map(lambda r: (r["shard"], r))
             | "Group" >> beam.GroupByKey()
             | "WriteShard" >> beam.Map(write_shard, output, max_pixels, stored_side)
+            | "CountWritten" >> beam.Map(_counted, "write")
         )
-    return sorted({storage.join(output, r["shard"]) for r in rows})
+    return shards

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from dataclasses import asdict
 
-from components.common import outputs, storage
+from components.common import outputs, progress, storage
 from components.common.errors import ConfigError
 from components.common.publish import Published
 from components.prepare_data import beam_job, report
@@ -92,6 +92,7 @@ def run(cfg: PrepareConfig) -> dict:
     data_fingerprint = fingerprint(files)
     log.info("listed %d files from %s (fingerprint %s)", len(files), cfg.source,
              data_fingerprint[:12])
+    progress.say(f"listed {len(files)} files in {cfg.source}")
     outputs.check_writable(cfg.output)  # before the inspection pass, not after it
     work_dir = tempfile.mkdtemp(prefix="prepare-")
     try:

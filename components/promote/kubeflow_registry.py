@@ -36,6 +36,7 @@ from components.promote.registry import (
     LoggedRegistry,
     RegistryError,
     StorageLog,
+    write_attachments,
 )
 
 RECORD = "finetune.record"
@@ -101,13 +102,17 @@ class KubeflowRegistry(LoggedRegistry):
                                 f"{self.server}")
         return self._record(found)
 
-    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
+    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None,
+                 attachments: dict[str, str] | None = None) -> dict:
         """Add a version, idempotent per ``run_id`` and per content; the version number
-        is the next free name (the server refuses a name twice, so racing runs differ)."""
+        is the next free name (the server refuses a name twice, so racing runs differ).
+        ``attachments`` (name -> text) are written beside the SavedModel, which the
+        version references where it is."""
         content, existing = self._registered(saved_model_dir, run_id)
         if existing:
             self._ensure_artifact(existing)
             return existing
+        write_attachments(saved_model_dir, attachments)
         info = info or {}
         number = max([r["version"] for r in self.list_versions()] + [0]) + 1
         production = self.current(PRODUCTION)

@@ -129,8 +129,10 @@ class MlflowRegistry(ResolvingRegistry):
         except MlflowException:  # created by a concurrent step
             return self._call(self.client.get_experiment_by_name, name).experiment_id
 
-    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
-        """Add a version, idempotent per ``run_id`` and per content."""
+    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None,
+                 attachments: dict[str, str] | None = None) -> dict:
+        """Add a version, idempotent per ``run_id`` and per content; ``attachments`` (name
+        -> text) are logged beside the SavedModel's files."""
         from mlflow.exceptions import MlflowException
 
         content, existing = self._registered(saved_model_dir, run_id)
@@ -143,6 +145,8 @@ class MlflowRegistry(ResolvingRegistry):
         mlflow_run = run.info.run_id
         with storage.local_copy(saved_model_dir) as local:
             self._call(self.client.log_artifacts, mlflow_run, local, "saved_model")
+        for name, text in (attachments or {}).items():
+            self._call(self.client.log_text, mlflow_run, text, f"saved_model/{name}")
         self._call(self.client.set_terminated, mlflow_run)
         info = info or {}
         record = {"model_name": self.model_name, "run_id": run_id,

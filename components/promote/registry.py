@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 
 from components.common import outputs, storage
-from components.export.contract import METADATA_FILE
+from components.export.contract import DESCRIPTIONS
 
 PRODUCTION = "production"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # run ids, model names: never '..' or a path
@@ -91,7 +91,7 @@ class ResolvingRegistry:
         if not run_id:
             raise RegistryError("run id is empty: promotion needs it to stay idempotent")
         check_saved_model(saved_model_dir)
-        content = outputs.content_sha256(saved_model_dir, exclude=(METADATA_FILE,))
+        content = outputs.content_sha256(saved_model_dir, exclude=DESCRIPTIONS)
         return content, self.find_by_run(run_id) or self.find_by_content(content)
 
     def resolve(self, ref: str) -> dict:
@@ -117,7 +117,7 @@ class ResolvingRegistry:
         loaded."""
         record = self.get_version(version)
         with self._local_copy(record) as local:
-            found = outputs.content_sha256(local, exclude=(METADATA_FILE,))
+            found = outputs.content_sha256(local, exclude=DESCRIPTIONS)
             if found != record.get("content_sha256"):
                 raise RegistryError(
                     f"{self.model_name} version {version} at {record['uri']}: its files do "
@@ -139,6 +139,12 @@ class ResolvingRegistry:
         """The SavedModel URI of the production version, or None on a first run."""
         version = self.current(PRODUCTION)
         return None if version is None else self.get_version(version)["uri"]
+
+
+def write_attachments(folder: str, attachments: dict[str, str] | None) -> None:
+    """Files about a version (name -> text, e.g. its model card) into its ``folder``."""
+    for name, text in (attachments or {}).items():
+        storage.write_text(storage.join(folder, name), text)
 
 
 def _numbers(folder: str) -> list[int]:
@@ -376,14 +382,17 @@ class Registry(LoggedRegistry):
             except storage.AlreadyExists:
                 number += 1
 
-    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
+    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None,
+                 attachments: dict[str, str] | None = None) -> dict:
         """Add a version, idempotent per ``run_id`` and per content (never two versions
-        with the same bytes): stage files, then commit the record."""
+        with the same bytes): stage files, then commit the record. ``attachments`` (name
+        -> text, e.g. the model card) are written beside the SavedModel's files."""
         content, existing = self._registered(saved_model_dir, run_id)
         if existing:
             return existing
         number = self._claim(run_id)
         target = self.version_uri(number)
+        write_attachments(target, attachments)
         root = saved_model_dir.rstrip("/")
         files = {storage.relative(root, f.uri): f.uri for f in storage.list_files(root)}
         # The model's bytes, then saved_model.pb (a server watching versions/ never sees a

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
-from components.common import outputs
+from components.common import outputs, storage
 from components.common.contract import read_json
-from components.evaluate.contract import GATE_FILE, METRICS_FILE
+from components.evaluate.contract import GATE_FILE, METRICS_FILE, MODEL_CARD_FILE, MODEL_CARD_JSON
 from components.export.contract import METADATA_FILE
 from components.promote.registries import open_registry
 from components.promote.registry import UNCHECKED
@@ -30,6 +31,7 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
                           "nothing is promoted")
     metadata = read_json(saved_model, METADATA_FILE)
     metrics = read_json(evaluation, METRICS_FILE)
+    card = read_json(evaluation, MODEL_CARD_JSON)
     registry = open_registry(registry_uri, model_name)
     record = registry.register(saved_model, run_id, {
         "data_fingerprint": metadata.get("data_fingerprint"),
@@ -37,7 +39,8 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
         "metrics": {k: v for k, v in metrics["candidate"].items() if not isinstance(v, dict)},
         "gate": {k: gate[k] for k in ("decision", "reasons", "mode", "checks")},
         "lineage": lineage,
-    })
+    }, attachments={MODEL_CARD_JSON: json.dumps(card, indent=2),
+                    MODEL_CARD_FILE: storage.read_text(storage.join(evaluation, MODEL_CARD_FILE))})
     # The gate compared against the registry's production (or found none): promote only
     # if that is still production. An explicit --baseline folder has no version to check.
     from_registry = not gate.get("baseline") or gate.get("baseline_version") is not None

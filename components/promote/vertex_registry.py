@@ -33,6 +33,7 @@ from components.promote.registry import (
     LoggedRegistry,
     RegistryError,
     StorageLog,
+    write_attachments,
 )
 
 DEFAULT_ALIAS = "default"  # Vertex's: what a model without a version means
@@ -137,8 +138,11 @@ class VertexRegistry(LoggedRegistry):
                                 f"{self.location})")
         return record
 
-    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None) -> dict:
-        """Upload a version, idempotent per ``run_id`` and per content."""
+    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None,
+                 attachments: dict[str, str] | None = None) -> dict:
+        """Upload a version, idempotent per ``run_id`` and per content.
+        ``attachments`` (name -> text) are written beside the SavedModel, which the
+        version references where it is."""
         from google.cloud import aiplatform
 
         content, existing = self._registered(saved_model_dir, run_id)
@@ -147,6 +151,7 @@ class VertexRegistry(LoggedRegistry):
         if not saved_model_dir.startswith("gs://"):
             raise RegistryError(f"{saved_model_dir}: Vertex AI serves models from Cloud "
                                 "Storage; run the pipeline with a gs:// pipeline root")
+        write_attachments(saved_model_dir, attachments)
         info = info or {}
         metadata_file = storage.join(saved_model_dir, METADATA_FILE)
         metadata = json.loads(storage.read_text(metadata_file)) \

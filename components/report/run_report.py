@@ -11,11 +11,19 @@ import html
 import re
 from pathlib import Path
 
+from components.common.charts import heatmap, reliability_diagram
 from components.common.contract import read_json
 from components.common.html import page
-from components.evaluate.contract import GATE_FILE, METRICS_FILE, MISTAKES_FILE
+from components.common.markdown import to_html
+from components.evaluate.contract import (
+    GATE_FILE,
+    METRICS_FILE,
+    MISTAKES_FILE,
+    MODEL_CARD_FILE,
+    REPORT_FILE,
+)
 from components.prepare_data.contract import DATA_REPORT_FILE, PREVIEW_FILE
-from components.train.contract import CURVES_FILE
+from components.train.contract import CONFIG_FILE, CURVES_FILE, recipe
 
 BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 
@@ -34,9 +42,16 @@ def _pre(text: str) -> str:
 
 def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_number(c))}</td>" for c in row)
+                   + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _number(value: object) -> str:
+    """A cell's text: floats to four significant digits, booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _section(title: str, body: str) -> str:
@@ -44,30 +59,39 @@ def _section(title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>'
 
 
-def _gate(evaluation: Path | None) -> tuple[str, str]:
+def _markdown(path: Path | None) -> str:
+    if not path or not path.exists():
+        return "<p>not produced by this run</p>"
+    return to_html(path.read_text(encoding="utf-8"))
+
+
+def _settings(trained: Path | None) -> str:
+    """The training settings the model was trained with (config.json), one row each."""
+    if not trained or not (trained / CONFIG_FILE).exists():
+        return "<p>not trained in this run</p>"
+    return _table(["setting", "value"], sorted(recipe(read_json(trained, CONFIG_FILE)).items()))
+
+
+def _evaluation(evaluation: Path | None) -> str:
     if not evaluation:
-        return "", ""
-    gate = read_json(evaluation, GATE_FILE)
-    metrics = read_json(evaluation, METRICS_FILE)
-    checks = _table(["check", "passed", "detail"],
-                    [[c["check"], c["passed"], c["detail"]] for c in gate["checks"]])
-    stats = gate.get("statistics") or {}
-    warning = f"<p><b>{html.escape(stats['warning'])}</b></p>" if stats.get("warning") else ""
-    candidate, production = metrics["candidate"], metrics["baseline"]
-    keys = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
-    scores = _table(["metric", "candidate", "production"],
-                    [[k, f"{candidate[k]:.4f}", f"{production[k]:.4f}" if production else "-"]
-                     for k in keys])
-    labels = list(candidate["per_class"])
-    matrix = _table(["true \\ predicted", *labels],
-                    [[label, *row] for label, row in zip(labels, candidate["confusion_matrix"],
-                                                          strict=True)])
-    gate_html = (f"<p>Mode: {html.escape(gate['mode'])}</p>{warning}{checks}"
-                 + (_table(["statistic", "value"], [[k, v] for k, v in stats.items()
-                                                     if k not in ("paired", "classes",
-                                                                  "warning")])
-                    if stats else ""))
-    return gate_html, scores + "<h3>Confusion matrix (candidate)</h3>" + matrix
+        return "<p>not evaluated in this run</p>"
+    candidate = read_json(evaluation, METRICS_FILE)["candidate"]
+    return ("<h3>Confusion matrix (candidate, test split)</h3>"
+            + heatmap(list(candidate["per_class"]), candidate["confusion_matrix"])
+            + reliability_diagram(candidate.get("calibration", [])))
+
+
+def _outcome(decision: str, summary: dict, registry, failure: str) -> str:
+    gate = summary.get("gate", {})
+    production = summary.get("production_version")
+    lines = [f"<p class='decision'>{html.escape(decision.upper())}</p>",
+             *(f"<p>{html.escape(r)}</p>" for r in gate.get("reasons", [])),
+             f"<p><b>Next step:</b> {html.escape(gate['next_step'])}</p>"
+             if gate.get("next_step") else "",
+             _pre(failure) if failure else "",
+             f"<p>Production: {'v' + str(production) if production is not None else 'none'}"
+             f" in {html.escape(str(registry.base))}</p>"]
+    return f"<div class='outcome {html.escape(decision)}'>{''.join(lines)}</div>"
 
 
 def write(path: Path, summary: dict, steps: list[list], registry, failure: str = "") -> Path:
@@ -76,27 +100,24 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
     artifacts = {k: Path(v) for k, v in summary.get("artifacts", {}).items() if v}
     examples, evaluation = artifacts.get("examples"), artifacts.get("evaluation")
     trained = artifacts.get("trained_model")
-    decision = "failed" if failure else summary["gate"]["decision"]
-    gate_html, scores_html = _gate(evaluation)
+    decision = "failed" if failure else summary["gate"]["decision"] or "unchanged"
+    tensorboard = (f"<p>Open them in TensorBoard: <code>tensorboard --logdir "
+                   f"{html.escape(str(trained / 'tensorboard'))}</code></p>" if trained else "")
     runs = registry.runs()
     sections = [
-        _section("Outcome", f"<p class='decision'><b>{html.escape(decision.upper())}</b></p>"
-                 + "".join(f"<p>{html.escape(r)}</p>" for r in summary.get("gate", {}).get(
-                     "reasons", []))
-                 + (_pre(failure) if failure else "")
-                 + f"<p>Production: version {summary.get('production_version')} in "
-                   f"{html.escape(str(registry.base))}</p>"),
+        _section("Outcome", _outcome(decision, summary, registry, failure)),
         _section("Steps", _table(["step", "status", "seconds"], steps)
                  if steps else "<p>see the run's graph in the Kubeflow UI</p>"),
-        _section("Data", _pre((examples / DATA_REPORT_FILE).read_text())
-                 if examples and (examples / DATA_REPORT_FILE).exists()
-                 else "<p>not produced by this run</p>"),
+        _section("Data", _markdown(examples / DATA_REPORT_FILE if examples else None)),
         _section("Augmentation preview",
                  _embedded(examples / PREVIEW_FILE if examples else None)),
+        _section("Settings", _settings(trained)),
         _section("Training curves",
-                 _embedded(trained / CURVES_FILE if trained else None)),
-        _section("Gate", gate_html or "<p>not evaluated in this run</p>"),
-        _section("Evaluation", scores_html or "<p>not evaluated in this run</p>"),
+                 tensorboard + _embedded(trained / CURVES_FILE if trained else None)),
+        _section("Gate", _markdown(evaluation / REPORT_FILE if evaluation else None)),
+        _section("Evaluation", _evaluation(evaluation)),
+        _section("Model card", _markdown(evaluation / MODEL_CARD_FILE if evaluation
+                                         else None)),
         _section("Worst mistakes",
                  _embedded(evaluation / MISTAKES_FILE if evaluation else None)),
         _section("Registry", _table(

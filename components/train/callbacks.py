@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import keras
 
-from components.common import storage
+from components.common import progress, storage
 
 
 class ClipStatsLogger(keras.callbacks.Callback):
@@ -31,6 +32,33 @@ class ClipStatsLogger(keras.callbacks.Callback):
         if skipped is not None:
             logs["overflow_skipped_steps"] = float(keras.ops.convert_to_numpy(skipped))
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self._optimizer.learning_rate))
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Says each epoch's end (of ``total``, with loss and accuracies) and, at most every
+    ``every`` seconds, the step reached within it. Put it after ClipStatsLogger."""
+
+    def __init__(self, total: int, steps: int, phase: str, every: float = 10.0):
+        super().__init__()
+        self.total, self.steps, self.phase, self.every = total, steps, phase, every
+        self._epoch, self._started, self._said = 0, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._started, self._said = epoch, time.monotonic(), time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self._said >= self.every:
+            self._said = time.monotonic()
+            progress.say(f"epoch {self._epoch + 1}/{self.total}: step {batch + 1} of "
+                         f"{self.steps}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        scores = ", ".join(f"{name} {logs[key]:.3f}" for key, name in (
+            ("loss", "loss"), ("accuracy", "accuracy"), ("val_accuracy", "val accuracy"))
+            if key in logs)
+        progress.say(f"epoch {epoch + 1}/{self.total} ({self.phase}): {scores} "
+                     f"({time.monotonic() - self._started:.0f} s)")
 
 
 class HistoryLog(keras.callbacks.Callback):

@@ -12,3 +12,14 @@ def model_facts(config: dict) -> dict:
     the clipping, the settings' hash and the precision it trained in."""
     return {**{k: config[k] for k in ("bn_policy", "clip", "clip_threshold", "config_hash")},
             "precision": config["runtime"]["precision"]}
+
+
+NOT_RECIPE = ("examples", "output", "backup_dir", "run_id", "config_hash", "data_fingerprint",
+              "train_seconds")
+
+
+def recipe(config: dict) -> dict:
+    """The settings a model was trained with, from its ``config.json``: every plain value
+    but paths, run identity and timings."""
+    return {k: v for k, v in config.items()
+            if isinstance(v, str | int | float | bool) and k not in NOT_RECIPE}

@@ -95,6 +95,7 @@ def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: in
     import tensorflow as tf
 
     from components.train import model as model_lib
+    from components.train.callbacks import EpochProgress
 
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
@@ -108,7 +109,7 @@ def write_demo_weights(out: str, image_size: int = 64, seed: int = 0, epochs: in
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(pixels[split:], labels[split:], batch_size=BATCH, epochs=epochs, shuffle=False,
-              verbose=verbose)
+              verbose=verbose, callbacks=[EpochProgress(epochs, steps // epochs, "pretext task")])
     batches = [(pixels[i:i + BATCH], None) for i in range(split, len(labels), BATCH)]
     model_lib.reestimate_bn_statistics(model, batches)
     _, accuracy = model.evaluate(pixels[:split], labels[:split], batch_size=BATCH, verbose=0)

@@ -17,14 +17,21 @@ import numpy as np
 
 from components.common import outputs, storage
 from components.common.augment_policy import AugmentPolicy
+from components.common.charts import line_chart
 from components.common.contract import read_json
 from components.common.examples import read_labels, read_stats, require_complete
-from components.common.html import line_chart, page
+from components.common.html import page
 from components.common.publish import Published
 from components.common.settings import flatten
 from components.prepare_data.contract import AUGMENTATION_FILE
 from components.train import model as model_lib
-from components.train.callbacks import ClipStatsLogger, HistoryLog, MirrorBackup, read_history
+from components.train.callbacks import (
+    ClipStatsLogger,
+    EpochProgress,
+    HistoryLog,
+    MirrorBackup,
+    read_history,
+)
 from components.train.clipping import clipping_optimizer
 from components.train.config import OptimizerConfig, Phase, TrainConfig
 from components.train.contract import (
@@ -122,6 +129,7 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
     callbacks = [
         keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}")),
         ClipStatsLogger(optimizer),
+        EpochProgress(cfg.optimizer.epochs, training.steps, _phase_words(phase, number)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", restore_best_weights=True,
                                       patience=cfg.optimizer.early_stopping_patience),
         keras.callbacks.TensorBoard(storage.join(folders.output, "tensorboard")),
@@ -137,6 +145,14 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
                        callbacks=callbacks, verbose=2, shuffle=False)
 
 
+def _phase_words(phase: Phase, number: int) -> str:
+    if phase.bn_policy == "batch_stats_head" or (phase.bn_policy == "frozen"
+                                                  and not phase.unfrozen_blocks):
+        return f"phase {number}: the head alone"
+    blocks = f", the top {phase.unfrozen_blocks} blocks" if phase.unfrozen_blocks else ""
+    return f"phase {number}: BN {phase.bn_policy}{blocks}"
+
+
 def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict) -> str:
     def series(*keys):
         return {k: [r.get(k, float("nan")) for r in history] for k in keys}
@@ -148,15 +164,16 @@ def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict) -> st
     charts = [
         line_chart("loss", series("loss", "val_loss"), "cross-entropy loss", markers=markers),
         line_chart("accuracy", series("accuracy", "val_accuracy"), "accuracy (fraction)",
-                   markers=markers),
+                   markers=markers, y_range=(0.0, 1.0)),
         line_chart("learning rate", series("learning_rate"), "learning rate (end of epoch)",
-                   markers=markers),
+                   markers=markers, log_y=True),
         line_chart("pre-clip global gradient norm",
                    series("grad_norm_mean", "grad_norm_max",
                           *(("clip_threshold",) if norm_threshold else ())),
                    "L2 norm of the aggregated gradient", markers=markers),
-        line_chart(f"share of steps clipped ({_clipping_words(clip)})",
-                   series("clip_rate"), "fraction of steps", markers=markers),
+        line_chart("share of steps clipped",
+                   series("clip_rate"), "fraction of steps", markers=markers,
+                   y_range=(0.0, 1.0)),
     ]
     return page("Training curves", f"<p>BN policy <b>{cfg.batch_norm.policy_name()}</b>, "
                 f"clipping <b>{_clipping_words(clip)}</b>, weight decay "
