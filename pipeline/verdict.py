@@ -4,6 +4,8 @@ TensorBoard are (``--json`` prints the summary itself instead)."""
 
 from __future__ import annotations
 
+from components.train.contract import TENSORBOARD_DIR
+
 HEADLINES = {
     "promote": "PROMOTED: version {production} is production",
     "reject": "REJECTED: production stays {production}",
@@ -38,7 +40,7 @@ def verdict(summary: dict) -> list[str]:
     lines += [f"{name + ':':<12} {where}" for name, where in (
         ("report", summary.get("report")), ("logs", summary.get("logs")),
         ("model", artifacts.get("saved_model")),
-        ("tensorboard", f"tensorboard --logdir {artifacts['trained_model']}/tensorboard"
+        ("tensorboard", f"tensorboard --logdir {artifacts['trained_model']}/{TENSORBOARD_DIR}"
          if artifacts.get("trained_model") else ""),
         ("registry", summary.get("registry"))) if where]
     return lines[:MAX_LINES]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from components.common import outputs, storage
@@ -31,7 +30,9 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
                           "nothing is promoted")
     metadata = read_json(saved_model, METADATA_FILE)
     metrics = read_json(evaluation, METRICS_FILE)
-    card = read_json(evaluation, MODEL_CARD_JSON)
+    card = {name: storage.read_text(storage.join(evaluation, name))
+            for name in (MODEL_CARD_JSON, MODEL_CARD_FILE)
+            if storage.exists(storage.join(evaluation, name))}  # evaluate writes both
     registry = open_registry(registry_uri, model_name)
     record = registry.register(saved_model, run_id, {
         "data_fingerprint": metadata.get("data_fingerprint"),
@@ -39,8 +40,7 @@ def run(saved_model: str, evaluation: str, registry_uri: str, model_name: str,
         "metrics": {k: v for k, v in metrics["candidate"].items() if not isinstance(v, dict)},
         "gate": {k: gate[k] for k in ("decision", "reasons", "mode", "checks")},
         "lineage": lineage,
-    }, attachments={MODEL_CARD_JSON: json.dumps(card, indent=2),
-                    MODEL_CARD_FILE: storage.read_text(storage.join(evaluation, MODEL_CARD_FILE))})
+    }, attachments=card)
     # The gate compared against the registry's production (or found none): promote only
     # if that is still production. An explicit --baseline folder has no version to check.
     from_registry = not gate.get("baseline") or gate.get("baseline_version") is not None

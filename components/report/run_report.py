@@ -101,8 +101,6 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
     examples, evaluation = artifacts.get("examples"), artifacts.get("evaluation")
     trained = artifacts.get("trained_model")
     decision = "failed" if failure else summary["gate"]["decision"] or "unchanged"
-    tensorboard = (f"<p>Open them in TensorBoard: <code>tensorboard --logdir "
-                   f"{html.escape(str(trained / 'tensorboard'))}</code></p>" if trained else "")
     runs = registry.runs()
     sections = [
         _section("Outcome", _outcome(decision, summary, registry, failure)),
@@ -113,7 +111,7 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
                  _embedded(examples / PREVIEW_FILE if examples else None)),
         _section("Settings", _settings(trained)),
         _section("Training curves",
-                 tensorboard + _embedded(trained / CURVES_FILE if trained else None)),
+                 _embedded(trained / CURVES_FILE if trained else None)),
         _section("Gate", _markdown(evaluation / REPORT_FILE if evaluation else None)),
         _section("Evaluation", _evaluation(evaluation)),
         _section("Model card", _markdown(evaluation / MODEL_CARD_FILE if evaluation

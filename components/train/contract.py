@@ -5,6 +5,7 @@ CONFIG_FILE = "config.json"  # the settings (flat, as the CLI names them), label
 # the resolved runtime and the phases
 HISTORY_FILE = "history.json"  # one object per epoch
 CURVES_FILE = "training_curves.html"
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard's event files, one folder per phase's fit
 
 
 def model_facts(config: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import html
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from components.train.contract import (
     CURVES_FILE,
     HISTORY_FILE,
     MODEL_FILE,
+    TENSORBOARD_DIR,
     model_facts,
 )
 from components.train.data import make_dataset
@@ -132,7 +134,7 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
         EpochProgress(cfg.optimizer.epochs, training.steps, _phase_words(phase, number)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", restore_best_weights=True,
                                       patience=cfg.optimizer.early_stopping_patience),
-        keras.callbacks.TensorBoard(storage.join(folders.output, "tensorboard")),
+        keras.callbacks.TensorBoard(storage.join(folders.output, TENSORBOARD_DIR)),
         HistoryLog(storage.join(folders.backup, "history.jsonl"), number),
         *folders.mirror_callbacks(),
         *training.extra_callbacks,
@@ -153,7 +155,7 @@ def _phase_words(phase: Phase, number: int) -> str:
     return f"phase {number}: BN {phase.bn_policy}{blocks}"
 
 
-def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict) -> str:
+def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict, logdir: str) -> str:
     def series(*keys):
         return {k: [r.get(k, float("nan")) for r in history] for k in keys}
 
@@ -178,7 +180,10 @@ def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict) -> st
     return page("Training curves", f"<p>BN policy <b>{cfg.batch_norm.policy_name()}</b>, "
                 f"clipping <b>{_clipping_words(clip)}</b>, weight decay "
                 f"<b>{cfg.optimizer.weight_decay:g}</b> ({cfg.optimizer.optimizer}).</p>"
-                + _reestimation_html(reestimation) + "".join(charts))
+                + _reestimation_html(reestimation) + "".join(charts)
+                + f"<p>Every step's scalars are in TensorBoard's logs: <code>tensorboard "
+                f"--logdir {html.escape(logdir)}</code>, or a TensorBoard with that logs path "
+                "in Kubeflow's TensorBoards page.</p>")
 
 
 def _clipping_words(clip) -> str:
@@ -238,7 +243,8 @@ def published(summary: dict, output: str) -> Published:
     resolved = read_json(output, CONFIG_FILE)
     return Published(
         metadata={**model_facts(resolved), "image_size": resolved["image_size"],
-                  "labels": resolved["labels"]},
+                  "labels": resolved["labels"],
+                  "tensorboard_logdir": storage.join(output, TENSORBOARD_DIR)},
         metrics={**{k: v for k, v in summary.items() if isinstance(v, float)},
                  "epochs_run": summary["epochs_run"]},
         pages={"training_curves": storage.join(output, CURVES_FILE)})
@@ -310,7 +316,8 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
                 "train_seconds": round(time.perf_counter() - started, 1),
                 "warnings": [batch_warning] if batch_warning else []}
     storage.write_text(storage.join(output, CONFIG_FILE), json.dumps(resolved, indent=2))
-    storage.write_text(storage.join(output, CURVES_FILE), curves_html(history, cfg, reestimation))
+    storage.write_text(storage.join(output, CURVES_FILE), curves_html(
+        history, cfg, reestimation, storage.join(output, TENSORBOARD_DIR)))
     model.save(storage.join(output, MODEL_FILE))
     return _summary(history, reestimation, resolved["config_hash"])
 
