@@ -155,9 +155,11 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
         try:
             with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs), \
                     warnings.catch_warnings():
-                # kfp.local's warning, once per step, that the steps' image is not Python's:
-                # the subprocess runner runs them in this venv on purpose.
+                # kfp.local's warnings, once per step, that the steps' image is not
+                # Python's (the subprocess runner runs them in this venv on purpose) and
+                # that resource requests mean nothing locally.
                 warnings.filterwarnings("ignore", "You may be attemping to run a task")
+                warnings.filterwarnings("ignore", ".*have no effect in the current local runner")
                 compiled(**arguments)
         except RuntimeError as err:
             failure = logs.failure(str(err))
