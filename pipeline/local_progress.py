@@ -15,13 +15,16 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import TextIO
 
+from components.common.progress import MARK
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([\w.-]+)'")
 FINISHED = re.compile(r"Task '([\w.-]+)' finished with status (\w+)")
 CACHED = re.compile(r"Task '?([\w.-]+)'? cache hit")
 FAILED_TASK = re.compile(r"Inner task failed: '([\w.-]+)'")
-PROGRESS = re.compile(r"^\s*progress: (.*)$")
+PROGRESS = re.compile(rf"^\s*{MARK} (.*)$")
 HEARTBEAT = 15.0
+POLL = 1.0  # seconds between looks for silence
 TAIL_LINES = 25
 # The last line of a Python traceback: "package.module.SomeError: what happened".
 RAISED = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Failed|Rejected|"
@@ -48,7 +51,8 @@ class StepLogs(io.TextIOBase):
         self._echo_lock = threading.Lock()
         self._last_echo = time.monotonic()
         self._stop = threading.Event()
-        threading.Thread(target=self._heartbeat, daemon=True).start()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._beat.start()
 
     def writable(self) -> bool:
         return True
@@ -97,7 +101,7 @@ class StepLogs(io.TextIOBase):
 
     def _heartbeat(self) -> None:
         """Every ``HEARTBEAT`` seconds of silence: the running step and its time so far."""
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(POLL):
             step = self._current
             running = step and self._rows.get(step, [""] * 2)[1] == "running"
             if running and time.monotonic() - self._last_echo >= HEARTBEAT:
@@ -114,7 +118,10 @@ class StepLogs(io.TextIOBase):
         return self._step_logs[name]
 
     def close(self) -> None:
+        if self.closed:
+            return
         self._stop.set()
+        self._beat.join()
         self.flush()
         for handle in (self._run_log, *self._step_logs.values()):
             handle.close()
@@ -130,6 +137,8 @@ class StepLogs(io.TextIOBase):
         tail = lines[-TAIL_LINES:]
         cause = next((line.strip() for line in reversed(lines) if RAISED.match(line)), "")
         self.failed = (step, _short(cause) if cause else "")
+        if self._rows.get(step, [""] * 2)[1] == "running":
+            self._rows[step][1] = "FAILED"
         return "\n".join([f"step {step} failed{': ' + _short(cause) if cause else ''}", "",
                           f"the last {len(tail)} lines of its log:",
                           *[f"  | {line}" for line in tail], "",
@@ -145,11 +154,12 @@ def follow(command: list[str], name: str, log: Path, echo: TextIO) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as handle, subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            errors="replace") as child:
         lines, said = queue_lines(child.stdout), time.perf_counter()
         while True:
             try:
-                line = lines.get(timeout=1.0)
+                line = lines.get(timeout=POLL)
             except Empty:
                 line = ""
             if line is None:
@@ -175,9 +185,11 @@ def queue_lines(stream: TextIO) -> Queue:
     lines: Queue = Queue()
 
     def read() -> None:
-        for line in stream:
-            lines.put(line)
-        lines.put(None)
+        try:
+            for line in stream:
+                lines.put(line)
+        finally:
+            lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
     return lines

@@ -146,6 +146,7 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
             pipeline_yaml = _without_pip_preamble(pipeline_yaml)
         compiled = components.load_component_from_file(pipeline_yaml)
         logs = StepLogs(work / "runs" / time.strftime("%Y%m%d-%H%M%S"), sys.stdout, verbose)
+        stack.callback(logs.close)
         print(f"run-local: {pipeline_yaml} under kfp.local ({runner}); logs and report in "
               f"{logs.folder}")
         started, failure = time.perf_counter(), ""

@@ -18,14 +18,15 @@ CHAR_WIDTH = 7.0  # px per character of the 11 px legend text, to lay the legend
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """At least ``MIN_TICKS`` round values (1, 2 or 5 times a power of ten apart) covering
     ``low``..``high``."""
-    if high <= low:
+    if high - low <= 1e-9 * max(1.0, abs(high)):  # constant, to float precision
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
     step = _nice_step((high - low) / (count - 1))
     while True:
         first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
         if last - first + 1 >= MIN_TICKS:
-            return [round(i * step, 12) for i in range(first, last + 1)]
+            digits = max(0, 3 - math.floor(math.log10(step)))  # exact to well below a step
+            return [round(i * step, digits) for i in range(first, last + 1)]
         step = _smaller(step)
 
 
@@ -141,7 +142,7 @@ def line_chart(title: str, series: dict[str, list[float]], y_label: str,
     skipped); vertical ``markers`` (index -> label, e.g. a phase boundary); ``y_range``
     fixes the axis (a rate: 0 to 1)."""
     def shown(v: float) -> bool:
-        return v == v and (v > 0 or not log_y)
+        return math.isfinite(v) and (v > 0 or not log_y)
 
     values = [v for vs in series.values() for v in vs if shown(v)]
     if not values:
@@ -149,7 +150,8 @@ def line_chart(title: str, series: dict[str, list[float]], y_label: str,
     low, high = y_range or (min(values), max(values))
     longest = max(len(vs) for vs in series.values())
     step = max(1, math.ceil(longest / 12))
-    axes = Axes(x_ticks=[float(i) for i in range(1, max(longest, MIN_TICKS) + 1, step)],
+    last = 1 + step * math.ceil((max(longest, MIN_TICKS) - 1) / step)  # the last epoch or past
+    axes = Axes(x_ticks=[float(i) for i in range(1, last + 1, step)],
                 y_ticks=log_ticks(low, high) if log_y else nice_ticks(low, high),
                 log_y=log_y)
     parts = axes.frame(title, x_label, y_label, x_text=lambda v: f"{v:.0f}")
@@ -162,10 +164,11 @@ def line_chart(title: str, series: dict[str, list[float]], y_label: str,
                      f'font-size="10" fill="#555" text-anchor="{"end" if right_half else "start"}"'
                      f' class="marker">{html.escape(text)}</text>')
     for color, values_of in zip(COLORS, series.values(), strict=False):
-        points = " ".join(f"{axes.x(i + 1):.1f},{axes.y(v):.1f}"
-                          for i, v in enumerate(values_of) if shown(v))
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
-                     f'points="{points}"/>')
+        points = [(axes.x(i + 1), axes.y(v)) for i, v in enumerate(values_of) if shown(v)]
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>'
+                     + "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/>'
+                               for x, y in points))
     legend, legend_height = _legend(list(series), axes)
     return _svg(title, axes, parts + legend, legend_height)
 

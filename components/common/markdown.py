@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import html
 
-TABLE_ESCAPES = str.maketrans({"|": "\\|", "\\": "\\\\", "\n": " ", "\r": " ", "`": "\\`"})
+# Markdown's punctuation, backslash-escaped: a name like "[x](javascript:...)" or
+# "![t](http://host/pixel)" stays text instead of becoming a link or a remote image.
+ESCAPES = {**{c: "\\" + c for c in "\\`*_[]()!"}, "\n": " ", "\r": " "}
+TEXT_ESCAPES = str.maketrans(ESCAPES)
+TABLE_ESCAPES = str.maketrans({**ESCAPES, "|": "\\|"})
 
 
 def text(value: object) -> str:
-    """``value`` as Markdown text on one line, its HTML shown as text, not rendered."""
-    return html.escape(str(value), quote=False).replace("\n", " ").replace("\r", " ")
+    """``value`` as Markdown text on one line, its HTML and Markdown shown as text, not
+    rendered."""
+    return html.escape(str(value), quote=False).translate(TEXT_ESCAPES)
 
 
 def cell(value: object) -> str:
     """``value`` as one Markdown table cell: a ``|`` cannot shift the columns, a line break
-    cannot end the row, and HTML in it is shown as text, not rendered."""
+    cannot end the row, and HTML or Markdown in it is shown as text, not rendered."""
     return html.escape(str(value), quote=False).translate(TABLE_ESCAPES)
 
 

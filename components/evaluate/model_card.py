@@ -24,7 +24,7 @@ def build(metadata: dict, stats: dict, metrics: dict, gate: dict) -> dict:
     return {
         "model_details": {
             "name": "ResNet50 fine-tuned image classifier",
-            "overview": (f"Keras ResNet50 fine-tuned on {stats['accepted']} images of "
+            "overview": (f"Keras ResNet50 fine-tuned on {stats['split_totals']['train']} images of "
                          f"{len(stats['labels'])} classes; a TensorFlow SavedModel that "
                          "takes raw image bytes."),
             "lineage": {"data_fingerprint": stats["fingerprint"],

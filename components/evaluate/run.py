@@ -45,7 +45,8 @@ def saved_model_labels(saved_model: str) -> list[str]:
 
 
 def identical(candidate: str, baseline: str) -> bool:
-    """Byte-identical SavedModels (export's metadata aside): nothing to promote."""
+    """Byte-identical SavedModels (the files about them aside: export's metadata, the
+    model card): nothing to promote."""
     return outputs.content_sha256(candidate, exclude=DESCRIPTIONS) == \
         outputs.content_sha256(baseline, exclude=DESCRIPTIONS)
 

@@ -395,6 +395,8 @@ class Registry(LoggedRegistry):
         write_attachments(target, attachments)
         root = saved_model_dir.rstrip("/")
         files = {storage.relative(root, f.uri): f.uri for f in storage.list_files(root)}
+        for name in attachments or {}:  # this registration's card, not one left there
+            files.pop(name, None)
         # The model's bytes, then saved_model.pb (a server watching versions/ never sees a
         # partial model), then the markers: a copy cut short never carries _SUCCESS.
         for name in sorted(files, key=lambda n: (n in MARKERS, n == SAVED_MODEL_FILE, n)):

@@ -1,8 +1,9 @@
 """One self-contained HTML page per local run: what happened, why, and where to look.
 
-It gathers what the steps wrote (data report, augmentation preview, training curves, the
-gate with its checks and statistics, metrics and confusion matrix, worst mistakes) and
-the registry's state, for every outcome: promoted, rejected, unchanged and failed.
+It gathers what the steps wrote (the data report, augmentation preview, training settings
+and curves, the gate's report, a confusion-matrix heatmap and reliability diagram, the
+model card, worst mistakes) and the registry's state, for every outcome: promoted,
+rejected, unchanged and failed.
 """
 
 from __future__ import annotations

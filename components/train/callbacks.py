@@ -36,7 +36,7 @@ class ClipStatsLogger(keras.callbacks.Callback):
 
 class EpochProgress(keras.callbacks.Callback):
     """Says each epoch's end (of ``total``, with loss and accuracies) and, at most every
-    ``every`` seconds, the step reached within it. Put it after ClipStatsLogger."""
+    ``every`` seconds, the step reached within it."""
 
     def __init__(self, total: int, steps: int, phase: str, every: float = 10.0):
         super().__init__()
