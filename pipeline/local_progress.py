@@ -15,6 +15,7 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import TextIO
 
+from components.common.errors import RunFailed
 from components.common.progress import MARK
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -148,7 +149,7 @@ class StepLogs(io.TextIOBase):
 def follow(command: list[str], name: str, log: Path, echo: TextIO) -> None:
     """Run ``command`` with all its output in ``log`` and its progress lines (and a line
     after every ``HEARTBEAT`` seconds of silence) on ``echo`` under ``name``; raises
-    ``RuntimeError`` with the log's tail when it fails."""
+    ``RunFailed`` (the CLI's error line, no traceback) with the log's tail when it fails."""
     import subprocess
 
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,7 @@ def follow(command: list[str], name: str, log: Path, echo: TextIO) -> None:
                 said = time.perf_counter()
     if child.returncode:
         tail = log.read_text(encoding="utf-8").splitlines()[-TAIL_LINES:]
-        raise RuntimeError("\n".join([f"{name} failed (exit {child.returncode}); the end of "
+        raise RunFailed("\n".join([f"{name} failed (exit {child.returncode}); the end of "
                                       f"its log {log}:", *[f"  | {t}" for t in tail]]))
     echo.write(f"  {name:<22} succeeded {time.perf_counter() - started:6.1f} s\n")
 
