@@ -8,6 +8,7 @@ from components.ablation.component import ablation_report
 from components.ablation.config import AblationGrid
 from components.evaluate.component import evaluate
 from components.export.component import export_model
+from components.lineage.component import resolve_settings
 from components.prepare_data.component import fingerprint_data, prepare_data
 from components.train.component import train
 from pipeline.parameters import with_descriptions
@@ -32,28 +33,29 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         learning_rate: float = 1e-3,
         weights: str = "imagenet",
     ):
+        resolved = resolve_settings(
+            source=source, image_size=image_size, train_fraction=train_fraction,
+            val_fraction=val_fraction, test_fraction=test_fraction, split_state=split_state,
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weights=weights,
+            min_accuracy=-1.0).set_display_name("Resolve settings")
+        configure_step(resolved, platform, cache=False)
         listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
         configure_step(listing, platform, cache=False)
-        data = prepare_data(source=source, data_fingerprint=listing.output,
-                            train_fraction=train_fraction, val_fraction=val_fraction,
-                            test_fraction=test_fraction, split_state=split_state,
-                            image_size=image_size).set_display_name("Prepare data")
+        data = prepare_data(data_fingerprint=listing.output, config=resolved.outputs["prepare"],
+                            ).set_display_name("Prepare data")
         configure_step(data, platform, cache=True)
         with dsl.ParallelFor(grid, name="grid",
                              parallelism=platform.ablation_parallelism) as cell:
-            trained = train(
-                examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
-                batch_size=batch_size, learning_rate=learning_rate, bn_policy=cell.bn_policy,
-                clip=cell.clip, clip_threshold=cell.clip_threshold, weights=weights,
-                seed=cell.seed, extra_json=cell.extra_json,
-            ).set_display_name("Train one cell")
+            trained = train(examples=data.outputs["examples"], config=resolved.outputs["train"],
+                            overrides=cell).set_display_name("Train one cell")
             configure_train(trained, platform)
             exported = export_model(examples=data.outputs["examples"],
                                     trained_model=trained.outputs["trained_model"])
             exported.set_display_name("Export")
             configure_step(exported, platform, cache=True)
             evaluated = evaluate(examples=data.outputs["examples"],
-                                 saved_model=exported.outputs["saved_model"], min_accuracy=-1.0,
+                                 saved_model=exported.outputs["saved_model"],
+                                 config=resolved.outputs["gate"],
                                  ).set_display_name("Score on the test split")
             configure_step(evaluated, platform, cache=True)
         reported = ablation_report(

@@ -40,8 +40,9 @@ OWN = {  # the pipeline's own parameters
                        "`finetune evaluate` but those above, in snake_case).",
     "force": "Train and evaluate even when data, settings and code match production's "
              "lineage.",
-    "grid": "The ablation grid: one object per cell (bn_policy, clip, clip_threshold, seed, "
-            "extra_json); `finetune compile --pipeline ablation --bn-policies ... --clips "
+    "grid": "The ablation grid: one object per cell, the training settings it sets over "
+            "the run's (bn_policy, clip, clip_threshold, seed, and any other); `finetune "
+            "compile --pipeline ablation --bn-policies ... --clips "
             "... --seeds N` writes it.",
 }
 

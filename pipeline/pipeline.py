@@ -1,17 +1,22 @@
-"""The DAG: fingerprint, production, lineage -> If(changed): prepare_data -> train ->
+"""The DAG: settings, fingerprint, production, lineage -> If(changed): prepare_data -> train ->
 export -> evaluate -> If(promote); an exit handler records every run in the run log."""
 
 from kfp import dsl
 
 from components.evaluate.component import evaluate
 from components.export.component import export_model
-from components.lineage.component import check_lineage, record_run, resolve_production
+from components.lineage.component import (
+    check_lineage,
+    record_run,
+    resolve_production,
+    resolve_settings,
+)
 from components.prepare_data.component import fingerprint_data, prepare_data
 from components.promote.component import promote
 from components.report.component import run_report
 from components.train.component import train
 from pipeline.parameters import with_descriptions
-from pipeline.platform import configure_step, configure_train
+from pipeline.platform import configure_exit_handler, configure_step, configure_train
 from pipeline.profiles import BUILTINS, Profile
 
 PIPELINE_NAME = "resnet50-finetune"
@@ -50,8 +55,19 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         recorded = record_run(registry_uri=registry_uri, model_name=model_name, run_id=run_id,
                               backup_dir=backup_dir).set_display_name("Record the run")
-        configure_step(recorded, platform, cache=False)
+        configure_exit_handler(recorded, platform)
         with dsl.ExitHandler(recorded, name="run"):
+            resolved = resolve_settings(
+                source=source, image_size=image_size, train_fraction=train_fraction,
+                val_fraction=val_fraction, test_fraction=test_fraction, split_state=split_state,
+                prepare_extra_json=prepare_extra_json, bn_policy=bn_policy, clip=clip,
+                clip_threshold=clip_threshold, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, weights=weights, backup_dir=backup_dir, seed=seed,
+                train_extra_json=train_extra_json, min_accuracy=min_accuracy, max_ece=max_ece,
+                non_inferiority_margin=non_inferiority_margin, gate_confidence=gate_confidence,
+                mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop,
+                gate_extra_json=gate_extra_json).set_display_name("Resolve settings")
+            configure_step(resolved, platform, cache=False)
             listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
             configure_step(listing, platform, cache=False)
             production = resolve_production(registry_uri=registry_uri, model_name=model_name)
@@ -60,29 +76,18 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
             lineage = check_lineage(
                 registry_uri=registry_uri, model_name=model_name, run_id=run_id,
                 data_fingerprint=listing.output, production_version=production.outputs["version"],
-                force=force, train_fraction=train_fraction, val_fraction=val_fraction,
-                test_fraction=test_fraction, image_size=image_size, bn_policy=bn_policy, clip=clip,
-                clip_threshold=clip_threshold, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, weights=weights, train_extra_json=train_extra_json,
-                prepare_extra_json=prepare_extra_json, seed=seed, min_accuracy=min_accuracy,
-                max_ece=max_ece, non_inferiority_margin=non_inferiority_margin,
-                gate_confidence=gate_confidence, mcnemar_alpha=mcnemar_alpha,
-                max_class_recall_drop=max_class_recall_drop, gate_extra_json=gate_extra_json,
+                prepare_config=resolved.outputs["prepare"],
+                train_config=resolved.outputs["train"], force=force,
             ).set_display_name("Check lineage")
             configure_step(lineage, platform, cache=False)
             with dsl.If(lineage.outputs["Output"] == "changed", name="something-changed"):
-                data = prepare_data(
-                    source=source, data_fingerprint=listing.output, train_fraction=train_fraction,
-                    val_fraction=val_fraction, test_fraction=test_fraction,
-                    split_state=split_state, image_size=image_size, extra_json=prepare_extra_json,
-                ).set_display_name("Prepare data")
+                data = prepare_data(data_fingerprint=listing.output,
+                                    config=resolved.outputs["prepare"]
+                                    ).set_display_name("Prepare data")
                 configure_step(data, platform, cache=True)
-                trained = train(
-                    examples=data.outputs["examples"], image_size=image_size, epochs=epochs,
-                    batch_size=batch_size, learning_rate=learning_rate, bn_policy=bn_policy,
-                    clip=clip, clip_threshold=clip_threshold, weights=weights, seed=seed,
-                    backup_dir=backup_dir, run_id=run_id, extra_json=train_extra_json,
-                ).set_display_name("Train ResNet50")
+                trained = train(examples=data.outputs["examples"],
+                                config=resolved.outputs["train"], run_id=run_id,
+                                ).set_display_name("Train ResNet50")
                 configure_train(trained, platform)
                 exported = export_model(examples=data.outputs["examples"],
                                         trained_model=trained.outputs["trained_model"])
@@ -90,13 +95,9 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                 configure_step(exported, platform, cache=True)
                 evaluated = evaluate(
                     examples=data.outputs["examples"], saved_model=exported.outputs["saved_model"],
-                    registry_uri=registry_uri, model_name=model_name,
-                    baseline_uri=production.outputs["uri"],
+                    config=resolved.outputs["gate"], registry_uri=registry_uri,
+                    model_name=model_name, baseline_uri=production.outputs["uri"],
                     baseline_version=production.outputs["version"], run_id=run_id,
-                    min_accuracy=min_accuracy, max_ece=max_ece,
-                    non_inferiority_margin=non_inferiority_margin, confidence=gate_confidence,
-                    mcnemar_alpha=mcnemar_alpha,
-                    max_class_recall_drop=max_class_recall_drop, extra_json=gate_extra_json,
                 ).set_display_name("Evaluate vs production")
                 configure_step(evaluated, platform, cache=False)
                 reported = run_report(

@@ -6,6 +6,8 @@ from kfp import kubernetes
 
 from pipeline.profiles import Profile
 
+ACCESS_LABEL = "access-ml-pipeline"  # multi-user Kubeflow's PodDefault for the KFP API
+
 
 def _environment(task, profile: Profile) -> None:
     for name, value in profile.env:
@@ -59,3 +61,12 @@ def configure_step(task, profile: Profile, cache: bool) -> None:
     _security(task, profile)
     if profile.step_timeout_s and not profile.is_vertex:
         kubernetes.set_timeout(task, profile.step_timeout_s)
+
+
+def configure_exit_handler(task, profile: Profile) -> None:
+    """The step that records the run. On KFP it reads its run's failure from the KFP API:
+    the ``access-ml-pipeline`` label asks multi-user Kubeflow's PodDefault (the
+    multi-user overlay installs it) for a token that API accepts."""
+    configure_step(task, profile, cache=False)
+    if not profile.is_vertex:
+        kubernetes.add_pod_label(task, ACCESS_LABEL, "true")

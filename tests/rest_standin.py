@@ -36,7 +36,8 @@ class RestStandIn:
                 body = json.loads(raw) if raw else None
                 with standin.lock:
                     standin.requests.append({"method": self.command, "path": path,
-                                             "query": query, "body": body})
+                                             "query": query, "body": body,
+                                             "headers": dict(self.headers)})
                     status, payload = next(
                         (handler(m.groupdict(), query, body) for method, rx, handler
                          in standin.routes

@@ -1,6 +1,5 @@
 """The BN x clipping ablation: its grid, its report's statistics, its pipeline end to end."""
 
-import json
 import re
 from pathlib import Path
 
@@ -23,9 +22,7 @@ def test_the_grid_has_a_cell_per_policy_clip_and_seed():
 
     def trained(policy, clip):
         cell = next(c for c in cells if c["bn_policy"] == policy and c["clip"] == clip)
-        return TrainConfig.of(examples="e", output="o", bn_policy=policy, clip=clip,
-                              clip_threshold=cell["clip_threshold"],
-                              **json.loads(cell["extra_json"])).validate().resolved()
+        return TrainConfig.of(examples="e", output="o", **cell).validate().resolved()
 
     assert trained("frozen", "none").batch_norm.fine_tune_blocks == 3
     full_agc = trained("full", "agc")

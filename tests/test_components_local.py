@@ -16,8 +16,11 @@ def kfp_local(tmp_path):
 def test_prepare_data_component(kfp_local, demo_dir):
     from components.prepare_data.component import prepare_data
 
+    from components.lineage.resolve import resolve
+
     extra = {"augmentation": {"rotation_degrees": 15.0}, "preview_images": 3}
-    task = prepare_data(source=str(demo_dir), data_fingerprint="", extra_json=json.dumps(extra))
+    config = resolve({"source": str(demo_dir)}, {"prepare_extra_json": json.dumps(extra)})
+    task = prepare_data(data_fingerprint="", config=config["prepare"])
     examples = Path(task.outputs["examples"].path)
     assert json.loads((examples / "augmentation.json").read_text())["rotation_degrees"] == 15
     stats = json.loads((examples / "stats.json").read_text())

@@ -107,11 +107,18 @@ def test_a_lineage_already_judged_against_this_production_is_unchanged(tmp_path)
     assert check(registry, "m", "r5", "newer data", 1, SETTINGS, False)["decision"] == "changed"
 
 
-NAMED = {"train_fraction": 0.8, "val_fraction": 0.1, "test_fraction": 0.1, "image_size": 64,
-         "bn_policy": "frozen", "clip": "global_norm", "clip_threshold": 1.0, "epochs": 4,
-         "batch_size": 16, "learning_rate": 1e-3, "weights": "none", "seed": 0}
-GATE = {"min_accuracy": 0.5, "max_ece": -1.0, "non_inferiority_margin": 0.035,
-        "confidence": 0.95, "mcnemar_alpha": 0.05, "max_class_recall_drop": 0.1}
+NAMED = {"source": "data", "train_fraction": 0.8, "val_fraction": 0.1, "test_fraction": 0.1,
+         "image_size": 64, "bn_policy": "frozen", "clip": "global_norm", "clip_threshold": 1.0,
+         "epochs": 4, "batch_size": 16, "learning_rate": 1e-3, "weights": "none", "seed": 0,
+         "min_accuracy": 0.5, "max_ece": -1.0, "non_inferiority_margin": 0.035,
+         "gate_confidence": 0.95, "mcnemar_alpha": 0.05, "max_class_recall_drop": 0.1}
+
+
+def _resolve(train="{}", prepare="{}", gate="{}", **named):
+    from components.lineage.resolve import resolve
+
+    return resolve({**NAMED, **named}, {"train_extra_json": train, "prepare_extra_json": prepare,
+                                        "gate_extra_json": gate})
 
 
 @pytest.mark.parametrize("extras, message", [
@@ -122,9 +129,191 @@ GATE = {"min_accuracy": 0.5, "max_ece": -1.0, "non_inferiority_margin": 0.035,
 ])
 def test_every_steps_settings_are_checked_before_any_step_runs(extras, message):
     from components.common.errors import ConfigError
-    from components.lineage.run import check_settings
 
-    train, prepare, gate = extras
-    check_settings(NAMED, "{}", '{"min_side": 64}', GATE, '{"min_improvement": 0.01}')
+    _resolve("{}", '{"min_side": 64}', '{"min_improvement": 0.01}')
     with pytest.raises(ConfigError, match=message):
-        check_settings(NAMED, train, prepare, GATE, gate)
+        _resolve(*extras)
+
+
+def _key(resolved: dict) -> str:
+    from components.lineage.resolve import lineage_settings
+
+    return Lineage("fp", lineage_settings(resolved["prepare"], resolved["train"]), "c").key
+
+
+def test_equal_settings_are_one_lineage_however_they_are_spelled():
+    """The default written out, -1 for the mode's own threshold and the mode's threshold
+    itself all train the same model: one lineage, so production is not retrained."""
+    base = _key(_resolve(clip="autoclip", clip_threshold=-1.0))
+    assert _key(_resolve('{"dropout": 0.2}', clip="autoclip", clip_threshold=-1.0)) == base
+    assert _key(_resolve(clip="autoclip", clip_threshold=95.0)) == base
+    assert _key(_resolve('{"steps_per_execution": 4}', '{"preview_images": 2}',
+                         clip="autoclip", clip_threshold=-1.0)) == base, "speed and previews"
+    assert _key(_resolve('{"dropout": 0.3}', clip="autoclip", clip_threshold=-1.0)) != base
+
+
+def _other_value(cls, name, value, context: dict):
+    """A valid value of setting ``cls.name`` (with the ``context`` settings) whose
+    resolved config differs from ``value``'s (None: none found)."""
+    from dataclasses import replace
+
+    from components.common.errors import ConfigError
+    from components.common.settings import build, default, flatten, settings
+
+    choices = settings(cls)[name].metadata.get("choices", ())
+    if hasattr(value, "to_dict"):
+        first = next(iter(value.to_dict()))
+        inner = _other_value(type(value), first, getattr(value, first), {})
+        candidates = [replace(value, **{first: inner})]
+    elif choices:
+        candidates = [c for c in choices if c != value]
+    elif isinstance(value, bool):
+        candidates = [not value]
+    elif isinstance(value, int | float):
+        candidates = [value + 1, value * 2, value / 2, 0, 1, 0.5, 1e-3, 2, 64, 512]
+    else:
+        candidates = ["other"]
+    base = {n: default(cls, n) for n in settings(cls)}
+    paths = {n: "." for n in ("source", "output", "examples") if n in base}
+    for candidate in candidates:
+        candidate = type(value)(candidate) if isinstance(value, int | float) else candidate
+        try:
+            config = build(cls, {**base, **paths, **context, name: candidate})
+            config.validate()
+        except (ConfigError, ValueError, TypeError):
+            continue
+        if flatten(config)[name] != value:
+            return candidate
+    return None
+
+
+def _resolve_with(step: str, values: dict) -> dict:
+    """Resolved configs with ``values`` set: as the run's parameters where it has one,
+    else through the step's extra JSON."""
+    import json
+
+    named = {k: v for k, v in values.items() if k in NAMED}
+    extra = json.dumps({k: v for k, v in values.items() if k not in NAMED})
+    return _resolve(**{step: extra}, **named)
+
+
+# Settings valid to change only with another: that one is set in the base run too.
+CONTEXT = {"bn_reestimate_batches": {"bn_policy": "full"}, "sync_bn": {"bn_policy": "full"}}
+FRACTIONS = ("train_fraction", "val_fraction", "test_fraction")  # they sum to 1
+
+
+@pytest.mark.parametrize("step", ["prepare", "train"])
+def test_every_setting_that_decides_the_model_reaches_the_lineage(step):
+    """Each data and training setting, changed through the run's parameters, changes the
+    lineage key, but for those listed as not deciding the model (paths, run identity,
+    speed, previews): a missed wire would read as `unchanged` and never retrain."""
+
+    from components.common.settings import default, settings
+    from components.lineage.resolve import STEP_PATHS, STEPS
+    from components.prepare_data.config import NOT_DATA_SETTINGS
+    from components.train.config import NOT_TRAINING_SETTINGS
+
+    cls, _ = STEPS[step]
+    ignored = (NOT_DATA_SETTINGS if step == "prepare" else NOT_TRAINING_SETTINGS)
+    missed, untested = [], []
+    for name in settings(cls):
+        if name in ignored or name in STEP_PATHS[cls] or name in FRACTIONS:
+            continue
+        context = CONTEXT.get(name, {})
+        value = _other_value(cls, name, {**NAMED, **context}.get(name, default(cls, name)),
+                             context)
+        if value is None:
+            untested.append(name)
+            continue
+        value = value.to_dict() if hasattr(value, "to_dict") else value
+        if _key(_resolve_with(step, context)) == _key(_resolve_with(step, {**context,
+                                                                           name: value})):
+            missed.append(name)
+    assert not missed, f"settings that do not reach the lineage: {missed}"
+    assert not untested, f"no other valid value found for {untested}"
+    if step == "prepare":  # a tenth moved from one split to the next
+        base = _key(_resolve())
+        for one, other in zip(FRACTIONS, FRACTIONS[1:] + FRACTIONS[:1], strict=True):
+            moved = {one: round(NAMED[one] - 0.05, 2), other: round(NAMED[other] + 0.05, 2)}
+            assert _key(_resolve(**moved)) != base, moved
+
+
+def _argo_workflow(message: str) -> dict:
+    """A KFP v2 run's Argo workflow as the KFP API stores it: the failed step's DAG node
+    is named after the task; its pod (a retry's first try) carries Argo's message."""
+    nodes = {
+        "wf": {"displayName": "resnet50-finetune-x7k2p", "type": "DAG", "phase": "Failed",
+               "children": ["wf-1", "wf-9"]},
+        "wf-1": {"displayName": "exit-handler-1", "type": "DAG", "phase": "Failed",
+                 "children": ["wf-2"]},
+        "wf-2": {"displayName": "condition-2", "type": "DAG", "phase": "Failed",
+                 "children": ["wf-3", "wf-4"]},
+        "wf-3": {"displayName": "train-driver", "type": "Pod", "phase": "Succeeded"},
+        "wf-4": {"displayName": "train", "type": "DAG", "phase": "Failed", "children": ["wf-5"]},
+        "wf-5": {"displayName": "executor", "type": "Retry", "phase": "Failed",
+                 "children": ["wf-6"]},
+        "wf-6": {"displayName": "executor(0)", "type": "Pod", "phase": "Failed",
+                 "message": message},
+        "wf-9": {"displayName": "record-run", "type": "DAG", "phase": "Running"},
+    }
+    return {"metadata": {"name": "resnet50-finetune-x7k2p"}, "status": {"nodes": nodes}}
+
+
+@pytest.fixture
+def kfp_api(monkeypatch, tmp_path):
+    """A stand-in for the KFP API server's GET /apis/v1beta1/runs/{id} (no Kubeflow API
+    server can run here): the run's stored workflow, only with the PodDefault's token."""
+    import json
+
+    from components.lineage import failure
+    from tests.rest_standin import RestStandIn
+
+    token = tmp_path / "token"
+    token.write_text("projected-token\n")
+    runs = {}
+
+    def get_run(groups, query, body):
+        if groups["run"] not in runs:
+            return 404, {"error": "run not found"}
+        return 200, {"run": {"id": groups["run"], "status": "Failed"}, "pipeline_runtime": {
+            "workflow_manifest": json.dumps(runs[groups["run"]])}}
+
+    server = RestStandIn([("GET", r"/apis/v1beta1/runs/(?P<run>[\w-]+)$", get_run)])
+    monkeypatch.setenv(failure.KFP_API_VARIABLE, server.url)
+    monkeypatch.setenv(failure.TOKEN_VARIABLE, str(token))
+    server.runs = runs
+    yield server
+    server.stop()
+
+
+def test_a_failed_cluster_run_records_its_failing_step_and_why(tmp_path, kfp_api):
+    """KFP's backend hands the exit handler state FAILED and an empty error: the record
+    still names the step and Argo's reason (an OOM kill no step could report itself)."""
+    registry = str(tmp_path / "registry")
+    kfp_api.runs["run-1"] = _argo_workflow("main: OOMKilled (exit code 137)")
+    record_run(registry, "m", "run-1", "FAILED", "", "", "resnet50-finetune-x7k2p")
+    [run] = Registry(registry, "m").runs()
+    assert (run["status"], run["failed_step"], run["error"]) == (
+        "FAILED", "train", "main: OOMKilled (exit code 137)")
+    [request] = kfp_api.requests
+    assert request["headers"]["Authorization"] == "Bearer projected-token"
+
+
+def test_kfp_and_vertex_states_are_recorded_as_one_vocabulary(tmp_path, kfp_api):
+    """KFP's backend says COMPLETE and CANCELED (MLMD's names), Vertex SUCCEEDED; a body
+    still RUNNING when the handler runs ended badly. Vertex's error names the failed
+    tasks; an unreadable API leaves the platform's message and where to look."""
+    registry = str(tmp_path / "registry")
+    record_run(registry, "m", "done", "COMPLETE", "", "", "wf-done")
+    record_run(registry, "m", "stopped", "CANCELED", "", "", "wf-stopped")
+    record_run(registry, "m", "vertex", "FAILED", "The DAG failed because some tasks failed. "
+               "The failed tasks are: [train].", "", "projects/p/locations/l/pipelineJobs/j")
+    record_run(registry, "m", "lost", "RUNNING", "", "", "wf-lost")
+    runs = {r["run_id"]: r for r in Registry(registry, "m").runs()}
+    assert runs["done"]["status"] == "SUCCEEDED" and runs["stopped"]["status"] == "CANCELLED"
+    assert (runs["vertex"]["status"], runs["vertex"]["failed_step"]) == ("FAILED", "train")
+    assert runs["lost"]["status"] == "FAILED" and not runs["lost"]["failed_step"]
+    assert "the failing step is in the KFP UI" in runs["lost"]["error"]
+    assert "404" in runs["lost"]["error"]
+    assert [r["path"] for r in kfp_api.requests] == ["/apis/v1beta1/runs/stopped",
+                                                     "/apis/v1beta1/runs/lost"]

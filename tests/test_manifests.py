@@ -23,7 +23,8 @@ def render(overlay: str) -> list[dict]:
 def test_overlay_renders_and_validates_strictly(overlay, tmp_path):
     documents = render(overlay)
     profiles = [d for d in documents if d["kind"] == "Profile"]
-    builtin = [d for d in documents if d["kind"] != "Profile"]
+    pod_defaults = [d for d in documents if d["kind"] == "PodDefault"]
+    builtin = [d for d in documents if d["kind"] not in ("Profile", "PodDefault")]
     (tmp_path / "out.yaml").write_text(yaml.safe_dump_all(builtin))
     result = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"),
                              "--strict", str(tmp_path / "out.yaml")],
@@ -33,6 +34,11 @@ def test_overlay_renders_and_validates_strictly(overlay, tmp_path):
     for profile in profiles:
         jsonschema.validate(profile, schema)
     assert (len(profiles) == 1) == (overlay == "overlays/multi-user")
+    schema = yaml.safe_load((ROOT / "tests" / "schemas" / "kubeflow-poddefault-v1alpha1.yaml")
+                            .read_text())
+    for pod_default in pod_defaults:
+        jsonschema.validate(pod_default, schema)
+    assert (len(pod_defaults) == 1) == (overlay == "overlays/multi-user")
 
 
 def test_the_profile_schema_refuses_a_typo_and_a_namespace():
@@ -59,15 +65,14 @@ def test_what_runs_read_by_name_exists_by_that_name(overlay):
     assert launcher["defaultPipelineRoot"].startswith("gs://" if on_gcp else "minio://")
     providers = yaml.safe_load(launcher.get("providers", "{}"))
     secrets = {p["default"]["credentials"]["secretRef"]["secretName"] for p in providers.values()}
-    [role] = by_kind["Role"]
+    [role] = [r for r in by_kind["Role"] if r["metadata"]["name"] == "finetune-runner"]
     granted = {(r["resources"][0], name) for r in role["rules"]
                for name in r.get("resourceNames", [])}
     assert ("configmaps", "kfp-launcher") in granted
     assert {("secrets", s) for s in secrets} <= granted
     assert not any("pods/log" in r["resources"] or "*" in r["verbs"] for r in role["rules"])
     assert "ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind
-    [binding] = by_kind["RoleBinding"]
-    assert binding["subjects"][0]["name"] == "finetune-runner"
+    assert {b["subjects"][0]["name"] for b in by_kind["RoleBinding"]} == {"finetune-runner"}
     quota_holders = by_kind.get("ResourceQuota", []) + by_kind.get("Profile", [])
     assert any("requests.nvidia.com/gpu" in str(q) for q in quota_holders)
 
@@ -97,3 +102,27 @@ def test_the_namespace_enforces_the_baseline_pod_security_standard():
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
     assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def test_the_exit_handler_may_read_its_runs_failure_from_the_kfp_api(tmp_path):
+    """Multi-user Kubeflow's API takes a token with its audience and checks the caller may
+    get runs: the PodDefault projects one into the pods the compiled pipeline labels (the
+    exit handler only), and a Role grants get on runs to the run's identity."""
+    from pipeline.pipeline import compile_pipeline
+    from pipeline.platform import ACCESS_LABEL
+
+    documents = render("overlays/multi-user")
+    [pod_default] = [d for d in documents if d["kind"] == "PodDefault"]
+    assert pod_default["spec"]["selector"]["matchLabels"] == {ACCESS_LABEL: "true"}
+    assert pod_default["metadata"]["namespace"] == "finetune"
+    [source] = pod_default["spec"]["volumes"][0]["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    [reader] = [r for r in documents if r["kind"] == "Role"
+                and r["metadata"]["name"] == "finetune-run-reader"]
+    assert reader["rules"] == [{"apiGroups": ["pipelines.kubeflow.org"], "resources": ["runs"],
+                                "verbs": ["get"]}]
+    with open(compile_pipeline(str(tmp_path / "p.yaml"))) as handle:
+        platform = list(yaml.safe_load_all(handle))[1]["platforms"]["kubernetes"]
+    labelled = {name for name, executor in platform["deploymentSpec"]["executors"].items()
+                if executor.get("podMetadata", {}).get("labels", {}).get(ACCESS_LABEL)}
+    assert labelled == {"exec-record-run"}

@@ -80,61 +80,81 @@ def test_every_pipeline_parameter_has_a_description(tmp_path, pipeline):
     assert spec["pipelineInfo"]["description"]
 
 
-def test_pipeline_and_step_defaults_equal_the_config_defaults():
-    from components.evaluate.component import evaluate
-    from components.prepare_data.component import prepare_data
-    from components.train.component import train
+def _resolve_step():
+    from components.lineage.component import resolve_settings
 
+    return resolve_settings
+
+
+def test_pipeline_and_resolve_step_defaults_equal_the_config_defaults():
     pipeline = build_pipeline().pipeline_func
     for name, (cls, field_name) in parameters.FIELDS.items():
         expected = _run_default(cls, field_name)
-        got = _signature_default(pipeline, name)
-        assert (got is inspect.Parameter.empty) if expected is MISSING else got == expected, \
-            name
-    steps = {train: TrainConfig, prepare_data: PrepareConfig, evaluate: GateConfig}
-    for step, cls in steps.items():
-        for name, parameter in inspect.signature(step.python_func).parameters.items():
-            if name in settings(cls) and parameter.default is not inspect.Parameter.empty:
-                assert parameter.default == _run_default(cls, name), (step.name, name)
+        for func in (pipeline, _resolve_step()):
+            got = _signature_default(func, name)
+            assert (got is inspect.Parameter.empty) if expected is MISSING else \
+                got == expected, (func, name)
 
 
-def _steps():
-    from components.evaluate.component import evaluate
-    from components.prepare_data.component import prepare_data
-    from components.train.component import train
-
-    return {"train": (train, TrainConfig, "train_extra_json", {"examples": "e", "output": "o"}),
-            "prepare-data": (prepare_data, PrepareConfig, "prepare_extra_json",
-                             {"source": "s", "output": "o"}),
-            "evaluate": (evaluate, GateConfig, "gate_extra_json", {})}
+def _compiled_tasks(tmp_path, pipeline="main") -> tuple[dict, dict]:
+    with open(compile_pipeline(str(tmp_path / "p.yaml"), pipeline=pipeline)) as handle:
+        spec = next(yaml.safe_load_all(handle))
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    return spec, {name: task for dag in dags for name, task in dag["tasks"].items()}
 
 
-@pytest.mark.parametrize("step", ["train", "prepare-data", "evaluate"])
-def test_every_setting_reaches_the_step_by_name_or_through_extra_json(step):
+def test_the_resolve_step_takes_every_setting_parameter_of_the_pipeline_by_name(tmp_path):
+    """The one wire between the run form and the steps: a pipeline parameter that the
+    resolve step did not receive would be silently left at its default."""
+    spec, tasks = _compiled_tasks(tmp_path)
+    taken = set(spec["root"]["inputDefinitions"]["parameters"])
+    own = {"registry_uri", "model_name", "force"}
+    assert set(inspect.signature(_resolve_step().python_func).parameters) == taken - own
+    bound = tasks["resolve-settings"]["inputs"]["parameters"]
+    assert {name: p["componentInputParameter"] for name, p in bound.items()} == \
+        {name: f"pipelinechannel--{name}" for name in taken - own}
+
+
+@pytest.mark.parametrize("pipeline", ["main", "ablation"])
+def test_the_steps_take_their_resolved_config_and_at_most_six_parameters(tmp_path, pipeline):
+    spec, tasks = _compiled_tasks(tmp_path, pipeline)
+    components = spec["components"]
+    for step in ("prepare-data", "train", "evaluate"):
+        declared = components[f"comp-{step}"]["inputDefinitions"]["parameters"]
+        assert len(declared) <= 6, (step, sorted(declared))
+        config = tasks[step]["inputs"]["parameters"]["config"]
+        produced = config.get("taskOutputParameter", {}).get("producerTask") == \
+            "resolve-settings" or config.get("componentInputParameter", "").startswith(
+            "pipelinechannel--resolve-settings-")
+        assert produced, (step, config)
+
+
+@pytest.mark.parametrize("step", ["prepare", "train", "gate"])
+def test_every_setting_reaches_the_resolved_config_by_name_or_through_extra_json(step):
     import json
 
-    component, cls, parameter, paths = _steps()[step]
-    named = {name: _run_default(cls, name) for name in
-             inspect.signature(component.python_func).parameters if name in settings(cls)}
-    named.update(paths)
-    rest = {name: _json(default(cls, name)) for name in settings(cls) if name not in named}
+    from components.lineage.resolve import STEP_PATHS, STEPS, resolve, step_config
+
+    cls, parameter = STEPS[step]
+    pipeline = {name: _run_default(*parameters.FIELDS[name]) for name in parameters.FIELDS}
+    pipeline["source"] = "s"
+    named = {field_name for c, field_name in parameters.FIELDS.values() if c is cls}
+    named |= {"image_size"} & set(settings(cls))  # the pipeline's image_size sets both steps'
+    paths = {path: "p" for path in STEP_PATHS[cls]}
+    rest = {name: _json(_run_default(cls, name)) for name in settings(cls)
+            if name not in named and name not in paths}
     assert rest, "some settings go through extra_json"
-    config = from_parameters(cls, parameter, json.dumps(rest), **named)
-    assert config == build(cls, {**{n: default(cls, n) for n in settings(cls)}, **paths})
+    resolved = resolve(pipeline, {parameter: json.dumps(rest)})[step]
+    assert set(json.loads(resolved)) == set(settings(cls)) - set(paths)
+    config = step_config(cls, resolved, **paths)
+    expected = {**{n: default(cls, n) for n in settings(cls)}, **paths}
+    if cls is PrepareConfig:
+        expected["source"] = "s"
+    assert config == build(cls, expected)
 
 
 def _json(value):
     return value.to_dict() if hasattr(value, "to_dict") else value
-
-
-def test_the_pipeline_feeds_each_steps_extra_json_from_its_own_parameter(tmp_path):
-    with open(compile_pipeline(str(tmp_path / "p.yaml"))) as handle:
-        spec = next(yaml.safe_load_all(handle))
-    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
-    tasks = {name: task for dag in dags for name, task in dag["tasks"].items()}
-    for step, (_, _, parameter, _) in _steps().items():
-        bound = tasks[step]["inputs"]["parameters"]["extra_json"]["componentInputParameter"]
-        assert bound.endswith(parameter), (step, bound)
 
 
 @pytest.mark.parametrize("extra, message", [

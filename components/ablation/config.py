@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from components.common.errors import ConfigError
@@ -31,8 +30,7 @@ class AblationGrid:
         """One dict per training: the ParallelFor items of the ablation pipeline. Each cell
         trains the default recipe of its policy and clip mode (the mode's own threshold,
         the policy's own fine-tuned blocks)."""
-        extra = json.dumps(train_extra or {}, sort_keys=True)
-        return [{"bn_policy": policy, "clip": clip, "seed": seed, "clip_threshold": -1.0,
-                 "extra_json": extra}
+        return [{**(train_extra or {}), "bn_policy": policy, "clip": clip, "seed": seed,
+                 "clip_threshold": -1.0}
                 for policy in self.bn_policies for clip in self.clips
                 for seed in range(self.seeds)]

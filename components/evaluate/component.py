@@ -25,43 +25,34 @@ def evaluate(
     confusion_matrix: Output[ClassificationMetrics],
     evaluation_report: Output[Markdown],
     worst_mistakes: Output[HTML],
+    config: str,
     registry_uri: str = "",
     model_name: str = "",
     baseline_uri: str = "",
     baseline_version: int = -1,
     run_id: str = "",
-    min_accuracy: float = 0.5,
-    max_ece: float = -1.0,
-    non_inferiority_margin: float = 0.035,
-    confidence: float = 0.95,
-    mcnemar_alpha: float = 0.05,
-    max_class_recall_drop: float = 0.1,
-    extra_json: str = "{}",
 ) -> str:
-    """Score candidate and production on the same test split; return promote, reject or
-    unchanged (byte-identical to production).
+    """Score candidate and production on the same test split with ``config`` (the run's
+    resolved GateConfig, JSON); return promote, reject or unchanged (byte-identical to
+    production).
 
     A single ``str`` output on purpose: kfp.local resolves ``dsl.If`` conditions only on a
     task's single ``Output``, not on a named output.
 
-    A gate threshold of -1 is off (KFP parameters cannot be None); ``extra_json`` holds
-    any other GateConfig setting. Production comes in
-    as ``baseline_uri``/``baseline_version`` (from resolve_production), so the run's
-    lineage shows what the candidate was compared with; without it, the registry is read.
+    Production comes in as ``baseline_uri``/``baseline_version`` (from
+    resolve_production), so the run's lineage shows what the candidate was compared with;
+    without it, the registry is read.
     """
     import logging
 
     from components.common.publish import publish
-    from components.common.settings import from_parameters
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import published, resolve_baseline, run
+    from components.lineage.resolve import step_config
     from components.promote.registries import open_registry
 
     logging.basicConfig(level=logging.INFO)
-    gate = from_parameters(
-        GateConfig, "gate_extra_json", extra_json, min_accuracy=min_accuracy, max_ece=max_ece,
-        non_inferiority_margin=non_inferiority_margin, confidence=confidence,
-        mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop).validate()
+    gate = step_config(GateConfig, config)
     if baseline_uri:
         baseline, version = baseline_uri, (baseline_version if baseline_version >= 0 else None)
     else:

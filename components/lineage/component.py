@@ -21,19 +21,14 @@ def resolve_production(
 
 
 @dsl.component(base_image=IMAGE)
-def check_lineage(
-    registry_uri: str,
-    model_name: str,
-    run_id: str,
-    data_fingerprint: str,
-    production_version: int,
-    lineage: Output[Artifact],
-    lineage_report: Output[Markdown],
-    force: bool = False,
+def resolve_settings(
+    source: str,
+    image_size: int = 224,
     train_fraction: float = 0.8,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
-    image_size: int = 224,
+    split_state: str = "",
+    prepare_extra_json: str = "{}",
     bn_policy: str = "frozen",
     clip: str = "autoclip",
     clip_threshold: float = -1.0,
@@ -41,9 +36,9 @@ def check_lineage(
     batch_size: int = 32,
     learning_rate: float = 1e-3,
     weights: str = "imagenet",
-    train_extra_json: str = "{}",
-    prepare_extra_json: str = "{}",
+    backup_dir: str = "",
     seed: int = 0,
+    train_extra_json: str = "{}",
     min_accuracy: float = 0.5,
     max_ece: float = -1.0,
     non_inferiority_margin: float = 0.035,
@@ -51,31 +46,46 @@ def check_lineage(
     mcnemar_alpha: float = 0.05,
     max_class_recall_drop: float = 0.1,
     gate_extra_json: str = "{}",
+) -> NamedTuple("Outputs", [("prepare", str), ("train", str), ("gate", str)]):
+    """Every step's whole config (flat, defaults filled in, validated) from the run's
+    parameters: the steps take these, and the lineage is computed from them. The one
+    place that lists the run's settings; a test checks it matches the pipeline's."""
+    named = dict(locals())  # the parameters: first, before any other name is bound
+    from collections import namedtuple
+
+    from components.lineage.resolve import resolve
+
+    extra = {name: named.pop(name) for name in list(named) if name.endswith("_extra_json")}
+    resolved = resolve(named, extra)
+    return namedtuple("Outputs", ["prepare", "train", "gate"])(
+        resolved["prepare"], resolved["train"], resolved["gate"])
+
+
+@dsl.component(base_image=IMAGE)
+def check_lineage(
+    registry_uri: str,
+    model_name: str,
+    run_id: str,
+    data_fingerprint: str,
+    production_version: int,
+    prepare_config: str,
+    train_config: str,
+    lineage: Output[Artifact],
+    lineage_report: Output[Markdown],
+    force: bool = False,
 ) -> str:
-    """``unchanged`` when data, training settings and code equal production's lineage
-    (nothing to train), else ``changed``; every step's settings are validated first. A
-    single ``str`` output: kfp.local resolves ``dsl.If`` only on a task's single
-    ``Output``."""
+    """``unchanged`` when data, the resolved data and training settings and code equal
+    production's lineage (nothing to train), else ``changed``. A single ``str`` output:
+    kfp.local resolves ``dsl.If`` only on a task's single ``Output``."""
     import json
     import logging
 
-    from components.lineage.run import check, check_settings, report
+    from components.lineage.resolve import lineage_settings
+    from components.lineage.run import check, report
 
     logging.basicConfig(level=logging.INFO)
-    named = {"train_fraction": train_fraction, "val_fraction": val_fraction,
-             "test_fraction": test_fraction, "image_size": image_size, "bn_policy": bn_policy,
-             "clip": clip, "clip_threshold": clip_threshold, "epochs": epochs,
-             "batch_size": batch_size, "learning_rate": learning_rate, "weights": weights,
-             "seed": seed}
-    check_settings(named, train_extra_json, prepare_extra_json, {
-        "min_accuracy": min_accuracy, "max_ece": max_ece,
-        "non_inferiority_margin": non_inferiority_margin, "confidence": gate_confidence,
-        "mcnemar_alpha": mcnemar_alpha, "max_class_recall_drop": max_class_recall_drop,
-    }, gate_extra_json)
-    settings = {**named, "train_extra": json.loads(train_extra_json),
-                "prepare_extra": json.loads(prepare_extra_json)}
     result = check(registry_uri, model_name, run_id, data_fingerprint, production_version,
-                   settings, force)
+                   lineage_settings(prepare_config, train_config), force)
     with open(lineage.path, "w") as handle:
         json.dump(result["lineage"], handle, indent=2)
     lineage.metadata.update({"decision": result["decision"], "key": result["key"]})
@@ -96,4 +106,4 @@ def record_run(
 
     logging.basicConfig(level=logging.INFO)
     record(registry_uri, model_name, run_id, status.state, status.error_message or "",
-           backup_dir)
+           backup_dir, status.pipeline_job_resource_name or "")

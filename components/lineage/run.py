@@ -6,6 +6,7 @@ import logging
 import time
 
 from components.common import storage
+from components.lineage.failure import cause, final_state
 from components.lineage.lineage import Check, Lineage, code_version, compare
 from components.promote.registries import open_registry
 from components.promote.registry import NAME, PRODUCTION
@@ -22,26 +23,6 @@ def resolve_production(registry_uri: str, model_name: str) -> tuple[str, int]:
     if version is None:
         return "", NO_VERSION
     return registry.get_version(version)["uri"], version
-
-
-def check_settings(named: dict, train_extra_json: str, prepare_extra_json: str, gate: dict,
-                   gate_extra_json: str) -> None:
-    """Validate every step's settings (``named``: the pipeline's data and training
-    parameters; ``gate``: the gate's) before the first expensive step, so that a typo in an
-    extra JSON or a bad value stops the run here rather than after training. The paths
-    are the steps' own and are checked there."""
-    from components.common.settings import from_parameters, settings
-    from components.evaluate.gate import GateConfig
-    from components.prepare_data.config import PrepareConfig
-    from components.train.config import TrainConfig
-
-    paths = {TrainConfig: {"examples": ".", "output": ".", "backup_dir": "", "run_id": ""},
-             PrepareConfig: {"source": ".", "output": ".", "split_state": ""}}
-    for cls, parameter, extra in ((PrepareConfig, "prepare_extra_json", prepare_extra_json),
-                                  (TrainConfig, "train_extra_json", train_extra_json)):
-        own = {k: v for k, v in named.items() if k in settings(cls)}
-        from_parameters(cls, parameter, extra, **own, **paths[cls]).validate()
-    from_parameters(GateConfig, "gate_extra_json", gate_extra_json, **gate).validate()
 
 
 def check(registry_uri: str, model_name: str, run_id: str, data_fingerprint: str,
@@ -103,11 +84,19 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record_run(registry_uri: str, model_name: str, run_id: str, status: str, error: str,
-               backup_dir: str) -> None:
-    """The run's final record; a run that did not succeed leaves no backup behind."""
-    open_registry(registry_uri, model_name).log_run(run_id, "final",
-                                               {"status": status, "error": error})
-    if status != "SUCCEEDED" and backup_dir and NAME.match(run_id):
+def record_run(registry_uri: str, model_name: str, run_id: str, state: str, error: str,
+               backup_dir: str, platform_run: str = "") -> None:
+    """The run's final record, with the failing step and its cause when it did not
+    succeed (``components.lineage.failure``); such a run leaves no backup behind."""
+    status = final_state(state)
+    registry = open_registry(registry_uri, model_name)
+    if status == "SUCCEEDED":
+        registry.log_run(run_id, "final", {"status": status, "error": ""})
+        return
+    step, why = cause(run_id, state, error, platform_run)
+    registry.log_run(run_id, "final", {"status": status, "error": why})
+    if step:
+        registry.log_run(run_id, "cause", {"step": step, "error": why})
+    if backup_dir and NAME.match(run_id):
         storage.delete_tree(storage.join(backup_dir, run_id))
         log.info("removed the backups of failed run %s", run_id)

@@ -10,20 +10,14 @@ from components.image import IMAGE
 
 @dsl.component(base_image=IMAGE)
 def prepare_data(
-    source: str,
     data_fingerprint: str,
+    config: str,
     examples: Output[Dataset],
     data_report: Output[Markdown],
     augmentation_preview: Output[HTML],
-    train_fraction: float = 0.8,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    split_state: str = "",
-    image_size: int = 224,
-    extra_json: str = "{}",
 ) -> NamedTuple("Outputs", [("fingerprint", str), ("num_classes", int)]):
-    """Validate, de-duplicate, split and shard images into TFRecords; ``extra_json``
-    holds any other PrepareConfig setting (``augmentation`` as an object of its fields).
+    """Validate, de-duplicate, split and shard images into TFRecords with ``config`` (the
+    run's resolved PrepareConfig, JSON).
 
     ``data_fingerprint`` is the listing's hash from the fingerprint step: it is only
     here so that KFP's cache key changes whenever the data does.
@@ -32,15 +26,12 @@ def prepare_data(
     from collections import namedtuple
 
     from components.common.publish import publish
-    from components.common.settings import from_parameters
+    from components.lineage.resolve import step_config
     from components.prepare_data.config import PrepareConfig
     from components.prepare_data.run import published, run
 
     logging.basicConfig(level=logging.INFO)
-    stats = run(from_parameters(
-        PrepareConfig, "prepare_extra_json", extra_json, source=source, output=examples.path,
-        train_fraction=train_fraction, val_fraction=val_fraction, test_fraction=test_fraction,
-        split_state=split_state, image_size=image_size))
+    stats = run(step_config(PrepareConfig, config, output=examples.path))
     if data_fingerprint and data_fingerprint != stats["fingerprint"]:
         logging.warning("source changed since it was fingerprinted (%s != %s)",
                         data_fingerprint[:12], stats["fingerprint"][:12])

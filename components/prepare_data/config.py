@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from components.common import storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.errors import ConfigError
-from components.common.settings import setting
+from components.common.settings import flatten, setting
 
 SPLITS = ("train", "val", "test")
 PHOTO_ASPECT = 1.5  # 3:2, the usual camera frame: its shorter side keeps the zoom margin
+NOT_DATA_SETTINGS = ("source", "output", "split_state", "beam_args", "preview_images")
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,10 @@ class PrepareConfig:
             raise ConfigError(f"--examples-per-shard {self.examples_per_shard}: use >= 1")
         self.augmentation.validate()
         return self
+
+    def data_settings(self) -> dict:
+        """What decides the examples a model trains on: every setting but paths, Beam's
+        options and the preview, resolved (-1 and the side it stands for are one)."""
+        values = {k: v.to_dict() if hasattr(v, "to_dict") else v
+                  for k, v in flatten(self).items() if k not in NOT_DATA_SETTINGS}
+        return {**values, "resize_max_side": self.stored_side}
