@@ -299,9 +299,9 @@ def _report(logs, summary: dict, registry: str, model_name: str, failure: str) -
 def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds: float,
               failed: bool = False) -> dict:
     from components.common.contract import read_json
+    from components.common.examples import STATS_FILE
     from components.evaluate.contract import GATE_FILE, METRICS_FILE
     from components.evaluate.gate import next_step
-    from components.prepare_data.contract import STATS_FILE
     from components.promote.registries import open_registry
     from components.train.contract import HISTORY_FILE
 

@@ -14,9 +14,8 @@ def kfp_local(tmp_path):
 
 
 def test_prepare_data_component(kfp_local, demo_dir):
-    from components.prepare_data.component import prepare_data
-
     from components.lineage.resolve import resolve
+    from components.prepare_data.component import prepare_data
 
     extra = {"augmentation": {"rotation_degrees": 15.0}, "preview_images": 3}
     config = resolve({"source": str(demo_dir)}, {"prepare_extra_json": json.dumps(extra)})

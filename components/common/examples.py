@@ -1,34 +1,36 @@
-"""The ``examples`` artifact contract: tf.Example keys, file layout, and readers."""
+"""The ``examples`` artifact contract: its files by name, the tf.Example keys of its
+TFRecord shards, and their readers. TensorFlow is imported by the functions that need it,
+so the file names are cheap to import (the run report, the local runner)."""
 
 from __future__ import annotations
 
 import json
 
-import tensorflow as tf
-
 from components.common import outputs, storage
-from components.prepare_data.contract import LABELS_FILE, STATS_FILE
 
+LABELS_FILE = "labels.txt"  # one class name per line, in label-index order
+MANIFEST_FILE = "manifest.jsonl"  # one row per input file: accepted (with split) or why not
+STATS_FILE = "stats.json"  # counts, fingerprint, skip reasons, the step's settings
+AUGMENTATION_FILE = "augmentation.json"  # the AugmentPolicy training applies
+DATA_REPORT_FILE = "data_report.md"
+PREVIEW_FILE = "augmentation_preview.html"
+# besides these, one folder per split of ``*.tfrecord`` shards of tf.Examples keyed:
 ENCODED = "image/encoded"
 LABEL = "image/class/label"
 LABEL_TEXT = "image/class/text"
 SHA256 = "image/sha256"
 SOURCE = "image/source"
 
-FEATURES = {
-    ENCODED: tf.io.FixedLenFeature([], tf.string),
-    LABEL: tf.io.FixedLenFeature([], tf.int64),
-    LABEL_TEXT: tf.io.FixedLenFeature([], tf.string),
-    SHA256: tf.io.FixedLenFeature([], tf.string),
-    SOURCE: tf.io.FixedLenFeature([], tf.string),
-}
 
+def _bytes(value: bytes):
+    import tensorflow as tf
 
-def _bytes(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def make_example(encoded: bytes, label: int, label_text: str, sha256: str, source: str) -> bytes:
+    import tensorflow as tf
+
     feature = {
         ENCODED: _bytes(encoded),
         LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
@@ -61,5 +63,11 @@ def read_stats(examples_dir: str) -> dict:
     return json.loads(storage.read_text(storage.join(examples_dir, STATS_FILE)))
 
 
-def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    return tf.io.parse_single_example(serialized, FEATURES)
+def parse(serialized):
+    """One serialized tf.Example as a dict of tensors by key."""
+    import tensorflow as tf
+
+    string, integer = tf.io.FixedLenFeature([], tf.string), tf.io.FixedLenFeature([], tf.int64)
+    features = {ENCODED: string, LABEL: integer, LABEL_TEXT: string, SHA256: string,
+                SOURCE: string}
+    return tf.io.parse_single_example(serialized, features)

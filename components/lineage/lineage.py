@@ -18,15 +18,15 @@ DISTRIBUTION = "resnet-finetune"
 
 
 def code_version() -> str:
-    """The installed package's version and a hash of its Python sources (what runs)."""
-    import components
-    import pipeline
+    """The installed package's version and a hash of its Python sources (what runs):
+    both packages' files, found without importing ``pipeline`` (steps never do)."""
+    from importlib.util import find_spec
 
     digest = hashlib.sha256()
-    for package in (components, pipeline):
-        root = Path(package.__file__).parent
+    for package in CODE_PACKAGES:
+        [root] = map(Path, find_spec(package).submodule_search_locations)
         for path in sorted(root.rglob("*.py")):
-            digest.update(f"{package.__name__}/{path.relative_to(root)}\n".encode())
+            digest.update(f"{package}/{path.relative_to(root)}\n".encode())
             digest.update(path.read_bytes())
     try:
         version = metadata.version(DISTRIBUTION)

@@ -11,10 +11,7 @@ from dataclasses import asdict
 
 from components.common import outputs, progress, storage
 from components.common.errors import ConfigError
-from components.common.publish import Published
-from components.prepare_data import beam_job, report
-from components.prepare_data.config import SPLITS, PrepareConfig
-from components.prepare_data.contract import (
+from components.common.examples import (
     AUGMENTATION_FILE,
     DATA_REPORT_FILE,
     LABELS_FILE,
@@ -22,6 +19,9 @@ from components.prepare_data.contract import (
     PREVIEW_FILE,
     STATS_FILE,
 )
+from components.common.publish import Published
+from components.prepare_data import beam_job, report
+from components.prepare_data.config import SPLITS, PrepareConfig
 from components.prepare_data.listing import fingerprint, list_source
 from components.prepare_data.split import Candidate, assign_splits
 

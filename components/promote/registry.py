@@ -17,69 +17,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 
 from components.common import outputs, storage
 from components.export.contract import DESCRIPTIONS
+from components.promote.registry_checks import (
+    SAVED_MODEL_FILE,
+    ConflictError,
+    RegistryError,
+    check_model_name,
+    check_run_id,
+    check_saved_model,
+    write_attachments,
+)
 
 PRODUCTION = "production"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # run ids, model names: never '..' or a path
-SAVED_MODEL_FILE = "saved_model.pb"
 MARKERS = (outputs.STARTED_MARKER, outputs.COMPLETE_MARKER)
 SEQ_WIDTH = 8
 CONTENT_WAIT_S = 120  # how long a registration waits for a concurrent one of equal bytes
 CONTENT_CLAIM_STALE_S = 3600  # a content claim this old belongs to a run that died
 UNCHECKED = object()  # promote without comparing the alias's current version
-
-
-class RegistryError(RuntimeError):
-    """A missing or corrupt registry object; the message names it."""
-
-
-class ConflictError(RegistryError):
-    """Another writer moved the alias first; re-read and retry on the new state."""
-
-
-def check_run_id(run_id: str) -> None:
-    if not NAME.match(run_id or ""):
-        raise RegistryError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-', "
-                            "starting with a letter or digit")
-
-
-def check_model_name(model_name: str) -> None:
-    """A model name is a folder or a key in every backend: never empty, '..' or a path."""
-    if not NAME.match(model_name or ""):
-        raise RegistryError(f"model name {model_name!r}: use letters, digits, '.', '_' and "
-                            "'-', starting with a letter or digit")
-
-
-def check_saved_model(folder: str) -> None:
-    """Refuse what is not a complete SavedModel with a serving signature: an export that
-    did not finish, a folder without ``saved_model.pb``, or one whose graph does not parse
-    or serves nothing."""
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    if storage.exists(storage.join(folder, outputs.STARTED_MARKER)) and \
-            not outputs.is_complete(folder):
-        raise RegistryError(f"{folder}: its export did not finish (no "
-                            f"{outputs.COMPLETE_MARKER}); re-run export and register its output")
-    graph = storage.join(folder, SAVED_MODEL_FILE)
-    if not storage.exists(graph):
-        raise RegistryError(f"{folder} is not a SavedModel (no {SAVED_MODEL_FILE}); register "
-                            "the folder `finetune export` wrote")
-    proto = saved_model_pb2.SavedModel()
-    try:
-        proto.ParseFromString(storage.read_bytes(graph))
-    except DecodeError as err:
-        raise RegistryError(f"{graph} does not parse as a SavedModel ({err}); register the "
-                            "folder `finetune export` wrote") from err
-    if not any("serving_default" in meta.signature_def for meta in proto.meta_graphs):
-        raise RegistryError(f"{folder}: the SavedModel has no serving_default signature, so "
-                            "nothing could serve it; register the folder `finetune export` "
-                            "wrote")
 
 
 class ResolvingRegistry:
@@ -139,12 +97,6 @@ class ResolvingRegistry:
         """The SavedModel URI of the production version, or None on a first run."""
         version = self.current(PRODUCTION)
         return None if version is None else self.get_version(version)["uri"]
-
-
-def write_attachments(folder: str, attachments: dict[str, str] | None) -> None:
-    """Files about a version (name -> text, e.g. its model card) into its ``folder``."""
-    for name, text in (attachments or {}).items():
-        storage.write_text(storage.join(folder, name), text)
 
 
 def _numbers(folder: str) -> list[int]:

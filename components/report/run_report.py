@@ -14,6 +14,7 @@ from pathlib import Path
 
 from components.common.charts import heatmap, reliability_diagram
 from components.common.contract import read_json
+from components.common.examples import DATA_REPORT_FILE, PREVIEW_FILE
 from components.common.html import page
 from components.common.markdown import to_html
 from components.evaluate.contract import (
@@ -23,7 +24,6 @@ from components.evaluate.contract import (
     MODEL_CARD_FILE,
     REPORT_FILE,
 )
-from components.prepare_data.contract import DATA_REPORT_FILE, PREVIEW_FILE
 from components.train.contract import CONFIG_FILE, CURVES_FILE, recipe
 
 BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)

@@ -20,11 +20,10 @@ from components.common import outputs, storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.charts import line_chart
 from components.common.contract import read_json
-from components.common.examples import read_labels, read_stats, require_complete
+from components.common.examples import AUGMENTATION_FILE, read_labels, read_stats, require_complete
 from components.common.html import page
 from components.common.publish import Published
 from components.common.settings import flatten
-from components.prepare_data.contract import AUGMENTATION_FILE
 from components.train import model as model_lib
 from components.train.callbacks import (
     ClipStatsLogger,
