@@ -32,12 +32,14 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         batch_size: int = 32,
         learning_rate: float = 1e-3,
         weights: str = "imagenet",
+        train_extra_json: str = "{}",
     ):
-        resolved = resolve_settings(
-            source=source, image_size=image_size, train_fraction=train_fraction,
-            val_fraction=val_fraction, test_fraction=test_fraction, split_state=split_state,
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weights=weights,
-            min_accuracy=-1.0).set_display_name("Resolve settings")
+        settings = {"source": source, "image_size": image_size,
+                    "train_fraction": train_fraction, "val_fraction": val_fraction,
+                    "test_fraction": test_fraction, "split_state": split_state, "epochs": epochs,
+                    "batch_size": batch_size, "learning_rate": learning_rate, "weights": weights,
+                    "train_extra_json": train_extra_json, "min_accuracy": -1.0}
+        resolved = resolve_settings(**settings).set_display_name("Resolve settings")
         configure_step(resolved, platform, cache=False)
         listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
         configure_step(listing, platform, cache=False)
@@ -46,8 +48,16 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         configure_step(data, platform, cache=True)
         with dsl.ParallelFor(grid, name="grid",
                              parallelism=platform.ablation_parallelism) as cell:
-            trained = train(examples=data.outputs["examples"], config=resolved.outputs["train"],
-                            overrides=cell).set_display_name("Train one cell")
+            # Each cell's settings are resolved in the cell: kfp.local 2.17 hands a loop
+            # body the loop item in place of any other step's output parameter.
+            cell_settings = resolve_settings(
+                **settings, bn_policy=cell.bn_policy, clip=cell.clip,
+                clip_threshold=cell.clip_threshold, seed=cell.seed,
+            ).set_display_name("Resolve the cell's settings")
+            configure_step(cell_settings, platform, cache=True)
+            trained = train(examples=data.outputs["examples"],
+                            config=cell_settings.outputs["train"],
+                            ).set_display_name("Train one cell")
             configure_train(trained, platform)
             exported = export_model(examples=data.outputs["examples"],
                                     trained_model=trained.outputs["trained_model"])
@@ -55,7 +65,7 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
             configure_step(exported, platform, cache=True)
             evaluated = evaluate(examples=data.outputs["examples"],
                                  saved_model=exported.outputs["saved_model"],
-                                 config=resolved.outputs["gate"],
+                                 config=cell_settings.outputs["gate"],
                                  ).set_display_name("Score on the test split")
             configure_step(evaluated, platform, cache=True)
         reported = ablation_report(

@@ -276,8 +276,7 @@ def _run_ablation(work: Path, data: str, grid, verbose: bool, params: dict) -> d
     from components.ablation.contract import HTML_FILE, MARKDOWN_FILE, ROWS_FILE
 
     arguments = small_arguments(params)
-    extra = json.loads(arguments.pop("train_extra_json", "{}"))
-    arguments.update(source=data, grid=grid.cells(extra),
+    arguments.update(source=data, grid=grid.cells(),
                      split_state=str(work / "split_state.jsonl"))
     logs, failure, run_dir, seconds = _run_compiled(work, "ablation", arguments, verbose)
     if failure:

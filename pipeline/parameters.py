@@ -40,10 +40,10 @@ OWN = {  # the pipeline's own parameters
                        "`finetune evaluate` but those above, in snake_case).",
     "force": "Train and evaluate even when data, settings and code match production's "
              "lineage.",
-    "grid": "The ablation grid: one object per cell, the training settings it sets over "
-            "the run's (bn_policy, clip, clip_threshold, seed, and any other); `finetune "
-            "compile --pipeline ablation --bn-policies ... --clips "
-            "... --seeds N` writes it.",
+    "grid": "The ablation grid: one object per cell (bn_policy, clip, clip_threshold, "
+            "seed), resolved over the run's settings in the cell; AblationGrid "
+            "(components/ablation/config.py) makes it, `finetune run-local --pipeline "
+            "ablation --bn-policies ... --clips ... --seeds N` runs one.",
 }
 
 

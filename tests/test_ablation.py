@@ -16,13 +16,13 @@ def test_the_grid_has_a_cell_per_policy_clip_and_seed():
     AGC's ratio (not a norm) as its threshold."""
     from components.train.config import TrainConfig
 
-    cells = AblationGrid(("frozen", "full"), ("none", "agc"), seeds=2).validate().cells(
-        {"precision": "float32"})
+    cells = AblationGrid(("frozen", "full"), ("none", "agc"), seeds=2).validate().cells()
     assert len(cells) == 8
 
     def trained(policy, clip):
         cell = next(c for c in cells if c["bn_policy"] == policy and c["clip"] == clip)
-        return TrainConfig.of(examples="e", output="o", **cell).validate().resolved()
+        return TrainConfig.of(examples="e", output="o", precision="float32",
+                              **cell).validate().resolved()
 
     assert trained("frozen", "none").batch_norm.fine_tune_blocks == 3
     full_agc = trained("full", "agc")

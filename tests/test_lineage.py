@@ -239,22 +239,28 @@ def test_every_setting_that_decides_the_model_reaches_the_lineage(step):
 
 
 def _argo_workflow(message: str) -> dict:
-    """A KFP v2 run's Argo workflow as the KFP API stores it: the failed step's DAG node
-    is named after the task; its pod (a retry's first try) carries Argo's message."""
+    """A KFP v2 run's Argo workflow as the KFP API stores it: each step is a DAG node
+    (named after the task) that its pods name as their ``boundaryID``; `prepare-data`'s
+    first try failed and its retry succeeded (no cause), `train`'s pod carries Argo's
+    message; `children` also holds dependency edges (train's pod -> evaluate's driver)."""
+    def node(name, kind, phase, boundary="", **more):
+        return {"displayName": name, "type": kind, "phase": phase, "boundaryID": boundary,
+                **more}
+
     nodes = {
-        "wf": {"displayName": "resnet50-finetune-x7k2p", "type": "DAG", "phase": "Failed",
-               "children": ["wf-1", "wf-9"]},
-        "wf-1": {"displayName": "exit-handler-1", "type": "DAG", "phase": "Failed",
-                 "children": ["wf-2"]},
-        "wf-2": {"displayName": "condition-2", "type": "DAG", "phase": "Failed",
-                 "children": ["wf-3", "wf-4"]},
-        "wf-3": {"displayName": "train-driver", "type": "Pod", "phase": "Succeeded"},
-        "wf-4": {"displayName": "train", "type": "DAG", "phase": "Failed", "children": ["wf-5"]},
-        "wf-5": {"displayName": "executor", "type": "Retry", "phase": "Failed",
-                 "children": ["wf-6"]},
-        "wf-6": {"displayName": "executor(0)", "type": "Pod", "phase": "Failed",
-                 "message": message},
-        "wf-9": {"displayName": "record-run", "type": "DAG", "phase": "Running"},
+        "wf": node("resnet50-finetune-x7k2p", "DAG", "Failed", children=["wf-1"]),
+        "wf-1": node("exit-handler-1", "DAG", "Failed", "wf", children=["wf-2"]),
+        "wf-2": node("condition-2", "DAG", "Failed", "wf-1"),
+        "wf-3": node("prepare-data", "DAG", "Succeeded", "wf-2"),
+        "wf-4": node("executor(0)", "Pod", "Failed", "wf-3", finishedAt="2026-12-07T01:00:00Z",
+                     message="main: Error (exit code 1)"),
+        "wf-5": node("executor(1)", "Pod", "Succeeded", "wf-3", children=["wf-6", "wf-7"]),
+        "wf-6": node("train-driver", "Pod", "Succeeded", "wf-2"),
+        "wf-7": node("train", "DAG", "Failed", "wf-2"),
+        "wf-8": node("executor", "Retry", "Failed", "wf-7", children=["wf-9"]),
+        "wf-9": node("executor(0)", "Pod", "Failed", "wf-7", finishedAt="2026-12-07T02:00:00Z",
+                     message=message, children=["wf-10"]),
+        "wf-10": node("evaluate-driver", "Pod", "Omitted", "wf-2"),
     }
     return {"metadata": {"name": "resnet50-finetune-x7k2p"}, "status": {"nodes": nodes}}
 
@@ -294,7 +300,7 @@ def test_a_failed_cluster_run_records_its_failing_step_and_why(tmp_path, kfp_api
     record_run(registry, "m", "run-1", "FAILED", "", "", "resnet50-finetune-x7k2p")
     [run] = Registry(registry, "m").runs()
     assert (run["status"], run["failed_step"], run["error"]) == (
-        "FAILED", "train", "main: OOMKilled (exit code 137)")
+        "FAILED", "train", "main: OOMKilled (exit code 137)"), "not prepare-data's retried try"
     [request] = kfp_api.requests
     assert request["headers"]["Authorization"] == "Bearer projected-token"
 
@@ -317,3 +323,18 @@ def test_kfp_and_vertex_states_are_recorded_as_one_vocabulary(tmp_path, kfp_api)
     assert "404" in runs["lost"]["error"]
     assert [r["path"] for r in kfp_api.requests] == ["/apis/v1beta1/runs/stopped",
                                                      "/apis/v1beta1/runs/lost"]
+
+
+@pytest.mark.parametrize("manifest", ["null", "[]", '{"status": {"nodes": []}}', "{"])
+def test_a_malformed_workflow_never_stops_the_run_being_recorded(tmp_path, kfp_api, manifest):
+    """Whatever the API answers, the exit handler records the run as FAILED with a cause
+    that says where to look (it used to stay `running` if the lookup raised)."""
+    from components.lineage import failure
+
+    registry = str(tmp_path / "registry")
+    kfp_api.routes.insert(0, ("GET", r"/apis/v1beta1/runs/bad$", lambda *_: (200, {
+        "pipeline_runtime": {"workflow_manifest": manifest}})))
+    record_run(registry, "m", "bad", "FAILED", "", "", "wf-bad")
+    [run] = Registry(registry, "m").runs()
+    assert run["status"] == "FAILED" and run["error"], run
+    assert failure.failed_steps({"status": {"nodes": {}}}) == []

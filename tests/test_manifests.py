@@ -23,8 +23,7 @@ def render(overlay: str) -> list[dict]:
 def test_overlay_renders_and_validates_strictly(overlay, tmp_path):
     documents = render(overlay)
     profiles = [d for d in documents if d["kind"] == "Profile"]
-    pod_defaults = [d for d in documents if d["kind"] == "PodDefault"]
-    builtin = [d for d in documents if d["kind"] not in ("Profile", "PodDefault")]
+    builtin = [d for d in documents if d["kind"] != "Profile"]
     (tmp_path / "out.yaml").write_text(yaml.safe_dump_all(builtin))
     result = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"),
                              "--strict", str(tmp_path / "out.yaml")],
@@ -34,11 +33,6 @@ def test_overlay_renders_and_validates_strictly(overlay, tmp_path):
     for profile in profiles:
         jsonschema.validate(profile, schema)
     assert (len(profiles) == 1) == (overlay == "overlays/multi-user")
-    schema = yaml.safe_load((ROOT / "tests" / "schemas" / "kubeflow-poddefault-v1alpha1.yaml")
-                            .read_text())
-    for pod_default in pod_defaults:
-        jsonschema.validate(pod_default, schema)
-    assert (len(pod_defaults) == 1) == (overlay == "overlays/multi-user")
 
 
 def test_the_profile_schema_refuses_a_typo_and_a_namespace():
@@ -106,17 +100,13 @@ def test_the_namespace_enforces_the_baseline_pod_security_standard():
 
 def test_the_exit_handler_may_read_its_runs_failure_from_the_kfp_api(tmp_path):
     """Multi-user Kubeflow's API takes a token with its audience and checks the caller may
-    get runs: the PodDefault projects one into the pods the compiled pipeline labels (the
-    exit handler only), and a Role grants get on runs to the run's identity."""
+    get runs: the compiled pipeline labels the exit handler (only) for the PodDefault KFP's
+    profile controller creates in each profile namespace, and a Role grants get on runs
+    to the run's identity."""
     from pipeline.pipeline import compile_pipeline
     from pipeline.platform import ACCESS_LABEL
 
     documents = render("overlays/multi-user")
-    [pod_default] = [d for d in documents if d["kind"] == "PodDefault"]
-    assert pod_default["spec"]["selector"]["matchLabels"] == {ACCESS_LABEL: "true"}
-    assert pod_default["metadata"]["namespace"] == "finetune"
-    [source] = pod_default["spec"]["volumes"][0]["projected"]["sources"]
-    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
     [reader] = [r for r in documents if r["kind"] == "Role"
                 and r["metadata"]["name"] == "finetune-run-reader"]
     assert reader["rules"] == [{"apiGroups": ["pipelines.kubeflow.org"], "resources": ["runs"],
@@ -125,4 +115,7 @@ def test_the_exit_handler_may_read_its_runs_failure_from_the_kfp_api(tmp_path):
         platform = list(yaml.safe_load_all(handle))[1]["platforms"]["kubernetes"]
     labelled = {name for name, executor in platform["deploymentSpec"]["executors"].items()
                 if executor.get("podMetadata", {}).get("labels", {}).get(ACCESS_LABEL)}
-    assert labelled == {"exec-record-run"}
+    assert labelled == {"exec-record-run"} and ACCESS_LABEL == "access-ml-pipeline"
+    [binding] = [b for b in documents if b["kind"] == "RoleBinding"
+                 and b["roleRef"]["name"] == "finetune-run-reader"]
+    assert binding["subjects"][0]["name"] == "finetune-runner"

@@ -26,11 +26,10 @@ class AblationGrid:
             raise ConfigError(f"--seeds {self.seeds}: use 1 to 10 seeds per cell")
         return self
 
-    def cells(self, train_extra: dict | None = None) -> list[dict]:
-        """One dict per training: the ParallelFor items of the ablation pipeline. Each cell
-        trains the default recipe of its policy and clip mode (the mode's own threshold,
-        the policy's own fine-tuned blocks)."""
-        return [{**(train_extra or {}), "bn_policy": policy, "clip": clip, "seed": seed,
-                 "clip_threshold": -1.0}
+    def cells(self) -> list[dict]:
+        """One dict per training: the ParallelFor items of the ablation pipeline, the
+        settings each cell sets over the run's. Each cell trains the default recipe of its
+        policy and clip mode (the mode's own threshold, the policy's own blocks)."""
+        return [{"bn_policy": policy, "clip": clip, "seed": seed, "clip_threshold": -1.0}
                 for policy in self.bn_policies for clip in self.clips
                 for seed in range(self.seeds)]

@@ -21,6 +21,7 @@ TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"  # the access-ml-pipeli
 TOKEN_VARIABLE = "KF_PIPELINES_SA_TOKEN_PATH"
 STATES = {"COMPLETE": "SUCCEEDED", "CACHED": "SUCCEEDED", "CANCELED": "CANCELLED"}
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+FAILED_PHASES = ("Failed", "Error")
 VERTEX_FAILED = re.compile(r"The failed tasks are: \[([^\]]*)\]")
 NOT_A_STEP = re.compile(r"^(executor(\(\d+\))?|system-.*|.*-driver|exit-handler-\d+|condition-.*)$")
 
@@ -34,26 +35,27 @@ def final_state(state: str) -> str:
 
 
 def failed_steps(workflow: dict) -> list[tuple[str, str]]:
-    """(step, message) for each failed pod of an Argo workflow: the step is the nearest
-    enclosing node named after a pipeline task."""
+    """(step, message) for each pod of an Argo workflow that failed its step, in the
+    order they finished: a step's own pods (its executor, a retry's tries) have the
+    step's DAG node as their ``boundaryID``, and only tries of a step that failed count
+    (a retry that later succeeded is no cause); a failed ``<step>-driver`` pod is its
+    step's."""
     nodes = workflow.get("status", {}).get("nodes", {})
-    parents = {child: node_id for node_id, node in nodes.items()
-               for child in node.get("children", [])}
     failed = []
-    for node_id, node in nodes.items():
-        if node.get("type") == "Pod" and node.get("phase") in ("Failed", "Error"):
-            failed.append((_step(nodes, parents, node_id), node.get("message", "")))
-    return failed
-
-
-def _step(nodes: dict, parents: dict, node_id: str) -> str:
-    found = nodes[node_id].get("displayName", node_id)
-    while node_id in parents:
-        node_id = parents[node_id]
-        name = nodes[node_id].get("displayName", "")
-        if name and not NOT_A_STEP.match(name):
-            return name
-    return found
+    for node in nodes.values():
+        if node.get("type") != "Pod" or node.get("phase") not in FAILED_PHASES:
+            continue
+        name = node.get("displayName", "")
+        if name.endswith("-driver"):
+            step = name[:-len("-driver")]
+        else:
+            boundary = nodes.get(node.get("boundaryID", ""), {})
+            if boundary.get("phase") not in FAILED_PHASES or NOT_A_STEP.match(
+                    boundary.get("displayName", "")):
+                continue
+            step = boundary["displayName"]
+        failed.append((node.get("finishedAt") or "", step, node.get("message", "")))
+    return [(step, message) for _, step, message in sorted(failed)]
 
 
 def kfp_cause(run_id: str, timeout_s: float = 10) -> tuple[str, str]:
@@ -70,7 +72,8 @@ def kfp_cause(run_id: str, timeout_s: float = 10) -> tuple[str, str]:
         run = json.load(response)
     workflow = json.loads(run.get("pipeline_runtime", {}).get("workflow_manifest") or "{}")
     steps = failed_steps(workflow)
-    return steps[0] if steps else ("", "")
+    return steps[0] if steps else ("", "no failed step in the run's workflow (the KFP UI "
+                                         "shows its steps)")
 
 
 def cause(run_id: str, state: str, error: str, platform_run: str) -> tuple[str, str]:
@@ -79,13 +82,14 @@ def cause(run_id: str, state: str, error: str, platform_run: str) -> tuple[str, 
     or KFP's workflow name (the API is asked); kfp.local's ``local-pipeline-…`` (or
     none) has neither: run-local records the step itself."""
     vertex = VERTEX_FAILED.search(error or "")
-    if vertex:
-        return vertex.group(1), error
+    if vertex:  # a task inside dsl.If is reported as its condition group: no step then
+        named = [t.strip() for t in vertex.group(1).split(",")]
+        return ", ".join(t for t in named if not NOT_A_STEP.match(t)), error
     if not platform_run or platform_run.startswith(("local-pipeline-", "projects/")):
         return "", error
     try:
         step, message = kfp_cause(run_id)
-    except (OSError, ValueError) as err:  # unreachable, refused (no token), not JSON
+    except Exception as err:  # best effort: unreachable, refused (no token), malformed
         log.warning("could not read run %s's failure from the KFP API: %s", run_id, err)
         return "", error or (f"the failing step is in the KFP UI (its API could not be read: "
                              f"{err}; see the README's Reliability section)")

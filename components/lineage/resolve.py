@@ -37,11 +37,9 @@ def resolve(named: dict, extra_json: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
-def step_config(cls, config_json: str, overrides: dict | None = None, **paths):
-    """The step's config from its resolved JSON, ``overrides`` (an ablation cell's
-    settings) and its own ``paths``, validated again (the overrides are new)."""
-    values = {**json.loads(config_json), **(overrides or {})}
-    return from_parameters(cls, "the resolved config", json.dumps(values), **paths).validate()
+def step_config(cls, config_json: str, **paths):
+    """The step's config from its resolved JSON and its own ``paths``, validated."""
+    return from_parameters(cls, "the resolved config", config_json, **paths).validate()
 
 
 def lineage_settings(prepare_json: str, train_json: str) -> dict:

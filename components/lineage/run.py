@@ -91,12 +91,12 @@ def record_run(registry_uri: str, model_name: str, run_id: str, state: str, erro
     succeed (``components.lineage.failure``); such a run leaves no backup behind."""
     status = final_state(state)
     registry = open_registry(registry_uri, model_name)
+    registry.log_run(run_id, "final", {"status": status,
+                                       "error": "" if status == "SUCCEEDED" else error})
     if status == "SUCCEEDED":
-        registry.log_run(run_id, "final", {"status": status, "error": ""})
         return
     step, why = cause(run_id, state, error, platform_run)
-    registry.log_run(run_id, "final", {"status": status, "error": why})
-    if step:
+    if step or why != error:
         registry.log_run(run_id, "cause", {"step": step, "error": why})
     if backup_dir and NAME.match(run_id):
         storage.delete_tree(storage.join(backup_dir, run_id))

@@ -14,10 +14,8 @@ def train(
     metrics: Output[Metrics],
     training_curves: Output[HTML],
     run_id: str = "",
-    overrides: dict = None,
 ):
-    """Fine-tune ResNet50 with ``config`` (the run's resolved TrainConfig, JSON) and
-    ``overrides`` (an ablation cell's settings over it).
+    """Fine-tune ResNet50 with ``config`` (the run's resolved TrainConfig, JSON).
 
     The backup of run ``run_id`` lives in ``backup_dir/run_id`` (``backup_dir`` a stable
     URI, not the output artifact), so a retried pod of this run resumes from its last
@@ -31,8 +29,8 @@ def train(
     from components.train.run import published, run
 
     logging.basicConfig(level=logging.INFO)
-    cfg = step_config(TrainConfig, config, overrides, examples=examples.path,
-                      output=trained_model.path, run_id=run_id)
+    cfg = step_config(TrainConfig, config, examples=examples.path, output=trained_model.path,
+                      run_id=run_id)
     summary = run(cfg)
     publish(published(summary, trained_model.path), trained_model, metrics=metrics,
             training_curves=training_curves)
