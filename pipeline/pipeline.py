@@ -1,6 +1,8 @@
 """The DAG: settings, fingerprint, production, lineage -> If(changed): prepare_data -> train ->
 export -> evaluate -> If(promote); an exit handler records every run in the run log."""
 
+import inspect
+
 from kfp import dsl
 
 from components.evaluate.component import evaluate
@@ -20,6 +22,8 @@ from pipeline.platform import configure_exit_handler, configure_step, configure_
 from pipeline.profiles import BUILTINS, Profile
 
 PIPELINE_NAME = "resnet50-finetune"
+# The run's parameters that are settings: all go to the resolve step, under their names.
+SETTING_PARAMETERS = tuple(inspect.signature(resolve_settings.python_func).parameters)
 
 
 def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
@@ -52,21 +56,13 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
         seed: int = 0,
         force: bool = False,
     ):
+        settings = {k: v for k, v in locals().items() if k in SETTING_PARAMETERS}
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         recorded = record_run(registry_uri=registry_uri, model_name=model_name, run_id=run_id,
                               backup_dir=backup_dir).set_display_name("Record the run")
         configure_exit_handler(recorded, platform)
         with dsl.ExitHandler(recorded, name="run"):
-            resolved = resolve_settings(
-                source=source, image_size=image_size, train_fraction=train_fraction,
-                val_fraction=val_fraction, test_fraction=test_fraction, split_state=split_state,
-                prepare_extra_json=prepare_extra_json, bn_policy=bn_policy, clip=clip,
-                clip_threshold=clip_threshold, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, weights=weights, backup_dir=backup_dir, seed=seed,
-                train_extra_json=train_extra_json, min_accuracy=min_accuracy, max_ece=max_ece,
-                non_inferiority_margin=non_inferiority_margin, gate_confidence=gate_confidence,
-                mcnemar_alpha=mcnemar_alpha, max_class_recall_drop=max_class_recall_drop,
-                gate_extra_json=gate_extra_json).set_display_name("Resolve settings")
+            resolved = resolve_settings(**settings).set_display_name("Resolve settings")
             configure_step(resolved, platform, cache=False)
             listing = fingerprint_data(source=source).set_display_name("Fingerprint data")
             configure_step(listing, platform, cache=False)

@@ -63,12 +63,17 @@ def flatten(config) -> dict:
     return values
 
 
+def plain(config, without: tuple[str, ...] = ()) -> dict:
+    """``config``'s flat settings, less ``without``, as JSON values (a nested policy as
+    its dict)."""
+    return {k: v.to_dict() if hasattr(v, "to_dict") else v
+            for k, v in flatten(config).items() if k not in without}
+
+
 def to_json(config, without: tuple[str, ...] = ()) -> str:
-    """``config``'s flat settings, less ``without``, as JSON text that ``from_parameters``
-    reads back: a resolved config passed from one step to the next."""
-    values = {k: v.to_dict() if hasattr(v, "to_dict") else v
-              for k, v in flatten(config).items() if k not in without}
-    return json.dumps(values, sort_keys=True)
+    """``plain(config, without)`` as JSON text that ``from_parameters`` reads back: a
+    resolved config passed from one step to the next."""
+    return json.dumps(plain(config, without), sort_keys=True)
 
 
 def describe(cls, name: str) -> str:
@@ -132,8 +137,6 @@ def _typed(cls, name: str, value, parameter: str):
     kind = str if value_default is MISSING else type(value_default)  # required: a path
     if kind is float and type(value) in (int, float):
         return float(value)
-    if kind is int and type(value) is float and value.is_integer():
-        return int(value)  # KFP passes a dict's numbers (an ablation cell's) as floats
     if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     if hasattr(kind, "from_dict") and isinstance(value, dict):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from components.common import storage
 from components.common.augment_policy import AugmentPolicy
 from components.common.errors import ConfigError
-from components.common.settings import flatten, setting
+from components.common.settings import plain, setting
 
 SPLITS = ("train", "val", "test")
 PHOTO_ASPECT = 1.5  # 3:2, the usual camera frame: its shorter side keeps the zoom margin
@@ -92,6 +92,4 @@ class PrepareConfig:
     def data_settings(self) -> dict:
         """What decides the examples a model trains on: every setting but paths, Beam's
         options and the preview, resolved (-1 and the side it stands for are one)."""
-        values = {k: v.to_dict() if hasattr(v, "to_dict") else v
-                  for k, v in flatten(self).items() if k not in NOT_DATA_SETTINGS}
-        return {**values, "resize_max_side": self.stored_side}
+        return {**plain(self, NOT_DATA_SETTINGS), "resize_max_side": self.stored_side}
