@@ -82,7 +82,7 @@ def _workspace(workdir: str, data: str, registry: str = ""):
 
     from components.common import storage
     from components.common.errors import ConfigError
-    from components.promote.registries import check_registry_uri
+    from components.registry.schemes import check_registry_uri
 
     for option, value in (("--workdir", workdir), ("--data", data)):
         storage.check_uri(value, option)
@@ -255,7 +255,7 @@ def _run_main(work: Path, data: str, registry: str, model_name: str, verbose: bo
 def _record_cause(registry: str, model_name: str, step: str, cause: str) -> None:
     """Add the failing step and its error to the run's record: KFP hands the exit handler
     only ``Task exit-handler-1 failed.``"""
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
 
     reg = open_registry(registry, model_name)
     failed = [r for r in reg.runs() if r["status"] == "FAILED"]
@@ -288,7 +288,7 @@ def _run_ablation(work: Path, data: str, grid, verbose: bool, params: dict) -> d
 
 
 def _report(logs, summary: dict, registry: str, model_name: str, failure: str) -> Path:
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
     from components.report import run_report
 
     return run_report.write(logs.folder / "report.html", summary, logs.rows(),
@@ -301,7 +301,7 @@ def summarize(run_dir: Path | None, registry: str, model_name: str, wall_seconds
     from components.common.examples import STATS_FILE
     from components.evaluate.contract import GATE_FILE, METRICS_FILE
     from components.evaluate.gate import next_step
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
     from components.train.contract import HISTORY_FILE
 
     produced = {"examples": "prepare-data", "trained_model": "train",

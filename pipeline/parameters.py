@@ -10,6 +10,7 @@ import json
 
 from components.evaluate.gate import GateConfig
 from components.prepare_data.config import PrepareConfig
+from components.registry.schemes import FORMS as REGISTRY_FORMS
 from components.train.config import TrainConfig
 
 FIELDS = {  # pipeline parameter -> the config field it sets
@@ -27,9 +28,7 @@ FIELDS = {  # pipeline parameter -> the config field it sets
     "gate_confidence": (GateConfig, "confidence"),
 }
 OWN = {  # the pipeline's own parameters
-    "registry_uri": "Registry: a folder, gs://, s3://, minio://, mlflow+http(s)://HOST:PORT, "
-                    "kubeflow-registry+http(s)://HOST:PORT?log=URI or "
-                    "vertex://projects/P/locations/L?log=gs://URI.",
+    "registry_uri": f"Registry: {REGISTRY_FORMS}.",
     "model_name": "The model's name in the registry.",
     "train_extra_json": "JSON of further TrainConfig settings (every option of `finetune "
                         "train` but those above, in snake_case).",

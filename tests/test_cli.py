@@ -38,13 +38,13 @@ def test_registry_commands_print_json(cli, tmp_path):
     assert json.loads(cli("registry", "show", *common, "production").output)["version"] == 1
     result = cli("registry", "show", *common, "staging")
     assert result.exit_code == 2 and "alias 'staging'" in result.output
-    from components.promote.registry import Registry
+    from components.registry.storage_registry import StorageRegistry
 
-    Registry(reg, "m").log_run("night-1", "lineage", {"decision": "unchanged",
+    StorageRegistry(reg, "m").log_run("night-1", "lineage", {"decision": "unchanged",
                                                       "data_fingerprint": "abc",
                                                       "production_version": 2,
                                                       "reasons": ["same"]})
-    Registry(reg, "m").log_run("night-1", "final", {"status": "SUCCEEDED"})
+    StorageRegistry(reg, "m").log_run("night-1", "final", {"status": "SUCCEEDED"})
     missing = cli("registry", "list", "--registry", reg, "--model-name", "mm")
     assert missing.exit_code == 2 and missing.output == (
         f"error: --model-name mm: no such model in {reg}; models there: m\n")

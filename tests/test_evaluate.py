@@ -64,11 +64,11 @@ def test_production_from_an_s3_registry_and_promotion_back_into_it(saved_model_d
     """TensorFlow cannot open s3://: evaluate scores local copies; promote writes to S3."""
     from components.common import outputs, storage
     from components.evaluate.run import resolve_baseline
-    from components.promote.registry import Registry
     from components.promote.run import run as promote
+    from components.registry.storage_registry import StorageRegistry
 
     registry = f"{s3_bucket}/registry"
-    reg = Registry(registry, "m")
+    reg = StorageRegistry(registry, "m")
     reg.promote(reg.register(str(saved_model_dir), "first")["version"], "first")
     baseline, version = resolve_baseline(registry=registry, model_name="m")
     assert (baseline, version) == (f"{registry}/m/versions/1", 1)

@@ -5,7 +5,7 @@ import pytest
 
 from components.lineage.lineage import Lineage, code_version, compare
 from components.lineage.run import NO_VERSION, check, record_run, resolve_production
-from components.promote.registry import Registry
+from components.registry.storage_registry import StorageRegistry
 from tests.saved_model_stand_in import write_stand_in
 
 SETTINGS = {"image_size": 64, "epochs": 4, "train_extra": {"bn_momentum": 0.9}}
@@ -39,11 +39,11 @@ def test_without_production_everything_is_changed():
     assert result.decision == "changed" and "no production model" in result.reasons[0]
 
 
-def production_with(tmp_path, data_fingerprint: str) -> tuple[str, Registry]:
+def production_with(tmp_path, data_fingerprint: str) -> tuple[str, StorageRegistry]:
     """A registry whose production v1 was made from ``data_fingerprint`` with SETTINGS and
     this code (the SavedModel is a stand-in: the registry only moves files)."""
     registry = str(tmp_path / "registry")
-    reg = Registry(registry, "m")
+    reg = StorageRegistry(registry, "m")
     model = write_stand_in(tmp_path / "sm")
     lineage = Lineage(data_fingerprint, SETTINGS, code_version()).to_dict()
     reg.promote(reg.register(str(model), "r1", {"lineage": lineage})["version"])
@@ -68,7 +68,7 @@ def test_a_failed_run_leaves_no_backup_and_a_succeeded_one_keeps_others(tmp_path
     record_run(registry, "m", "failed", "FAILED", "train failed", str(backup))
     record_run(registry, "m", "ok", "SUCCEEDED", "", str(backup))
     assert sorted(p.name for p in backup.iterdir()) == ["ok", "other"]
-    assert [(r["run_id"], r["status"]) for r in Registry(registry, "m").runs()] == [
+    assert [(r["run_id"], r["status"]) for r in StorageRegistry(registry, "m").runs()] == [
         ("failed", "FAILED"), ("ok", "SUCCEEDED")]
 
 
@@ -79,7 +79,7 @@ def test_a_run_killed_before_its_exit_handler_is_recorded_by_a_later_run(tmp_pat
 
     from components.lineage.run import ABANDONED_AFTER_S, close_abandoned_runs
 
-    reg = Registry(str(tmp_path / "registry"), "m")
+    reg = StorageRegistry(str(tmp_path / "registry"), "m")
     reg.log_run("killed", "lineage", {"decision": "changed", "reasons": []})
     later = time.time() + ABANDONED_AFTER_S + 60
     reg.log_run("recent", "lineage", {"decision": "changed", "reasons": []})
@@ -298,7 +298,7 @@ def test_a_failed_cluster_run_records_its_failing_step_and_why(tmp_path, kfp_api
     registry = str(tmp_path / "registry")
     kfp_api.runs["run-1"] = _argo_workflow("main: OOMKilled (exit code 137)")
     record_run(registry, "m", "run-1", "FAILED", "", "", "resnet50-finetune-x7k2p")
-    [run] = Registry(registry, "m").runs()
+    [run] = StorageRegistry(registry, "m").runs()
     assert (run["status"], run["failed_step"], run["error"]) == (
         "FAILED", "train", "main: OOMKilled (exit code 137)"), "not prepare-data's retried try"
     [request] = kfp_api.requests
@@ -315,7 +315,7 @@ def test_kfp_and_vertex_states_are_recorded_as_one_vocabulary(tmp_path, kfp_api)
     record_run(registry, "m", "vertex", "FAILED", "The DAG failed because some tasks failed. "
                "The failed tasks are: [train].", "", "projects/p/locations/l/pipelineJobs/j")
     record_run(registry, "m", "lost", "RUNNING", "", "", "wf-lost")
-    runs = {r["run_id"]: r for r in Registry(registry, "m").runs()}
+    runs = {r["run_id"]: r for r in StorageRegistry(registry, "m").runs()}
     assert runs["done"]["status"] == "SUCCEEDED" and runs["stopped"]["status"] == "CANCELLED"
     assert (runs["vertex"]["status"], runs["vertex"]["failed_step"]) == ("FAILED", "train")
     assert runs["lost"]["status"] == "FAILED" and not runs["lost"]["failed_step"]
@@ -335,6 +335,6 @@ def test_a_malformed_workflow_never_stops_the_run_being_recorded(tmp_path, kfp_a
     kfp_api.routes.insert(0, ("GET", r"/apis/v1beta1/runs/bad$", lambda *_: (200, {
         "pipeline_runtime": {"workflow_manifest": manifest}})))
     record_run(registry, "m", "bad", "FAILED", "", "", "wf-bad")
-    [run] = Registry(registry, "m").runs()
+    [run] = StorageRegistry(registry, "m").runs()
     assert run["status"] == "FAILED" and run["error"], run
     assert failure.failed_steps({"status": {"nodes": {}}}) == []

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from components.promote.registries import open_registry
-from components.promote.registry import RegistryError
+from components.registry.checks import RegistryError
+from components.registry.schemes import open_registry
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path, artifacts_d
     renders offline in headless Chromium."""
     from click.testing import CliRunner
 
-    from components.promote.registry import Registry
+    from components.registry.storage_registry import StorageRegistry
     from pipeline.cli import main
     from pipeline.local_run import run_local
     from tests.browser import layout, render
@@ -139,7 +139,8 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path, artifacts_d
     for shown in ("<td>bn_policy</td><td>frozen</td>", "table class=\"confusion\"",
                   "aria-label=\"reliability (candidate)\"", "Model card: ", "Next step:"):
         assert shown in dom, shown
-    card = Path(Registry(str(tmp_path / "registry"), "demo").version_uri(1), "model_card.json")
+    registry = StorageRegistry(str(tmp_path / "registry"), "demo")
+    card = Path(registry.version_uri(1), "model_card.json")
     assert json.loads(card.read_text())["quantitative_analysis"]["gate"]["decision"] == "promote"
     scripted = CliRunner().invoke(main, ["run-local", "--workdir", str(tmp_path), "--json"])
     assert scripted.exit_code == 0, scripted.output
@@ -159,7 +160,7 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path, artifacts_d
                          .read_text())["artifacts"]
     assert written["metrics"]["artifacts"][0]["metadata"]["epochs_run"] == 1
     assert written["trained_model"]["artifacts"][0]["metadata"]["image_size"] == 32
-    reg = Registry(str(tmp_path / "registry"), "demo")
+    reg = StorageRegistry(str(tmp_path / "registry"), "demo")
     assert reg.current() == 1 and len(reg.list_versions()) == 1
     runs = reg.runs()
     assert [(r["status"], r["decision"]) for r in runs] == [
@@ -176,7 +177,7 @@ def _the_defaults_fine_tuned_clipped_outliers_and_serve_what_was_evaluated(work:
     import numpy as np
 
     from components.evaluate.run import identical
-    from components.promote.registry import Registry
+    from components.registry.storage_registry import StorageRegistry
     from components.train.model import load_trained_model
     from pipeline.local_run import task_outputs
 
@@ -201,7 +202,7 @@ def _the_defaults_fine_tuned_clipped_outliers_and_serve_what_was_evaluated(work:
     clipped = sum(r["clip_rate"] * r["optimizer_steps"] for r in history)
     assert 0 < steps and clipped / steps < 0.5, history
     assert any(r["clip_threshold"] == r["clip_threshold"] for r in history)
-    production = Registry(str(work / "registry"), "demo")
+    production = StorageRegistry(str(work / "registry"), "demo")
     assert production.current() == 1
     with production.saved_model_copy(1) as served:
         assert identical(served, exported)
@@ -215,7 +216,7 @@ def test_a_failed_run_prints_its_log_tail_and_is_recorded(tmp_path):
     code is non-zero, the exit handler records FAILED and the report says failed."""
     from click.testing import CliRunner
 
-    from components.promote.registry import Registry
+    from components.registry.storage_registry import StorageRegistry
     from pipeline.cli import main
 
     (tmp_path / "empty").mkdir()
@@ -230,7 +231,7 @@ def test_a_failed_run_prints_its_log_tail_and_is_recorded(tmp_path):
     assert log.name == "fingerprint-data.log" and "no files found" in log.read_text()
     report = Path(re.search(r"run report: (\S+)", result.output).group(1))
     assert "FAILED" in report.read_text()
-    [run] = Registry(str(tmp_path / "w" / "registry"), "demo").runs()
+    [run] = StorageRegistry(str(tmp_path / "w" / "registry"), "demo").runs()
     assert run["status"] == "FAILED" and run["promoted_version"] is None
     assert run["failed_step"] == "fingerprint-data"  # not KFP's "exit-handler-1 failed"
     assert run["error"].startswith("ConfigError: --source ") and "no files found" in run["error"]

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from components.common import outputs
-from components.promote.registry import ConflictError, Registry
 from components.promote.run import GateRejected, run
+from components.registry.checks import ConflictError
+from components.registry.storage_registry import StorageRegistry
 from tests.saved_model_stand_in import write_stand_in
 
 
@@ -44,28 +45,28 @@ def test_promotes_records_and_is_idempotent(tmp_path, saved_model):
     first = run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
     again = run(saved_model, evaluation(tmp_path, "e1b"), reg, "m", "run-1")
     assert first["version"] == again["version"] == 1
-    record = Registry(reg, "m").get_version(1)
+    record = StorageRegistry(reg, "m").get_version(1)
     assert record["config_hash"] == "abc" and record["gate"]["decision"] == "promote"
-    assert len(Registry(reg, "m").history()) == 1
+    assert len(StorageRegistry(reg, "m").history()) == 1
 
 
 def test_refuses_a_rejected_evaluation(tmp_path, saved_model):
     with pytest.raises(GateRejected, match="gate rejected"):
         run(saved_model, evaluation(tmp_path, "e", decision="reject"), str(tmp_path / "r"),
             "m", "run-1")
-    assert Registry(str(tmp_path / "r"), "m").list_versions() == []
+    assert StorageRegistry(str(tmp_path / "r"), "m").list_versions() == []
 
 
 def test_a_stale_gate_conflicts_when_production_moved(tmp_path, saved_model):
     reg = str(tmp_path / "reg")
     run(saved_model, evaluation(tmp_path, "e1"), reg, "m", "run-1")
-    v1_uri = Registry(reg, "m").version_uri(1)
+    v1_uri = StorageRegistry(reg, "m").version_uri(1)
     stale = evaluation(tmp_path, "stale", baseline=v1_uri, baseline_version=1)
     run(model(tmp_path, "v2"), evaluation(tmp_path, "e2", baseline=v1_uri, baseline_version=1),
         reg, "m", "run-2")
     with pytest.raises(ConflictError, match="re-read and retry"):
         run(model(tmp_path, "v3"), stale, reg, "m", "run-3")
-    assert Registry(reg, "m").current() == 2
+    assert StorageRegistry(reg, "m").current() == 2
 
 
 def test_an_explicit_baseline_folder_does_not_block_promotion(tmp_path, saved_model):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from components.common import storage
-from components.promote.registry import ConflictError, Registry, RegistryError
+from components.registry.checks import ConflictError, RegistryError
+from components.registry.storage_registry import StorageRegistry
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def root(any_root):
 
 
 def test_versions_are_numbered_immutable_and_idempotent(root, model):
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     assert reg.production_saved_model() is None
     v1 = reg.register(model("graph"), "run-1", {"metrics": {"accuracy": 0.9}})
     again = reg.register(model("graph"), "run-1")
@@ -34,7 +35,7 @@ def test_versions_are_numbered_immutable_and_idempotent(root, model):
 
 
 def test_promote_and_rollback_move_only_the_pointer(root, model):
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     for run in ("a", "b"):
         reg.promote(reg.register(model(run), run)["version"], run)
     assert reg.current() == 2
@@ -48,20 +49,20 @@ def test_promote_and_rollback_move_only_the_pointer(root, model):
 
 
 def test_an_uncommitted_version_is_invisible(root, model):
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     storage.write_text(storage.join(reg.version_uri(1), "saved_model.pb"), "partial")
     assert reg.list_versions() == []
     assert reg.register(model(), "run-1")["version"] == 1
 
 
 def test_racing_promotions_have_one_winner_and_a_clear_conflict(root, model):
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     versions = [reg.register(model(str(i)), f"run-{i}")["version"] for i in range(6)]
     outcomes = []
 
     def promote(version):
         try:
-            outcomes.append(("won", Registry(root, "flowers").promote(
+            outcomes.append(("won", StorageRegistry(root, "flowers").promote(
                 version, expected_version=None)["version"]))
         except ConflictError as err:
             outcomes.append(("conflict", str(err)))
@@ -81,7 +82,7 @@ def test_racing_promotions_have_one_winner_and_a_clear_conflict(root, model):
 
 def _register_in_process(args):
     root, saved_model, run_id = args
-    return Registry(root, "flowers").register(saved_model, run_id)["version"]
+    return StorageRegistry(root, "flowers").register(saved_model, run_id)["version"]
 
 
 def test_concurrent_registrations_in_processes_get_distinct_numbers(root, model):
@@ -92,7 +93,7 @@ def test_concurrent_registrations_in_processes_get_distinct_numbers(root, model)
 
 
 def test_corrupt_or_missing_objects_are_named(root, model):
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     reg.promote(reg.register(model(), "a")["version"])
     record = storage.join(reg.base, "records", "1.json")
     storage.write_text(record, "{not json")
@@ -107,7 +108,7 @@ def test_corrupt_or_missing_objects_are_named(root, model):
 
 
 def test_the_run_log_has_one_record_per_run(root):
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     reg.log_run("r1", "lineage", {"decision": "changed", "data_fingerprint": "f1",
                                   "production_version": None, "reasons": ["first"]})
     reg.log_run("r1", "evaluate", {"decision": "promote", "reasons": ["ok"]})
@@ -131,7 +132,7 @@ def test_the_run_log_has_one_record_per_run(root):
 def test_a_version_whose_files_changed_is_refused_before_it_is_read(root, model):
     """Evaluate reads production through ``saved_model_copy``: bytes that no longer match
     the recorded content hash (a signature swapped in, a file gone) are never loaded."""
-    reg = Registry(root, "flowers")
+    reg = StorageRegistry(root, "flowers")
     reg.promote(reg.register(model("good"), "a")["version"])
     with reg.saved_model_copy(1) as local:
         assert storage.exists(storage.join(local, "saved_model.pb"))
@@ -152,7 +153,7 @@ def test_only_a_complete_servable_saved_model_is_registered(tmp_path, make, mess
     folder = tmp_path / "candidate"
     folder.mkdir()
     make(folder)
-    reg = Registry(str(tmp_path / "registry"), "flowers")
+    reg = StorageRegistry(str(tmp_path / "registry"), "flowers")
     with pytest.raises(RegistryError, match=message):
         reg.register(str(folder), "run-1")
     assert reg.list_versions() == []
@@ -160,7 +161,7 @@ def test_only_a_complete_servable_saved_model_is_registered(tmp_path, make, mess
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "", "-x", "a b"])
 def test_a_model_name_that_is_not_a_plain_name_is_refused_before_any_write(tmp_path, name):
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
 
     with pytest.raises(RegistryError, match="model name"):
         open_registry(str(tmp_path / "registry"), name)
@@ -191,13 +192,13 @@ def test_a_registration_cut_short_never_carries_the_completion_marker(tmp_path, 
 
         monkeypatch.setattr(storage, "write_bytes", failing)
         with pytest.raises(OSError, match="No space left"):
-            Registry(root, "flowers").register(source, "run-1")
+            StorageRegistry(root, "flowers").register(source, "run-1")
         monkeypatch.setattr(storage, "write_bytes", write)
         copied = Path(root, "flowers", "versions", "1")
         names = {str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()}
         assert "_SUCCESS" not in names, (cut, names)
         assert ("saved_model.pb" in names) == (cut >= files - 2), (cut, names)
-        assert Registry(root, "flowers").list_versions() == [], "no record: invisible"
+        assert StorageRegistry(root, "flowers").list_versions() == [], "no record: invisible"
 
 
 def test_racing_registrations_of_identical_bytes_make_one_version(root, model):
@@ -208,7 +209,7 @@ def test_racing_registrations_of_identical_bytes_make_one_version(root, model):
 
     def register(run_id):
         try:
-            results.append(Registry(root, "flowers").register(source, run_id)["version"])
+            results.append(StorageRegistry(root, "flowers").register(source, run_id)["version"])
         except Exception as err:  # noqa: BLE001 - the assertion below reports it
             errors.append(err)
 
@@ -218,4 +219,4 @@ def test_racing_registrations_of_identical_bytes_make_one_version(root, model):
     for thread in threads:
         thread.join()
     assert not errors and results == [1, 1, 1, 1]
-    assert [v["version"] for v in Registry(root, "flowers").list_versions()] == [1]
+    assert [v["version"] for v in StorageRegistry(root, "flowers").list_versions()] == [1]

@@ -1,4 +1,4 @@
-"""The registry contract, run on every backend: the file registry, MLflow (a real server),
+"""The registry contract, run on every backend: the storage registry, MLflow (a real server),
 the Kubeflow Model Registry and Vertex AI (stand-in REST servers, since neither can run
 here, driven through their real client libraries)."""
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from components.promote.registries import open_registry
-from components.promote.registry import PRODUCTION, ConflictError, RegistryError
+from components.registry.base import PRODUCTION, ModelRegistry
+from components.registry.checks import ConflictError, RegistryError
+from components.registry.schemes import FORMS, ON_STORAGE, SCHEMES, open_registry, scheme
+from tests.conformance import assert_implements
 
 BACKENDS = ["file", "mlflow", "kubeflow", "vertex"]
 
@@ -70,6 +72,15 @@ def name():
 @pytest.fixture
 def reg(uri, name):
     return open_registry(uri, name)
+
+
+def test_every_backend_is_a_model_registry_that_its_scheme_row_opens(reg, uri, backend):
+    assert_implements(reg, ModelRegistry)
+    row = scheme(uri)
+    assert (row is ON_STORAGE) == (backend == "file")
+    assert type(reg).__name__ == row.backend.split(":")[1]
+    assert len(SCHEMES) + 1 == len(BACKENDS), "a scheme row without a backend in this suite"
+    assert all(s.form in FORMS for s in SCHEMES)
 
 
 def test_register_is_idempotent_on_run_id_and_content(reg, saved_model, model):

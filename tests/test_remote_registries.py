@@ -10,8 +10,8 @@ import pytest
 
 from components.common.errors import ConfigError
 from components.export.contract import METADATA_FILE
-from components.promote.registries import check_registry_uri, open_registry
-from components.promote.registry import ConflictError, RegistryError
+from components.registry.checks import ConflictError, RegistryError
+from components.registry.schemes import check_registry_uri, open_registry
 
 
 @pytest.fixture

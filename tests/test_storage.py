@@ -8,6 +8,8 @@ import google_crc32c
 import pytest
 
 from components.common import storage
+from components.common.storage_backends import Local
+from tests.conformance import assert_implements
 
 
 def test_write_read_exists_list_delete(any_root):
@@ -131,6 +133,14 @@ def test_minio_scheme_is_s3_at_the_configured_endpoint(s3_bucket):
     minio = "minio://" + s3_bucket[5:]
     assert storage.read_text(f"{minio}/a/b.txt") == "via s3"
     assert [f.uri for f in storage.list_files(minio)] == [f"{minio}/a/b.txt"]
+
+
+def test_every_scheme_is_a_backend_and_the_errors_list_every_scheme():
+    for backend in [Local(), *storage.SCHEMES.values()]:
+        assert_implements(backend, storage.Backend)
+    with pytest.raises(storage.UnsupportedURI) as err:
+        storage.check_uri("hdfs://cluster/data")
+    assert all(f"{scheme}://BUCKET/PATH" in str(err.value) for scheme in storage.SCHEMES)
 
 
 @pytest.mark.parametrize("uri", ["hdfs://cluster/data", "gcs://bucket/x", "mlflow+http://h:5000",

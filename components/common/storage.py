@@ -4,7 +4,9 @@
 standard variables: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for the endpoint and
 the standard credential chain. ``minio://bucket/key`` (KFP's own scheme for MinIO) is
 ``s3://bucket/key`` at that endpoint. Any other ``scheme://`` is refused, never taken as
-a local path. The contract is the same on every scheme (see ``storage_backends``).
+a local path. Every backend is a ``Backend``; ``SCHEMES`` is the one table of schemes, and
+the errors and help texts that list them are made from it. The contract is the same on
+every scheme (``tests/test_storage_contract.py`` runs it on each).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from components.common.errors import ConfigError
 from components.common.storage_backends import (
     GCS,
     S3,
     AlreadyExists,
+    Entry,
     Local,
     StorageSetupError,
     StorageUnreachable,
@@ -32,7 +36,28 @@ from components.common.storage_backends import (
 
 __all__ = ["AlreadyExists", "StorageSetupError", "StorageUnreachable", "UnsafeFile",
            "UnsupportedURI", "FileInfo"]
-SCHEMES = {"gs": GCS(), "s3": S3(), "minio": S3("minio")}
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One storage scheme: objects ``key`` in ``bucket`` (a local path and no bucket for
+    ``Local``). ``write_bytes`` with ``create_only`` raises ``AlreadyExists`` when the
+    object exists (the compare-and-swap the registry's aliases rely on); a missing object
+    is ``FileNotFoundError``; unreachable storage is ``StorageUnreachable`` and missing
+    credentials or endpoints ``StorageSetupError``, each naming the fix."""
+
+    def read_bytes(self, bucket: str, key: str) -> bytes: ...
+    def write_bytes(self, bucket: str, key: str, data: bytes, create_only: bool) -> None: ...
+    def upload_file(self, local: str, bucket: str, key: str) -> None: ...
+    def download_file(self, bucket: str, key: str, local: str) -> None: ...
+    def exists(self, bucket: str, key: str) -> bool: ...
+    def is_dir(self, bucket: str, key: str) -> bool: ...
+    def stat(self, bucket: str, key: str) -> Entry: ...
+    def list(self, bucket: str, key: str, with_checksum: bool) -> list[Entry]: ...
+    def delete(self, bucket: str, key: str) -> None: ...
+
+
+SCHEMES: dict[str, Backend] = {"gs": GCS(), "s3": S3(), "minio": S3("minio")}
 _LOCAL = Local()
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
@@ -49,6 +74,11 @@ class FileInfo:
     unsafe: str = ""  # why a local file is not read (see storage_backends.unsafe_reason)
 
 
+def forms(example: str = "BUCKET/PATH") -> str:
+    """How a storage URI of each scheme is written, for help texts and errors."""
+    return ", ".join(f"{scheme}://{example}" for scheme in SCHEMES)
+
+
 def check_uri(uri: str, what: str = "URI") -> None:
     """Refuse ``uri`` unless it is a local path or a URI of a supported scheme."""
     _parse(uri, what)
@@ -63,7 +93,7 @@ def _parse(uri: str, what: str = "URI"):
     if scheme not in SCHEMES or not uri[match.end():].startswith("//"):
         raise UnsupportedURI(
             f"{what} {uri!r}: unsupported scheme '{match.group(1)}:'; use a local path, "
-            "gs://BUCKET/PATH, s3://BUCKET/PATH or minio://BUCKET/PATH")
+            f"{forms()}")
     bucket, _, key = uri[match.end() + 2:].partition("/")
     if not bucket:
         raise UnsupportedURI(f"{what} {uri!r}: no bucket; expected {scheme}://BUCKET/PATH")

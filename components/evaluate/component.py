@@ -49,7 +49,7 @@ def evaluate(
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import published, resolve_baseline, run
     from components.lineage.resolve import step_config
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
 
     logging.basicConfig(level=logging.INFO)
     gate = step_config(GateConfig, config)

@@ -58,7 +58,7 @@ def resolve_baseline(baseline: str = "", registry: str = "",
     if baseline:
         return baseline, None
     if registry and model_name:
-        from components.promote.registries import open_registry
+        from components.registry.schemes import open_registry
 
         reg = open_registry(registry, model_name)
         version = reg.current()

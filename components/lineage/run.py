@@ -8,9 +8,9 @@ import time
 from components.common import storage
 from components.lineage.failure import cause, final_state
 from components.lineage.lineage import Check, Lineage, code_version, compare
-from components.promote.registries import open_registry
-from components.promote.registry import PRODUCTION
-from components.promote.registry_checks import NAME
+from components.registry.base import PRODUCTION
+from components.registry.checks import NAME
+from components.registry.schemes import open_registry
 
 log = logging.getLogger(__name__)
 NO_VERSION = -1  # KFP parameters cannot be None

@@ -17,8 +17,8 @@ NOT_DATA_SETTINGS = ("source", "output", "split_state", "beam_args", "preview_im
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    source: str = setting(help="Class-per-folder tree or path,label CSV (local, gs://, "
-                                "s3://, minio://).")
+    source: str = setting(help="Class-per-folder tree or path,label CSV (local, "
+                                f"{storage.forms('')}).")
     output: str = setting(help="New folder or bucket prefix for the examples artifact.")
     train_fraction: float = setting(0.8, "Fraction of images for training.")
     val_fraction: float = setting(0.1, "Fraction of images for validation.")

@@ -8,8 +8,8 @@ from components.common import outputs, storage
 from components.common.contract import read_json
 from components.evaluate.contract import GATE_FILE, METRICS_FILE, MODEL_CARD_FILE, MODEL_CARD_JSON
 from components.export.contract import METADATA_FILE
-from components.promote.registries import open_registry
-from components.promote.registry import UNCHECKED
+from components.registry.base import UNCHECKED
+from components.registry.schemes import open_registry
 
 log = logging.getLogger(__name__)
 

@@ -97,7 +97,7 @@ def _outcome(decision: str, summary: dict, registry, failure: str) -> str:
 
 def write(path: Path, summary: dict, steps: list[list], registry, failure: str = "") -> Path:
     """The report of one run at ``path``; ``summary`` is run-local's, ``steps`` the
-    progress rows, ``registry`` the run's Registry."""
+    progress rows, ``registry`` the run's registry."""
     artifacts = {k: Path(v) for k, v in summary.get("artifacts", {}).items() if v}
     examples, evaluation = artifacts.get("examples"), artifacts.get("evaluation")
     trained = artifacts.get("trained_model")
@@ -137,7 +137,7 @@ def write(path: Path, summary: dict, steps: list[list], registry, failure: str =
 def write_for_artifacts(path: str, examples: str, trained_model: str, evaluation: str,
                         registry_uri: str, model_name: str) -> Path:
     """The report of a pipeline run from its artifacts (the pipeline's report step)."""
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
 
     registry = open_registry(registry_uri, model_name)
     gate = read_json(evaluation, GATE_FILE)

@@ -50,8 +50,8 @@ class ModelConfig:
     """The network: input size, starting weights and the head's dropout."""
 
     image_size: int = setting(224, "Model input side in pixels (>= 32).")
-    weights: str = setting("imagenet", "imagenet, none, or a .weights.h5 path (local, gs://, "
-                                       "s3://).")
+    weights: str = setting("imagenet", "imagenet, none, or a .weights.h5 path (local, "
+                                       f"{storage.forms('')}).")
     dropout: float = setting(0.2, "Dropout before the classification head, in [0, 1).")
 
     def validate(self) -> None:

@@ -22,7 +22,7 @@ class Group(click.Group):
     service, a full disk). ``--verbose`` shows the traceback instead."""
 
     def invoke(self, ctx):
-        from components.promote.registry import RegistryError
+        from components.registry.checks import RegistryError
 
         try:
             return super().invoke(ctx)
@@ -56,14 +56,14 @@ _OS_FAILURES = {
 
 class RegistryURI(click.ParamType):
     """A registry URI: MLflow's, the Kubeflow Model Registry's, Vertex AI's or a storage
-    URI (``components/promote/registries.py`` lists the forms); a local path made
+    URI (``components/registry/schemes.py`` lists the forms); a local path made
     absolute."""
 
     name = "registry"
 
     def convert(self, value, param, ctx):
         from components.common import storage
-        from components.promote.registries import check_registry_uri
+        from components.registry.schemes import check_registry_uri
 
         check_registry_uri(value, "--registry")
         return value if "://" in value else storage.absolute(value)

@@ -83,7 +83,7 @@ def _params(pairs: tuple[str, ...]) -> dict:
     """``NAME=VALUE`` pairs as given (typed against the compiled pipeline later); URIs of
     unsupported schemes are refused."""
     from components.common import storage
-    from components.promote.registries import check_registry_uri
+    from components.registry.schemes import check_registry_uri
 
     params = {}
     for pair in pairs:

@@ -16,7 +16,7 @@ def registry_group() -> None:
 
 
 def _registry(registry: str, model_name: str):
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
 
     return open_registry(registry, model_name)
 

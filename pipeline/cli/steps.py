@@ -98,7 +98,7 @@ def evaluate(candidate, examples, output, baseline, registry, model_name, **gate
     """Score candidate vs production on the same test split and apply the gate (the
     pipeline's gate unless told otherwise)."""
     from components.evaluate.run import resolve_baseline, run
-    from components.promote.registries import open_registry
+    from components.registry.schemes import open_registry
 
     base, version = resolve_baseline(baseline, registry, model_name)
     result = run(candidate, examples, output, GateConfig(**gate).validate(), base, version,

@@ -1,16 +1,12 @@
-"""A model registry on plain storage (local folder, gs:// or s3://) with atomic pointers.
+"""What every registry backend shares: the ``ModelRegistry`` interface the steps and the CLI
+use, what each backend derives from its versions and aliases (``ResolvingRegistry``), and
+the alias history and run log kept on storage (``StorageLog``, ``LoggedRegistry``) for the
+backends that keep them there.
 
-Layout under ``<root>/<model_name>/``:
-- ``versions/<N>/``: the SavedModel of version N, immutable. This folder is the serving
-  base path for TF Serving (numeric sub-folders) and ``versions/<N>`` a KServe storageUri.
-- ``records/<N>.json``: version N's record. Written last, create-only: the commit point.
-  A version without a record is invisible.
-- ``claims/<N>.json``: which run claimed number N (create-only), so two runs never share N.
-- ``runs/<run id>/<step>.json``: what each step of a pipeline run recorded (the run log).
-- ``aliases/<alias>/<seq>.json``: the alias history. The highest ``seq`` is current; moving
-  an alias writes ``seq + 1`` create-only (GCS ``if_generation_match=0``, S3
-  ``If-None-Match: *``, a hard link locally): a compare-and-swap in which exactly one of
-  two racing writers wins.
+The alias history is ``aliases/<alias>/<seq>.json``: the highest ``seq`` is current; moving
+an alias writes ``seq + 1`` create-only (GCS ``if_generation_match=0``, S3
+``If-None-Match: *``, a hard link locally): a compare-and-swap in which exactly one of two
+racing writers wins.
 """
 
 from __future__ import annotations
@@ -19,25 +15,48 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 from components.common import outputs, storage
 from components.export.contract import DESCRIPTIONS
-from components.promote.registry_checks import (
-    SAVED_MODEL_FILE,
+from components.registry.checks import (
     ConflictError,
     RegistryError,
-    check_model_name,
     check_run_id,
     check_saved_model,
-    write_attachments,
 )
 
 PRODUCTION = "production"
-MARKERS = (outputs.STARTED_MARKER, outputs.COMPLETE_MARKER)
 SEQ_WIDTH = 8
 CONTENT_WAIT_S = 120  # how long a registration waits for a concurrent one of equal bytes
 CONTENT_CLAIM_STALE_S = 3600  # a content claim this old belongs to a run that died
 UNCHECKED = object()  # promote without comparing the alias's current version
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """What every backend answers (``schemes.open_registry`` returns one); the contract
+    suite runs the same tests on each."""
+
+    model_name: str
+
+    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None,
+                 attachments: dict[str, str] | None = None) -> dict: ...
+    def list_versions(self) -> list[dict]: ...
+    def get_version(self, version: int) -> dict: ...
+    def resolve(self, ref: str) -> dict: ...
+    def find_by_run(self, run_id: str) -> dict | None: ...
+    def find_by_content(self, content_sha256: str) -> dict | None: ...
+    def current(self, alias: str = PRODUCTION) -> int | None: ...
+    def history(self, alias: str = PRODUCTION) -> list[dict]: ...
+    def promote(self, version: int, run_id: str = "", alias: str = PRODUCTION,
+                expected_version: int | None | object = UNCHECKED) -> dict: ...
+    def rollback(self, alias: str = PRODUCTION, run_id: str = "") -> dict: ...
+    def log_run(self, run_id: str, step: str, entry: dict) -> None: ...
+    def runs(self) -> list[dict]: ...
+    def saved_model_copy(self, version: int) -> contextlib.AbstractContextManager[str]: ...
+    def production_saved_model(self) -> str | None: ...
+    def model_names(self) -> list[str]: ...
 
 
 class ResolvingRegistry:
@@ -99,7 +118,7 @@ class ResolvingRegistry:
         return None if version is None else self.get_version(version)["uri"]
 
 
-def _numbers(folder: str) -> list[int]:
+def numbers(folder: str) -> list[int]:
     """The numbers N of the ``N.json`` files in ``folder`` (none if it does not exist)."""
     if not storage.is_dir(folder):
         return []
@@ -107,7 +126,7 @@ def _numbers(folder: str) -> list[int]:
     return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
 
 
-def _read_json(uri: str) -> dict:
+def read_json(uri: str) -> dict:
     try:
         return json.loads(storage.read_text(uri))
     except FileNotFoundError as err:
@@ -128,15 +147,15 @@ class StorageLog:
         return storage.join(self.base, *parts)
 
     def history(self, alias: str = PRODUCTION) -> list[dict]:
-        return [_read_json(self._path("aliases", alias, f"{seq:0{SEQ_WIDTH}d}.json"))
-                for seq in _numbers(self._path("aliases", alias))]
+        return [read_json(self._path("aliases", alias, f"{seq:0{SEQ_WIDTH}d}.json"))
+                for seq in numbers(self._path("aliases", alias))]
 
     def head(self, alias: str) -> tuple[int, dict | None]:
         """The last entry's sequence number and the entry (0, None before the first)."""
-        seqs = _numbers(self._path("aliases", alias))
+        seqs = numbers(self._path("aliases", alias))
         if not seqs:
             return 0, None
-        return seqs[-1], _read_json(self._path("aliases", alias,
+        return seqs[-1], read_json(self._path("aliases", alias,
                                                f"{seqs[-1]:0{SEQ_WIDTH}d}.json"))
 
     def append(self, alias: str, entry: dict) -> dict:
@@ -159,7 +178,7 @@ class StorageLog:
                                create_only=True)
             return None
         except storage.AlreadyExists:
-            claim = _read_json(uri)
+            claim = read_json(uri)
         if claim.get("run_id") == run_id or \
                 time.time() - claim.get("time", 0) > CONTENT_CLAIM_STALE_S:
             return None
@@ -178,7 +197,7 @@ class StorageLog:
         for info in storage.list_files(folder) if storage.is_dir(folder) else []:
             run_id, _, name = storage.relative(folder, info.uri).partition("/")
             if name.endswith(".json"):
-                steps.setdefault(run_id, {})[name[:-5]] = _read_json(info.uri)
+                steps.setdefault(run_id, {})[name[:-5]] = read_json(info.uri)
         return sorted((run_record(run_id, entries) for run_id, entries in steps.items()),
                       key=lambda r: r["time"])
 
@@ -215,7 +234,7 @@ class LoggedRegistry(ResolvingRegistry):
                             f"{CONTENT_WAIT_S} s; retry once it has")
 
     def _point(self, alias: str, version: int) -> None:
-        """Point the backend's own alias at ``version`` (the file registry has none)."""
+        """Point the backend's own alias at ``version`` (the storage registry has none)."""
 
     def history(self, alias: str = PRODUCTION) -> list[dict]:
         return self.log.history(alias)
@@ -273,95 +292,6 @@ class LoggedRegistry(ResolvingRegistry):
         if previous is None:
             raise RegistryError(f"{alias} of {self.model_name} has no previous version")
         return self._move(alias, previous, "rollback", run_id, head["version"])
-
-
-class Registry(LoggedRegistry):
-    def __init__(self, root: str, model_name: str):
-        check_model_name(model_name)
-        storage.check_uri(root, "--registry")
-        self.root = root
-        self.model_name = model_name
-        self.base = storage.join(root, model_name)
-        self.log = StorageLog(self.base)
-
-    def _path(self, *parts: str) -> str:
-        return storage.join(self.base, *parts)
-
-    def version_uri(self, version: int) -> str:
-        return self._path("versions", str(version))
-
-    def model_names(self) -> list[str]:
-        """The models this registry's root holds (a version record or a run log each)."""
-        names = set()
-        for info in storage.list_files(self.root):
-            parts = storage.relative(self.root, info.uri).split("/")
-            if len(parts) > 2 and parts[1] in ("records", "runs"):
-                names.add(parts[0])
-        return sorted(names)
-
-    # versions -----------------------------------------------------------------------
-    def list_versions(self) -> list[dict]:
-        return [self.get_version(n) for n in _numbers(self._path("records"))]
-
-    def get_version(self, version: int) -> dict:
-        uri = self._path("records", f"{version}.json")
-        if not storage.exists(uri):
-            raise RegistryError(f"{self.model_name} has no version {version} (registry "
-                                f"object missing: {uri})")
-        record = _read_json(uri)
-        if record.get("version") != version:
-            raise RegistryError(f"registry record {uri} says version "
-                                f"{record.get('version')}, expected {version}")
-        return record
-
-    def current(self, alias: str = PRODUCTION) -> int | None:
-        _seq, head = self.log.head(alias)
-        return None if head is None else head["version"]
-
-    def _claim(self, run_id: str) -> int:
-        records = _numbers(self._path("records"))
-        for number in _numbers(self._path("claims")):
-            claim = _read_json(self._path("claims", f"{number}.json"))
-            if claim.get("run_id") == run_id and number not in records:
-                return number
-        number = max(_numbers(self._path("claims")) + records + [0]) + 1
-        while True:
-            try:
-                storage.write_text(self._path("claims", f"{number}.json"),
-                                   json.dumps({"run_id": run_id, "time": time.time()}),
-                                   create_only=True)
-                return number
-            except storage.AlreadyExists:
-                number += 1
-
-    def register(self, saved_model_dir: str, run_id: str, info: dict | None = None,
-                 attachments: dict[str, str] | None = None) -> dict:
-        """Add a version, idempotent per ``run_id`` and per content (never two versions
-        with the same bytes): stage files, then commit the record. ``attachments`` (name
-        -> text, e.g. the model card) are written beside the SavedModel's files."""
-        content, existing = self._registered(saved_model_dir, run_id)
-        if existing:
-            return existing
-        number = self._claim(run_id)
-        target = self.version_uri(number)
-        write_attachments(target, attachments)
-        root = saved_model_dir.rstrip("/")
-        files = {storage.relative(root, f.uri): f.uri for f in storage.list_files(root)}
-        for name in attachments or {}:  # this registration's card, not one left there
-            files.pop(name, None)
-        # The model's bytes, then saved_model.pb (a server watching versions/ never sees a
-        # partial model), then the markers: a copy cut short never carries _SUCCESS.
-        for name in sorted(files, key=lambda n: (n in MARKERS, n == SAVED_MODEL_FILE, n)):
-            storage.write_bytes(storage.join(target, name), storage.read_bytes(files[name]))
-        record = {"version": number, "model_name": self.model_name, "run_id": run_id,
-                  "uri": target, "time": time.time(), "content_sha256": content,
-                  "production_at_registration": self.current(PRODUCTION), **(info or {})}
-        try:
-            storage.write_text(self._path("records", f"{number}.json"),
-                               json.dumps(record, indent=2), create_only=True)
-        except storage.AlreadyExists:
-            return self.get_version(number)
-        return record
 
 
 def run_record(run_id: str, steps: dict[str, dict]) -> dict:

@@ -28,13 +28,8 @@ import time
 
 from components.common import storage
 from components.export.contract import METADATA_FILE
-from components.promote.registry import (
-    PRODUCTION,
-    LoggedRegistry,
-    RegistryError,
-    StorageLog,
-    write_attachments,
-)
+from components.registry.base import PRODUCTION, LoggedRegistry, StorageLog
+from components.registry.checks import RegistryError, write_attachments
 
 DEFAULT_ALIAS = "default"  # Vertex's: what a model without a version means
 

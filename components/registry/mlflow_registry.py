@@ -26,15 +26,12 @@ import time
 from collections.abc import Iterator
 
 from components.common import storage
-from components.promote.registry import (
-    PRODUCTION,
-    UNCHECKED,
+from components.registry.base import PRODUCTION, UNCHECKED, ResolvingRegistry, run_record
+from components.registry.checks import (
     ConflictError,
     RegistryError,
-    ResolvingRegistry,
     check_model_name,
     check_run_id,
-    run_record,
 )
 
 RECORD_TAG = "finetune.record"

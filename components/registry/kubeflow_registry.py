@@ -18,7 +18,7 @@
   overwritten; and the update replaces the registered model's custom properties whole, so
   a property another tool adds in that instant is lost.
 - The run log and the alias history live on storage under ``log`` (``<log>/<model>/``),
-  as in the file registry.
+  as in the storage registry.
 """
 
 from __future__ import annotations
@@ -31,16 +31,10 @@ import warnings
 from urllib.parse import urlsplit
 
 from components.common import storage
-from components.promote.registry import (
-    PRODUCTION,
-    LoggedRegistry,
-    RegistryError,
-    StorageLog,
-    write_attachments,
-)
+from components.registry.base import PRODUCTION, LoggedRegistry, StorageLog
+from components.registry.checks import RegistryError, write_attachments
 
 RECORD = "finetune.record"
-SCHEMES = ("kubeflow-registry+http://", "kubeflow-registry+https://")
 AUTHOR = "resnet-finetune"
 ARTIFACT = {"model_format_name": "tensorflow", "model_format_version": "2"}
 
