@@ -61,7 +61,7 @@ def main() -> None:
                                               str(direct / "saved_model")))
     _, steps["evaluate"] = timed(lambda: evaluate(
         str(direct / "saved_model"), str(direct / "examples"), str(direct / "evaluation"),
-        GateConfig(min_accuracy=0.5)))
+        GateConfig.only(min_accuracy=0.5)))
     _, steps["promote"] = timed(lambda: promote(
         str(direct / "saved_model"), str(direct / "evaluation"), str(direct / "registry"),
         "demo", "bench"))

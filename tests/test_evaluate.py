@@ -16,7 +16,8 @@ def same_predictions(saved_model_dir, folder) -> str:
 
 def test_a_byte_identical_candidate_is_unchanged(saved_model_dir, examples_dir, tmp_path):
     result = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e"),
-                 GateConfig(min_accuracy=0.0), baseline=str(saved_model_dir), baseline_version=3)
+                 GateConfig.only(min_accuracy=0.0), baseline=str(saved_model_dir),
+                 baseline_version=3)
     assert result["decision"] == "unchanged"
     assert result["reasons"] == ["the candidate is byte-identical to production v3: nothing "
                                  "to promote"]
@@ -29,7 +30,8 @@ def test_an_equal_candidate_on_six_images_is_kept_out_and_the_report_says_why(
     out = tmp_path / "evaluation"
     result = run(same_predictions(saved_model_dir, tmp_path / "candidate"), str(examples_dir),
                  str(out),
-                 GateConfig(min_accuracy=0.0, non_inferiority_margin=0.035, mcnemar_alpha=0.05),
+                 GateConfig.only(min_accuracy=0.0, non_inferiority_margin=0.035,
+                                 mcnemar_alpha=0.05),
                  baseline=str(saved_model_dir))
     gate = json.loads((out / "gate.json").read_text())
     assert result["decision"] == gate["decision"] == "reject"
@@ -50,11 +52,11 @@ def test_a_baseline_with_other_labels_is_refused_unless_allowed(saved_model_dir,
     shutil.copytree(saved_model_dir, other)
     (other / "assets" / "labels.txt").write_text("cat\ndog\nbird\n")
     refused = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e1"),
-                  GateConfig(min_accuracy=0.0), baseline=str(other))
+                  GateConfig.only(min_accuracy=0.0), baseline=str(other))
     assert refused["decision"] == "reject"
     assert any("different label set" in r for r in refused["reasons"])
     allowed = run(str(saved_model_dir), str(examples_dir), str(tmp_path / "e2"),
-                  GateConfig(min_accuracy=0.0, allow_label_change=True), baseline=str(other))
+                  GateConfig.only(min_accuracy=0.0, allow_label_change=True), baseline=str(other))
     assert allowed["decision"] == "promote" and allowed["baseline"] is None
 
 
@@ -75,7 +77,7 @@ def test_production_from_an_s3_registry_and_promotion_back_into_it(saved_model_d
     out = f"{s3_bucket}/evaluation"
     candidate = same_predictions(saved_model_dir, tmp_path / "candidate")
     result = run(candidate, str(examples_dir), out,
-                 GateConfig(min_accuracy=0.0, mcnemar_alpha=0.05), baseline, version)
+                 GateConfig.only(min_accuracy=0.0, mcnemar_alpha=0.05), baseline, version)
     gate = json.loads(storage.read_text(f"{out}/gate.json"))
     assert result["decision"] == gate["decision"] == "promote"
     assert (gate["baseline"], gate["baseline_version"], gate["discordant"]) == \

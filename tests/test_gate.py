@@ -10,6 +10,8 @@ from components.evaluate.gate import PROMOTE, REJECT, GateConfig, decide, split_
 from components.evaluate.metrics import mcnemar_exact
 from components.evaluate.paired import Paired, PairedCounts
 
+only = GateConfig.only  # a gate checking these thresholds and no other
+
 
 def metrics(accuracy, ece=0.05):
     return {"accuracy": accuracy, "ece": ece}
@@ -29,50 +31,50 @@ def on(n, candidate_only, production_only, accuracy=0.9):
 
 
 CASES = [
-    ("no thresholds: fail closed", GateConfig(), metrics(0.99), None, None, True, REJECT,
+    ("no thresholds: fail closed", only(), metrics(0.99), None, None, True, REJECT,
      "no gate thresholds"),
-    ("first run passes absolute", GateConfig(min_accuracy=0.8), metrics(0.85), None, None, True,
+    ("first run passes absolute", only(min_accuracy=0.8), metrics(0.85), None, None, True,
      PROMOTE, "all 1 checks passed"),
-    ("first run fails absolute", GateConfig(min_accuracy=0.9), metrics(0.85), None, None, True,
+    ("first run fails absolute", only(min_accuracy=0.9), metrics(0.85), None, None, True,
      REJECT, "min_accuracy failed"),
-    ("calibration too poor", GateConfig(min_accuracy=0.5, max_ece=0.1), metrics(0.9, ece=0.2),
+    ("calibration too poor", only(min_accuracy=0.5, max_ece=0.1), metrics(0.9, ece=0.2),
      None, None, True, REJECT, "max_ece failed"),
     ("first run with only comparison rules: fail closed",
-     GateConfig(non_inferiority_margin=0.01), metrics(0.9), None, None, True, REJECT,
+     only(non_inferiority_margin=0.01), metrics(0.9), None, None, True, REJECT,
      "failing closed"),
     ("within the margin on 10,000 images: the bound is tight enough",
-     GateConfig(non_inferiority_margin=0.02), metrics(0.89), metrics(0.90), on(10_000, 300, 400),
+     only(non_inferiority_margin=0.02), metrics(0.89), metrics(0.90), on(10_000, 300, 400),
      True, PROMOTE, "all 1 checks passed"),
     ("changed: within the margin on 100 images is noise, the bound says reject",
-     GateConfig(non_inferiority_margin=0.02), metrics(0.89), metrics(0.90), on(100, 3, 4),
+     only(non_inferiority_margin=0.02), metrics(0.89), metrics(0.90), on(100, 3, 4),
      True, REJECT, "non_inferiority failed"),
-    ("worse than the margin", GateConfig(non_inferiority_margin=0.02), metrics(0.85),
+    ("worse than the margin", only(non_inferiority_margin=0.02), metrics(0.85),
      metrics(0.90), on(100, 3, 8), True, REJECT, "non_inferiority failed"),
-    ("required improvement missing", GateConfig(min_improvement=0.02), metrics(0.91),
+    ("required improvement missing", only(min_improvement=0.02), metrics(0.91),
      metrics(0.90), on(100, 5, 4), True, REJECT, "min_improvement failed"),
-    ("required improvement shown by the bound", GateConfig(min_improvement=0.02),
+    ("required improvement shown by the bound", only(min_improvement=0.02),
      metrics(0.95), metrics(0.90), on(2000, 150, 50), True, PROMOTE, "all 1 checks passed"),
-    ("significantly worse by McNemar", GateConfig(mcnemar_alpha=0.05), metrics(0.88),
+    ("significantly worse by McNemar", only(mcnemar_alpha=0.05), metrics(0.88),
      metrics(0.90), on(100, 0, 10), True, REJECT, "mcnemar failed"),
-    ("not significantly different", GateConfig(mcnemar_alpha=0.05), metrics(0.89),
+    ("not significantly different", only(mcnemar_alpha=0.05), metrics(0.89),
      metrics(0.90), on(100, 4, 6), True, PROMOTE, "all 1 checks passed"),
-    ("a class collapses, beyond noise", GateConfig(max_class_recall_drop=0.1), metrics(0.85),
+    ("a class collapses, beyond noise", only(max_class_recall_drop=0.1), metrics(0.85),
      metrics(0.9), paired(60, 5, 19, 16, {"c0": (30, 5, 5, 0), "c1": (30, 0, 14, 6)}), True,
      REJECT, "classes failing: c1"),
     ("changed: a 0.125 recall drop on 40 images is within noise",
-     GateConfig(max_class_recall_drop=0.1), metrics(0.89), metrics(0.9),
+     only(max_class_recall_drop=0.1), metrics(0.89), metrics(0.9),
      paired(70, 0, 5, 5, {"c0": (35, 0, 0, 5), "c1": (35, 0, 5, 0)}), True, PROMOTE,
      "all 1 checks passed"),
     ("changed: a class with 4 test images is reported, not gated",
-     GateConfig(max_class_recall_drop=0.1), metrics(0.88), metrics(0.9),
+     only(max_class_recall_drop=0.1), metrics(0.88), metrics(0.9),
      paired(40, 0, 1, 3, {"c0": (38, 0, 0, 2), "tiny": (2, 0, 1, 1)}), True, PROMOTE,
      "not gated (under 10 test images): tiny"),
-    ("label set changed: refused by default", GateConfig(min_accuracy=0.5), metrics(0.9),
+    ("label set changed: refused by default", only(min_accuracy=0.5), metrics(0.9),
      metrics(0.8), None, False, REJECT, "label_set failed"),
-    ("label set changed, baseline not scored: still refused", GateConfig(min_accuracy=0.5),
+    ("label set changed, baseline not scored: still refused", only(min_accuracy=0.5),
      metrics(0.9), None, None, False, REJECT, "label_set failed"),
     ("label set changed with override: absolute only",
-     GateConfig(min_accuracy=0.5, allow_label_change=True), metrics(0.9), metrics(0.8), None,
+     only(min_accuracy=0.5, allow_label_change=True), metrics(0.9), metrics(0.8), None,
      False, PROMOTE, "label set changed"),
 ]
 
@@ -93,7 +95,7 @@ def test_mcnemar_matches_scipy(wins, losses):
 
 
 def test_a_split_too_small_for_the_margin_is_said_plainly():
-    stats = split_statistics(GateConfig(non_inferiority_margin=0.035), on(12, 1, 1))
+    stats = split_statistics(only(non_inferiority_margin=0.035), on(12, 1, 1))
     assert stats["test_size"] == 12 and stats["required_test_size"] > 12
     assert "production will almost always be kept" in stats["warning"]
     assert f"grow the test split to {stats['required_test_size']} images" in stats["warning"]

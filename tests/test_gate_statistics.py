@@ -14,7 +14,7 @@ from components.evaluate.characteristics import acceptance_rate, at_the_margin, 
 from components.evaluate.gate import GateConfig, decide, split_statistics
 from components.evaluate.paired import Paired, PairedCounts, difference_interval, wilson, z_value
 
-NON_INFERIORITY = GateConfig(non_inferiority_margin=0.035)
+NON_INFERIORITY = GateConfig.only(non_inferiority_margin=0.035)
 TRIALS = 2000
 
 # Newcombe's method 10 with the continuity-corrected phi, two-sided 95% unless noted:
@@ -97,7 +97,7 @@ def _split(both, candidate_only, production_only, neither, classes=3, seed=0):
 def test_report_gate_json_and_characteristics_give_the_same_figures():
     """200 paired images, both models at 0.9, disagreeing on 9%: the report (from
     gate.json's statistics) and `gate characteristics --discordance 0.09` say the same."""
-    config = GateConfig(min_accuracy=0.5, non_inferiority_margin=0.035)
+    config = GateConfig.only(min_accuracy=0.5, non_inferiority_margin=0.035)
     paired = _split(171, 9, 9, 11)
     statistics = split_statistics(config, paired)
     simulated = characteristics(config, 200, 3, 0.9, (0.0,), trials=TRIALS, seed=6,
@@ -145,12 +145,12 @@ def test_reported_sizes_agree_with_the_simulation():
     required = analytic["required_test_size"]
     at_required = acceptance_rate(NON_INFERIORITY, required, 3, 0.9, 0.0, TRIALS, seed=3)
     assert at_required == pytest.approx(0.8, abs=0.04)
-    detectable = characteristics(GateConfig(min_improvement=0.0), 400, 3, 0.9, (0.0,),
+    detectable = characteristics(GateConfig.only(min_improvement=0.0), 400, 3, 0.9, (0.0,),
                                  trials=10)["detectable_difference"]
     # The detectable difference keeps the discordance of two equally good models (here
     # independent errors at 0.9: 0.18) as far as the better candidate's fewer errors allow;
     # the real gate, told the same, finds it 80% of the time.
-    better = acceptance_rate(GateConfig(min_improvement=0.0), 400, 3, 0.9, -detectable,
+    better = acceptance_rate(GateConfig.only(min_improvement=0.0), 400, 3, 0.9, -detectable,
                              TRIALS, seed=4, discordance=min(0.18, 2 * 0.1 - detectable))
     assert better == pytest.approx(0.8, abs=0.04)
 

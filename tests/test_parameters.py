@@ -37,11 +37,6 @@ def _signature_default(func, name):
     return inspect.signature(getattr(func, "python_func", func)).parameters[name].default
 
 
-def _run_default(cls, name):
-    value = default(cls, name)
-    return OFF if cls is GateConfig and value is None else value
-
-
 @pytest.mark.parametrize("cls", COMMANDS, ids=lambda c: c.__name__)
 def test_every_config_field_is_a_cli_option_with_the_config_default(cls):
     command_name, elsewhere = COMMANDS[cls]
@@ -53,7 +48,7 @@ def test_every_config_field_is_a_cli_option_with_the_config_default(cls):
         option = options[found.name]
         if found.name == "run_id":
             continue  # a fresh id per run, not the config's empty default
-        expected = _run_default(cls, found.name)
+        expected = default(cls, found.name)
         assert option.required if expected is MISSING else option.default == expected, \
             found.name
         assert option.help, f"--{found.name} has no help"
@@ -89,7 +84,7 @@ def _resolve_step():
 def test_pipeline_and_resolve_step_defaults_equal_the_config_defaults():
     pipeline = build_pipeline().pipeline_func
     for name, (cls, field_name) in parameters.FIELDS.items():
-        expected = _run_default(cls, field_name)
+        expected = default(cls, field_name)
         for func in (pipeline, _resolve_step()):
             got = _signature_default(func, name)
             assert (got is inspect.Parameter.empty) if expected is MISSING else \
@@ -136,12 +131,12 @@ def test_every_setting_reaches_the_resolved_config_by_name_or_through_extra_json
     from components.lineage.resolve import STEP_PATHS, STEPS, resolve, step_config
 
     cls, parameter = STEPS[step]
-    pipeline = {name: _run_default(*parameters.FIELDS[name]) for name in parameters.FIELDS}
+    pipeline = {name: default(*parameters.FIELDS[name]) for name in parameters.FIELDS}
     pipeline["source"] = "s"
     named = {field_name for c, field_name in parameters.FIELDS.values() if c is cls}
     named |= {"image_size"} & set(settings(cls))  # the pipeline's image_size sets both steps'
     paths = {path: "p" for path in STEP_PATHS[cls]}
-    rest = {name: _json(_run_default(cls, name)) for name in settings(cls)
+    rest = {name: _json(default(cls, name)) for name in settings(cls)
             if name not in named and name not in paths}
     assert rest, "some settings go through extra_json"
     resolved = resolve(pipeline, {parameter: json.dumps(rest)})[step]
@@ -214,11 +209,20 @@ def test_submitted_arguments_are_checked_against_the_compiled_pipeline(tmp_path,
         "model_name": "123", "force": True, "train_extra_json": '{"dropout": 0.1}'}
 
 
-def test_only_minus_one_turns_a_gate_threshold_off():
+def test_a_gate_threshold_has_one_spelling_its_default_is_the_runs_and_minus_one_is_off():
     from components.common.errors import ConfigError
+    from components.evaluate.gate import THRESHOLDS
 
-    assert GateConfig(max_ece=OFF, min_accuracy=-1).max_ece is None
-    with pytest.raises(ConfigError, match="non_inferiority_margin=-0.02"):
+    signature = inspect.signature(build_pipeline().pipeline_func).parameters
+    for found in fields(GateConfig):
+        assert found.type in ("float", "int", "bool"), f"{found.name}: {found.type}"
+        if found.name in signature:
+            assert signature[found.name].default == found.default, found.name
+    gate = GateConfig(max_ece=OFF, min_accuracy=-1)
+    assert (gate.max_ece, gate.min_accuracy) == (OFF, OFF)
+    assert not gate.checks("min_accuracy") and gate.checks("non_inferiority_margin")
+    assert not any(GateConfig.only().checks(name) for name in THRESHOLDS)
+    with pytest.raises(ConfigError, match="non_inferiority_margin=-0.02: .* or -1 for off"):
         GateConfig(non_inferiority_margin=-0.02).validate()
 
 

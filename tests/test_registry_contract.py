@@ -233,7 +233,7 @@ def test_evaluate_gates_against_production_and_promote_registers_back(
     assert version == 1 and baseline == reg.get_version(1)["uri"]
     candidate = place(same_predictions(saved_model_dir, tmp_path / "candidate"))
     out = str(tmp_path / "evaluation")
-    result = run(candidate, str(examples_dir), out, GateConfig(min_accuracy=0.0), baseline,
+    result = run(candidate, str(examples_dir), out, GateConfig.only(min_accuracy=0.0), baseline,
                  version, registry=reg)
     assert result["decision"] == "promote" and result["baseline"]["accuracy"] is not None
     summary = promote(candidate, out, uri, name, "second")

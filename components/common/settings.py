@@ -8,12 +8,10 @@ import json
 from dataclasses import MISSING, Field, field, fields
 
 
-def setting(default=MISSING, help: str = "", choices: tuple = (), *, factory=MISSING,
-            run_default=MISSING):
+def setting(default=MISSING, help: str = "", choices: tuple = (), *, factory=MISSING):
     """A dataclass field with its help and allowed values (``choices``, when a closed set).
-    ``run_default``: what a run (the pipeline, the CLI) uses when the field's own default
-    means "unset" (the gate's thresholds)."""
-    metadata = {"help": help, "choices": tuple(choices), "run_default": run_default}
+    Its default is the run's default: the pipeline's, the CLI's and the config's alike."""
+    metadata = {"help": help, "choices": tuple(choices)}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -98,8 +96,6 @@ def check_choices(config) -> None:
 def default(cls, name: str):
     """What a run uses for ``cls.name`` when not told otherwise."""
     found = settings(cls)[name]
-    if found.metadata.get("run_default", MISSING) is not MISSING:
-        return found.metadata["run_default"]
     if found.default is not MISSING:
         return found.default
     return MISSING if found.default_factory is MISSING else found.default_factory()

@@ -102,6 +102,6 @@ def characteristics(config: GateConfig, test_size: int, classes: int, accuracy: 
     seen = what_the_split_can_see(test_size, accuracy, _discordance(accuracy, 0.0, discordance),
                                   config.non_inferiority_margin, config.confidence)
     out = {"acceptance_rate": rates, **seen}
-    if config.non_inferiority_margin is not None:
+    if config.checks("non_inferiority_margin"):
         out["at_margin"] = at_the_margin(config, test_size, accuracy)
     return out

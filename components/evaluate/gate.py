@@ -11,14 +11,16 @@ from components.evaluate.paired import Paired, difference_interval, z_value
 from components.evaluate.sensitivity import what_the_split_can_see
 
 PROMOTE, REJECT, UNCHANGED = "promote", "reject", "unchanged"
-OFF = -1.0  # a threshold of -1 is not checked (KFP parameters cannot be None)
+OFF = -1.0  # a threshold of -1 is not checked (one spelling everywhere: KFP has no None)
 THRESHOLDS = ("min_accuracy", "max_ece", "non_inferiority_margin", "min_improvement",
               "mcnemar_alpha", "max_class_recall_drop")
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Unset (None) thresholds are not checked. With none set at all the gate fails closed.
+    """Thresholds at ``OFF`` (-1) are not checked; with every one off the gate fails
+    closed. The defaults are the run's defaults: the pipeline, the CLI and a bare
+    ``GateConfig()`` judge alike.
 
     Comparisons with production are on the paired accuracy difference: non-inferiority
     and the required improvement judge its lower confidence bound at ``confidence``; a
@@ -27,42 +29,44 @@ class GateConfig:
     gated classes); classes with fewer than ``min_class_support`` test images are reported,
     not gated."""
 
-    min_accuracy: float | None = setting(None, "Lowest test accuracy to promote; -1: off.",
-                                         run_default=0.5)
-    max_ece: float | None = setting(None, "Highest expected calibration error; -1: off.",
-                                    run_default=OFF)
-    non_inferiority_margin: float | None = setting(
-        None, "Largest accuracy loss against production the confidence bound may show; "
-              "-1: off.", run_default=0.035)
-    min_improvement: float | None = setting(
-        None, "Accuracy gain over production the confidence bound must show; -1: off.",
-        run_default=OFF)
+    min_accuracy: float = setting(0.5, "Lowest test accuracy to promote; -1: off.")
+    max_ece: float = setting(OFF, "Highest expected calibration error; -1: off.")
+    non_inferiority_margin: float = setting(
+        0.035, "Largest accuracy loss against production the confidence bound may show; "
+               "-1: off.")
+    min_improvement: float = setting(
+        OFF, "Accuracy gain over production the confidence bound must show; -1: off.")
     confidence: float = setting(0.95, "Confidence of the bound on the accuracy difference.")
-    mcnemar_alpha: float | None = setting(
-        None, "Reject when McNemar's exact test finds the candidate worse at this level; "
-              "-1: off.", run_default=0.05)
-    max_class_recall_drop: float | None = setting(
-        None, "Largest drop of one class's recall (beyond noise); -1: off.", run_default=0.1)
+    mcnemar_alpha: float = setting(
+        0.05, "Reject when McNemar's exact test finds the candidate worse at this level; "
+              "-1: off.")
+    max_class_recall_drop: float = setting(
+        0.1, "Largest drop of one class's recall (beyond noise); -1: off.")
     class_alpha: float = setting(0.05, "Level of the per-class recall tests (shared).")
     min_class_support: int = setting(10, "Classes with fewer test images are reported, not "
                                          "gated.")
     allow_label_change: bool = setting(False, "Promote a model whose label set differs from "
                                               "production's.")
 
-    def __post_init__(self):
-        for name in THRESHOLDS:  # OFF is how a KFP parameter or an option says None
-            if getattr(self, name) == OFF:
-                object.__setattr__(self, name, None)
+    @classmethod
+    def only(cls, **thresholds: float) -> GateConfig:
+        """A gate checking ``thresholds`` and no other threshold."""
+        return cls(**{**dict.fromkeys(THRESHOLDS, OFF), **thresholds})
+
+    def checks(self, threshold: str) -> bool:
+        return getattr(self, threshold) != OFF
 
     def validate(self) -> GateConfig:
         for name in set(THRESHOLDS) - {"mcnemar_alpha"}:
             value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                raise ConfigError(f"gate {name}={value}: use a fraction between 0 and 1")
+            if self.checks(name) and not 0 <= value <= 1:
+                raise ConfigError(f"gate {name}={value}: use a fraction between 0 and 1, or "
+                                  "-1 for off")
         for name in ("mcnemar_alpha", "class_alpha"):
             value = getattr(self, name)
-            if value is not None and not 0 < value < 1:
-                raise ConfigError(f"gate {name}={value}: use 0 < alpha < 1")
+            if (name == "class_alpha" or self.checks(name)) and not 0 < value < 1:
+                raise ConfigError(f"gate {name}={value}: use 0 < alpha < 1" +
+                                  (", or -1 for off" if name == "mcnemar_alpha" else ""))
         if not 0.5 <= self.confidence < 1:
             raise ConfigError(f"gate confidence={self.confidence}: use 0.5 <= confidence < 1 "
                               "(e.g. 0.95)")
@@ -72,12 +76,12 @@ class GateConfig:
 
     @property
     def absolute_set(self) -> bool:
-        return self.min_accuracy is not None or self.max_ece is not None
+        return self.checks("min_accuracy") or self.checks("max_ece")
 
     @property
     def comparison_set(self) -> bool:
-        return any(v is not None for v in (self.non_inferiority_margin, self.min_improvement,
-                                           self.mcnemar_alpha, self.max_class_recall_drop))
+        return any(self.checks(name) for name in ("non_inferiority_margin", "min_improvement",
+                                                  "mcnemar_alpha", "max_class_recall_drop"))
 
 
 @dataclass
@@ -157,10 +161,10 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
     if not config.absolute_set and not config.comparison_set:
         return GateResult(REJECT, ["no gate thresholds configured: failing closed; set at "
                                    "least min_accuracy (or a comparison rule)"], [], "none")
-    if config.min_accuracy is not None:
+    if config.checks("min_accuracy"):
         check("min_accuracy", candidate["accuracy"] >= config.min_accuracy,
               f"accuracy {candidate['accuracy']:.4f} vs minimum {config.min_accuracy:.4f}")
-    if config.max_ece is not None:
+    if config.checks("max_ece"):
         check("max_ece", candidate["ece"] <= config.max_ece,
               f"calibration error {candidate['ece']:.4f} vs maximum {config.max_ece:.4f}")
     mode, statistics = "absolute and comparison", {}
@@ -178,13 +182,13 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
         bound = (f"accuracy {candidate['accuracy']:.4f} vs production "
                  f"{baseline['accuracy']:.4f} (difference {counts.difference:+.4f}, "
                  f"{config.confidence:.0%} lower bound {low:+.4f}, {counts.n} paired images)")
-        if config.non_inferiority_margin is not None:
+        if config.checks("non_inferiority_margin"):
             check("non_inferiority", low > -config.non_inferiority_margin,
                   f"{bound} vs margin -{config.non_inferiority_margin:.4f}")
-        if config.min_improvement is not None:
+        if config.checks("min_improvement"):
             check("min_improvement", low >= config.min_improvement,
                   f"{bound} vs required {config.min_improvement:+.4f}")
-        if config.mcnemar_alpha is not None:
+        if config.checks("mcnemar_alpha"):
             from components.evaluate.metrics import mcnemar_exact
 
             wins, losses = counts.candidate_only, counts.production_only
@@ -192,7 +196,7 @@ def decide(config: GateConfig, candidate: dict, baseline: dict | None = None,
             check("mcnemar", not (p < config.mcnemar_alpha and losses > wins),
                   f"discordant pairs: candidate-only right {wins}, production-only right "
                   f"{losses}; exact p={p:.4f} (alpha {config.mcnemar_alpha})")
-        if config.max_class_recall_drop is not None:
+        if config.checks("max_class_recall_drop"):
             passed, detail, per_class = _class_check(config, paired)
             statistics["classes"] = per_class
             check("max_class_recall_drop", passed,

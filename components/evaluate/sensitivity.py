@@ -71,12 +71,12 @@ def _smallest(passes, low: float, high: float, integer: bool) -> float | None:
 
 
 def what_the_split_can_see(n: int, accuracy: float, discordance: float,
-                           margin: float | None, confidence: float) -> dict:
+                           margin: float, confidence: float) -> dict:
     """For two equally good models (``accuracy``, disagreeing on ``discordance`` of the
     images):
 
     - ``pass_rate_if_equal``: how often the candidate passes non-inferiority at ``margin``
-      on ``n`` images;
+      on ``n`` images (with a margin of -1, the gate's off, neither this nor the next);
     - ``required_test_size``: the size at which it passes 80% of the time;
     - ``required_margin``: the margin at which it passes 80% of the time at size ``n``;
     - ``detectable_difference``: the smallest true improvement whose lower bound clears 0
@@ -99,7 +99,7 @@ def what_the_split_can_see(n: int, accuracy: float, discordance: float,
     out["detectable_difference"] = (_smallest(improvement_seen, 0.0, 1 - accuracy, False)
                                     if n and accuracy < 1 else None)
     out["required_margin"] = max(0.0, -float(np.quantile(equal_bounds, 1 - POWER)))
-    if margin is not None:
+    if margin >= 0:
         def equal_passes(size: int) -> bool:
             return margin_pass_rate(int(size), accuracy, 0.0, equal, margin,
                                     confidence) >= POWER

@@ -4,10 +4,8 @@ computed from it, so equal settings are one lineage however they were spelled.""
 
 from __future__ import annotations
 
-import json
-
 from components.common.settings import from_parameters, settings, to_json
-from components.evaluate.gate import OFF, THRESHOLDS, GateConfig
+from components.evaluate.gate import GateConfig
 from components.prepare_data.config import PrepareConfig
 from components.train.config import TrainConfig
 
@@ -31,9 +29,6 @@ def resolve(named: dict, extra_json: dict[str, str]) -> dict[str, str]:
         config = from_parameters(cls, parameter, extra_json.get(parameter, "{}"),
                                  **own, **placeholders).validate()
         resolved[step] = to_json(config, STEP_PATHS[cls])
-    resolved["gate"] = json.dumps({k: OFF if v is None and k in THRESHOLDS else v
-                                   for k, v in json.loads(resolved["gate"]).items()},
-                                  sort_keys=True)
     return resolved
 
 

@@ -129,16 +129,7 @@ def _floats(value: str) -> tuple[float, ...]:
 @click.option("--discordance", type=float, default=None,
               help="Share of test images on which the two models disagree (fine-tunes of "
                    "the same data: often 0.02-0.1); default: independent errors.")
-@click.option("--min-accuracy", type=float, default=0.5, show_default=True)
-@click.option("--margin", "non_inferiority_margin", type=float, default=0.035,
-              show_default=True, help="Non-inferiority margin (below 0: off).")
-@click.option("--confidence", type=float, default=0.95, show_default=True)
-@click.option("--mcnemar-alpha", type=float, default=0.05, show_default=True,
-              help="Below 0: off.")
-@click.option("--max-class-recall-drop", type=float, default=0.1, show_default=True,
-              help="Below 0: off.")
-@click.option("--class-alpha", type=float, default=0.05, show_default=True)
-@click.option("--min-class-support", type=int, default=10, show_default=True)
+@config_options(GateConfig, skip=("allow_label_change",))
 @click.option("--trials", type=int, default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -146,11 +137,7 @@ def gate_characteristics(test_size, classes, accuracy, worse_by, discordance, tr
                          as_json, **gate) -> None:
     """How often the real gate promotes simulated candidates: size the test split."""
     from components.evaluate.characteristics import characteristics
-    from components.evaluate.gate import GateConfig
 
-    optional = ("min_accuracy", "non_inferiority_margin", "mcnemar_alpha",
-                "max_class_recall_drop")
-    gate = {k: (None if k in optional and v < 0 else v) for k, v in gate.items()}
     result = characteristics(GateConfig(**gate), test_size, classes, accuracy,
                              _floats(worse_by), trials, seed, discordance)
     if as_json:
