@@ -15,6 +15,26 @@ import click
 from components.common.settings import default, describe, settings
 
 
+class CommaList(click.ParamType):
+    """A tuple setting written ``a,b,c``: each value one of ``choices`` (when given), none
+    twice."""
+
+    name = "list"
+
+    def __init__(self, choices: tuple[str, ...]):
+        self.choices = choices
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        values = tuple(v.strip() for v in value.split(","))
+        unknown = [v for v in values if self.choices and v not in self.choices]
+        if not all(values) or unknown or len(set(values)) != len(values):
+            allowed = f" from {', '.join(self.choices)}" if self.choices else ""
+            self.fail(f"{value!r}: give distinct comma-separated values{allowed}", param, ctx)
+        return values
+
+
 def config_options(cls, *, skip: tuple[str, ...] = (), types: dict | None = None,
                    overrides: dict | None = None):
     """A decorator adding an option per field of ``cls`` (but ``skip``); ``types`` gives a
@@ -32,9 +52,13 @@ def config_options(cls, *, skip: tuple[str, ...] = (), types: dict | None = None
                 kwargs.update(required=True, show_default=False)
             elif isinstance(value, bool):
                 flag, kwargs["default"] = f"{flag}/--no-{flag[2:]}", value
+            elif isinstance(value, tuple):
+                kwargs["default"] = ",".join(value)
             else:
                 kwargs["default"] = value
-            if found.metadata.get("choices"):
+            if isinstance(value, tuple):
+                kwargs["type"] = CommaList(found.metadata.get("choices", ()))
+            elif found.metadata.get("choices"):
                 kwargs["type"] = click.Choice(found.metadata["choices"])
             elif found.name in types:
                 kwargs["type"] = types[found.name]

@@ -60,7 +60,7 @@ def test_compile_and_cron_refusal(cli, tmp_path):
                ).exit_code == 0
     assert "example.com/img@sha256:abc" in out.read_text()
     result = cli("schedule", "--host", "http://127.0.0.1:9", "--cron", "nightly",
-                 "--pipeline", str(out))
+                 "--package-file", str(out))
     assert result.exit_code == 2 and "6 fields" in result.output
 
 
@@ -88,9 +88,9 @@ URI_ARGUMENTS = [
     ["run-local", "--data", BAD],
     ["run-local", "--registry", BAD],
     ["run-local", "--workdir", BAD],
-    ["submit", "--host", "http://127.0.0.1:9", "--pipeline", "p.yaml", "--param",
+    ["submit", "--host", "http://127.0.0.1:9", "--package-file", "p.yaml", "--param",
      f"source={BAD}"],
-    ["schedule", "--host", "http://127.0.0.1:9", "--pipeline", "p.yaml", "--cron", "0 2 * * *",
+    ["schedule", "--host", "http://127.0.0.1:9", "--package-file", "p.yaml", "--cron", "0 2 * * *",
      "--param", f"registry_uri={BAD}"],
 ]
 
@@ -112,7 +112,7 @@ SECRET_URI = "mlflow+http://alice:s3cr3t@mlflow.example.com:5000"
 @pytest.mark.parametrize("args", [
     ["run-local", "--registry", SECRET_URI],
     ["registry", "list", "--registry", SECRET_URI, "--model-name", "m"],
-    ["submit", "--host", "http://127.0.0.1:9", "--pipeline", "p.yaml", "--param",
+    ["submit", "--host", "http://127.0.0.1:9", "--package-file", "p.yaml", "--param",
      f"registry_uri={SECRET_URI}"],
 ], ids=lambda a: "-".join(a[:2]))
 def test_credentials_in_a_registry_uri_are_refused_without_being_echoed(cli, args, tmp_path,
@@ -182,5 +182,24 @@ def test_placeholder_image_accelerators_and_cron_fields_are_refused_by_name(cli,
                           ("0 2 * 13 *", "month '13' is out of range; use 1-12 or JAN-DEC"),
                           ("*/0 * * * *", "minute step '0'")):
         result = cli("schedule", "--host", "http://127.0.0.1:9", "--cron", cron,
-                     "--pipeline", out)
+                     "--package-file", out)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run-local", "--bn-policy", "frozn"], "'frozn' is not one of 'frozen', 'bn_only', 'full'"),
+    (["run-local", "--pipeline", "ablation", "--clips", "none,bogus"],
+     "'none,bogus': give distinct comma-separated values from none, value, norm"),
+    (["run-local", "--pipeline", "ablation", "--seeds", "11"], "--seeds 11: use 1 to 10"),
+    (["run-local", "--epochs", "two"], "'two' is not a valid integer"),
+    (["gate", "characteristics", "--test-size", "10", "--mcnemar-alpha", "2"],
+     "mcnemar_alpha=2.0: use 0 < alpha < 1, or -1 for off"),
+])
+def test_generated_options_refuse_a_bad_value_before_any_work(cli, args, message, tmp_path,
+                                                              monkeypatch):
+    """run-local's and gate characteristics' options come from the configs (TrainConfig,
+    AblationGrid, GateConfig): their choices and types are checked before anything runs."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert list(tmp_path.iterdir()) == []

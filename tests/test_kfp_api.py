@@ -249,11 +249,11 @@ def test_cli_names_what_is_missing(tmp_path):
     from pipeline.cli import main
 
     runner = CliRunner()
-    no_host = runner.invoke(main, ["submit", "--pipeline", "p.yaml"])
+    no_host = runner.invoke(main, ["submit", "--package-file", "p.yaml"])
     assert no_host.exit_code == 2 and "--host is required for the 'kubeflow' profile" in \
         no_host.output
     vertex = runner.invoke(main, ["schedule", "--platform", "vertex", "--cron", "0 2 * * *",
-                                  "--pipeline", "p.yaml", "--region", "us-central1"])
+                                  "--package-file", "p.yaml", "--region", "us-central1"])
     assert vertex.exit_code == 2 and "project is empty" in vertex.output
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.common.errors import ConfigError
+from components.common.settings import setting
+from components.train.config import BN_POLICIES, CLIP_MODES
 
 
 @dataclass(frozen=True)
 class AblationGrid:
-    bn_policies: tuple[str, ...] = ("frozen", "bn_only", "full")
-    clips: tuple[str, ...] = ("none", "autoclip", "agc")
-    seeds: int = 1
+    bn_policies: tuple[str, ...] = setting(BN_POLICIES, "Ablation: the BN policies of the "
+                                                        "grid.", BN_POLICIES)
+    clips: tuple[str, ...] = setting(("none", "autoclip", "agc"), "Ablation: the clip modes "
+                                                                  "of the grid.", CLIP_MODES)
+    seeds: int = setting(1, "Ablation: seeds per cell (1 to 10).")
 
     def validate(self) -> AblationGrid:
-        from components.train.config import BN_POLICIES, CLIP_MODES
-
         for name, values, allowed in (("--bn-policies", self.bn_policies, BN_POLICIES),
                                       ("--clips", self.clips, CLIP_MODES)):
             unknown = [v for v in values if v not in allowed]

@@ -79,7 +79,10 @@ def describe(cls, name: str) -> str:
     found = settings(cls)[name]
     choices = found.metadata.get("choices", ())
     text = found.metadata.get("help", "")
-    return f"{text} One of: {', '.join(choices)}." if choices else text
+    if not choices:
+        return text
+    return f"{text} {'Any' if isinstance(default(cls, name), tuple) else 'One'} of: " \
+           f"{', '.join(choices)}."
 
 
 def check_choices(config) -> None:

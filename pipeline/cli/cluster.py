@@ -101,7 +101,7 @@ def _params(pairs: tuple[str, ...]) -> dict:
 def _run_options(func):
     for option in reversed([
         click.option("--experiment", default="resnet50-finetune", show_default=True),
-        click.option("--pipeline", "pipeline_yaml", default="",
+        click.option("--package-file", "pipeline_yaml", default="",
                      help="Compiled YAML; compiled now for the profile when not given."),
         click.option("--param", "params", multiple=True, help="NAME=VALUE (repeatable)."),
         click.option("--strict", is_flag=True,

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
+from components.ablation.config import AblationGrid
 from components.common.settings import settings
 from components.train.config import TrainConfig
 from pipeline.cli.base import PIPELINE_OPTION, URI, RegistryURI, Weights, main, print_json
 from pipeline.local_run import SMALL_SIZES, TRAIN_EXTRA
-from pipeline.options import optional_setting_options
+from pipeline.options import config_options, optional_setting_options
 from pipeline.parameters import FIELDS
 
 RUN_LOCAL_SETTINGS = {name: FIELDS[name] for name in (
@@ -42,11 +43,7 @@ RUN_LOCAL_SETTINGS = {name: FIELDS[name] for name in (
               show_default=True, help="container: every step in the image, built here with "
                                       "podman (make image-local), no network, non-root.")
 @PIPELINE_OPTION
-@click.option("--bn-policies", default="frozen,bn_only,full", show_default=True,
-              help="Ablation: the BN policies of the grid.")
-@click.option("--clips", default="none,autoclip,agc", show_default=True,
-              help="Ablation: the clip modes of the grid.")
-@click.option("--seeds", default=1, show_default=True, help="Ablation: seeds per cell.")
+@config_options(AblationGrid)
 def run_local(workdir, data, registry, model_name, stream, as_json, runner, pipeline_name,
               bn_policies, clips, seeds, **params) -> None:
     """Run the whole pipeline locally (kfp.local), on demo data unless --data is given."""
@@ -56,6 +53,7 @@ def run_local(workdir, data, registry, model_name, stream, as_json, runner, pipe
     from pipeline.local_run import run_local as run
     from pipeline.verdict import verdict
 
+    grid = AblationGrid(bn_policies, clips, seeds).validate()
     given = {k: v for k, v in params.items() if v is not None and k != "weights"}
     TrainConfig.of(examples=".", output=".", **{
         k: v for k, v in {**SMALL_SIZES, **given}.items() if k in settings(TrainConfig)}).validate()
@@ -65,7 +63,7 @@ def run_local(workdir, data, registry, model_name, stream, as_json, runner, pipe
                 if runner != "subprocess":
                     raise click.UsageError("--runner container runs the main pipeline; the "
                                            "ablation runs with the subprocess runner")
-                _run_ablation(workdir, data, stream, bn_policies, clips, seeds, params)
+                _run_ablation(workdir, data, stream, grid, params)
                 return
             summary = run(workdir, data, registry, model_name, verbose=stream, runner=runner,
                           **params)
@@ -78,10 +76,9 @@ def run_local(workdir, data, registry, model_name, stream, as_json, runner, pipe
     click.echo("\n" + "\n".join(verdict(summary)))
 
 
-def _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params) -> None:
+def _run_ablation(workdir, data, verbose, grid, params) -> None:
     import inspect
 
-    from components.ablation.config import AblationGrid
     from pipeline.ablation import build_ablation_pipeline
     from pipeline.local_run import run_local_ablation
 
@@ -93,7 +90,6 @@ def _run_ablation(workdir, data, verbose, bn_policies, clips, seeds, params) -> 
                                f"--bn-policies and --clips and has no gate: drop "
                                f"{', '.join('--' + k.replace('_', '-') for k in ignored)}")
     params = {k: v for k, v in params.items() if k in taken}
-    grid = AblationGrid(tuple(bn_policies.split(",")), tuple(clips.split(",")), seeds)
     result = run_local_ablation(workdir, grid, data, verbose=verbose, **params)
     click.echo(Path(result["markdown"]).read_text())
     click.echo(f"ablation report: {result['report']}")
