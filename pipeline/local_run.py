@@ -43,16 +43,11 @@ def task_outputs(run_dir: Path | None, task: str) -> dict:
 
 
 def _without_pip_preamble(pipeline_yaml: str) -> str:
-    import yaml
+    from pipeline.pipeline import edit_containers
 
-    with open(pipeline_yaml) as handle:
-        documents = list(yaml.safe_load_all(handle))
-    for executor in documents[0]["deploymentSpec"]["executors"].values():
-        command = executor["container"]["command"]
-        command[2] = PIP_PREAMBLE.sub("", command[2])
-    with open(pipeline_yaml, "w") as handle:
-        yaml.safe_dump_all(documents, handle, sort_keys=False)
-    return pipeline_yaml
+    def drop(container: dict) -> None:
+        container["command"][2] = PIP_PREAMBLE.sub("", container["command"][2])
+    return edit_containers(pipeline_yaml, drop)
 
 
 def demo_backbone() -> str:

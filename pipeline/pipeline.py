@@ -133,12 +133,19 @@ def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],
     compiler.Compiler().compile(builders[pipeline](platform), package_path=output)
     image = platform.image
     if image and image != IMAGE:  # the components' own image needs no rewrite
-        import yaml
-
-        with open(output) as handle:
-            documents = list(yaml.safe_load_all(handle))
-        for executor in documents[0]["deploymentSpec"]["executors"].values():
-            executor["container"]["image"] = image
-        with open(output, "w") as handle:
-            yaml.safe_dump_all(documents, handle, sort_keys=False)
+        edit_containers(output, lambda container: container.update(image=image))
     return output
+
+
+def edit_containers(pipeline_yaml: str, edit) -> str:
+    """Apply ``edit`` to every step's container spec in the compiled ``pipeline_yaml``, in
+    place (KFP offers no hook for the image or command after compiling)."""
+    import yaml
+
+    with open(pipeline_yaml) as handle:
+        documents = list(yaml.safe_load_all(handle))
+    for executor in documents[0]["deploymentSpec"]["executors"].values():
+        edit(executor["container"])
+    with open(pipeline_yaml, "w") as handle:
+        yaml.safe_dump_all(documents, handle, sort_keys=False)
+    return pipeline_yaml

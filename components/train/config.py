@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 from components.common import storage
@@ -14,6 +13,7 @@ from components.common.settings import (
     group,
     setting,
 )
+from components.registry.checks import NAME
 
 BN_POLICIES = ("frozen", "bn_only", "full")
 CLIP_MODES = ("none", "value", "norm", "global_norm", "agc", "autoclip")
@@ -31,7 +31,6 @@ SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
 AUTO_REESTIMATE_BATCHES = 50
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # never '.', '..' or a path
 NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id", "steps_per_execution")
 
 
@@ -246,7 +245,7 @@ class RuntimeConfig:
             raise ConfigError(f"--shuffle-buffer-mb {self.shuffle_buffer_mb}: use >= 1")
         if self.backup_dir:
             storage.check_uri(self.backup_dir, "--backup-dir")
-        if self.run_id and not RUN_ID.match(self.run_id):
+        if self.run_id and not NAME.match(self.run_id):
             raise ConfigError(f"--run-id {self.run_id!r}: use letters, digits, '.', '_' and "
                               "'-', starting with a letter or digit")
 
