@@ -8,6 +8,8 @@
 - The settings podman needs on these machines (runtime runc, cgroup manager cgroupfs,
   ulimits at or below the host's, no network) are in ``containers/containers.conf``,
   read through ``CONTAINERS_CONF``; the machine's own configuration is never edited.
+- ``steps_in_containers`` gives ``run-local --runner container`` the image, the mounts and
+  the work folder's permissions for the image's user.
 """
 
 from __future__ import annotations
@@ -186,6 +188,53 @@ def kfp_on_podman() -> Iterator[None]:
 
     with mock.patch.object(docker_task_handler, "run_docker_container", _run_container):
         yield
+
+
+@contextlib.contextmanager
+def steps_in_containers(work: Path, arguments: dict):
+    """The image (built if needed) and podman's Docker API for DockerRunner, for the
+    duration; yields the image. Every local path among ``arguments`` is mounted at its
+    own path (it must be readable by the image's user 1000; a weights file elsewhere is
+    copied into the work folder), and what the steps write is writable by that user."""
+    built = build()
+    print(f"run-local: image {built['image']} ({built['size_mb']} MB, {built['seconds']} s)")
+    weights = Path(arguments.get("weights", ""))
+    if weights.is_file() and work not in weights.parents:  # e.g. the cache under /root
+        inputs = work / "inputs"
+        inputs.mkdir(exist_ok=True)
+        shutil.copyfile(weights, inputs / weights.name)
+        arguments["weights"] = str(inputs / weights.name)
+    registry = Path(arguments["registry_uri"])
+    for folder in (work, work / "pipeline-root", registry):
+        folder.mkdir(parents=True, exist_ok=True)
+    for written in (registry, work / "split_state.jsonl"):  # a subprocess run's too
+        _writable_by_all(written)
+    work.chmod(0o777)
+    (work / "pipeline-root").chmod(0o777)
+    paths = {work, registry} | {Path(v) for v in arguments.values()
+                                if isinstance(v, str) and v.startswith("/") and Path(v).exists()}
+    umask = os.umask(0)  # the folders kfp.local makes for each step's outputs too
+    previous = os.environ.get("DOCKER_HOST")
+    try:
+        with docker_api(work, tuple(sorted(paths))) as url, kfp_on_podman():
+            os.environ["DOCKER_HOST"] = url
+            yield built["image"]
+    finally:
+        os.umask(umask)
+        if previous is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous
+
+
+def _writable_by_all(path: Path) -> None:
+    """``path`` (a file, or a folder and all in it) writable by the image's user too."""
+    if path.is_file():
+        path.chmod(0o666)
+    for folder, _dirs, files in os.walk(path):
+        Path(folder).chmod(0o777)
+        for name in files:
+            Path(folder, name).chmod(0o666)
 
 
 def main() -> None:

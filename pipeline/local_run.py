@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import time
 import warnings
@@ -123,6 +122,7 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
     wall seconds). The ``container`` runner runs every step in the image built here."""
     from kfp import components, local
 
+    from pipeline import container
     from pipeline.local_progress import StepLogs
     from pipeline.pipeline import compile_pipeline
     from pipeline.profiles import load
@@ -131,7 +131,8 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
     with contextlib.ExitStack() as stack:
         overrides = {"train_retries": 0}
         if runner == "container":
-            overrides["image"] = stack.enter_context(_in_containers(work, arguments))
+            overrides["image"] = stack.enter_context(
+                container.steps_in_containers(work, arguments))
             local.init(runner=local.DockerRunner(network_mode="none"), pipeline_root=str(root))
         else:
             local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
@@ -165,55 +166,6 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
     created = [p for p in set(root.iterdir()) - earlier if p.is_dir()] if root.is_dir() else []
     run_dir = created[0] if len(created) == 1 else None
     return logs, failure, run_dir, time.perf_counter() - started
-
-
-@contextlib.contextmanager
-def _in_containers(work: Path, arguments: dict):
-    """The image (built if needed) and podman's Docker API for DockerRunner, for the
-    duration; yields the image. Every local path among ``arguments`` is mounted at its
-    own path (it must be readable by the image's user 1000; a weights file elsewhere is
-    copied into the work folder), and what the steps write is writable by that user."""
-    from pipeline import container
-
-    built = container.build()
-    print(f"run-local: image {built['image']} ({built['size_mb']} MB, {built['seconds']} s)")
-    weights = Path(arguments.get("weights", ""))
-    if weights.is_file() and work not in weights.parents:  # e.g. the cache under /root
-        inputs = work / "inputs"
-        inputs.mkdir(exist_ok=True)
-        shutil.copyfile(weights, inputs / weights.name)
-        arguments["weights"] = str(inputs / weights.name)
-    registry = Path(arguments["registry_uri"])
-    for folder in (work, work / "pipeline-root", registry):
-        folder.mkdir(parents=True, exist_ok=True)
-    for written in (registry, work / "split_state.jsonl"):  # a subprocess run's too
-        _writable_by_all(written)
-    work.chmod(0o777)
-    (work / "pipeline-root").chmod(0o777)
-    paths = {work, registry} | {Path(v) for v in arguments.values()
-                                if isinstance(v, str) and v.startswith("/") and Path(v).exists()}
-    umask = os.umask(0)  # the folders kfp.local makes for each step's outputs too
-    previous = os.environ.get("DOCKER_HOST")
-    try:
-        with container.docker_api(work, tuple(sorted(paths))) as url, container.kfp_on_podman():
-            os.environ["DOCKER_HOST"] = url
-            yield built["image"]
-    finally:
-        os.umask(umask)
-        if previous is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = previous
-
-
-def _writable_by_all(path: Path) -> None:
-    """``path`` (a file, or a folder and all in it) writable by the image's user too."""
-    if path.is_file():
-        path.chmod(0o666)
-    for folder, _dirs, files in os.walk(path):
-        Path(folder).chmod(0o777)
-        for name in files:
-            Path(folder, name).chmod(0o666)
 
 
 def run_local(workdir: str, data: str = "", registry: str = "", model_name: str = "demo",

@@ -128,7 +128,7 @@ def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],
     builders = {"main": build_pipeline, "ablation": build_ablation_pipeline}
     if pipeline not in builders:
         raise ValueError(f"pipeline {pipeline!r}: use one of {', '.join(builders)}")
-    from components.image import IMAGE
+    from components.container_image import IMAGE
 
     compiler.Compiler().compile(builders[pipeline](platform), package_path=output)
     image = platform.image

@@ -160,7 +160,7 @@ class Profile:
 
     def mutable_image_warning(self) -> str:
         """Why the image should be pinned, or "" when it is a digest."""
-        from components.image import IMAGE
+        from components.container_image import IMAGE
 
         image = self.image or IMAGE
         if "@sha256:" in image:

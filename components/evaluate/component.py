@@ -13,7 +13,7 @@ from kfp.dsl import (
     Output,
 )
 
-from components.image import IMAGE
+from components.container_image import IMAGE
 
 
 @dsl.component(base_image=IMAGE)

@@ -5,7 +5,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
-from components.image import IMAGE
+from components.container_image import IMAGE
 
 
 @dsl.component(base_image=IMAGE)

@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model, Output
 
-from components.image import IMAGE
+from components.container_image import IMAGE
 
 
 @dsl.component(base_image=IMAGE)

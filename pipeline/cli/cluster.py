@@ -50,7 +50,7 @@ def platform_show(platform: str) -> None:
 
 def _compile(output: str, profile, strict: bool, pipeline: str = "main") -> str:
     """Compile; a mutable image tag is a warning, or an error with ``--strict``."""
-    from components.image import DEFAULT_IMAGE, IMAGE
+    from components.container_image import DEFAULT_IMAGE, IMAGE
     from pipeline.pipeline import compile_pipeline
 
     if not profile.image and IMAGE == DEFAULT_IMAGE:
