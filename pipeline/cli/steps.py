@@ -94,14 +94,18 @@ def export(model_dir: str, examples: str, output: str) -> None:
               help="Registry URI (instead of --baseline).")
 @click.option("--model-name", default="")
 @config_options(GateConfig)
-def evaluate(candidate, examples, output, baseline, registry, model_name, **gate) -> None:
+@click.argument("beam_args", nargs=-1)
+def evaluate(candidate, examples, output, baseline, registry, model_name, beam_args,
+             **gate) -> None:
     """Score candidate vs production on the same test split and apply the gate (the
-    pipeline's gate unless told otherwise)."""
+    pipeline's gate unless told otherwise). Arguments after ``--`` go to Beam (e.g. a
+    portable runner: README, "Beam steps beyond one machine")."""
     from components.evaluate.run import resolve_baseline, run
     from components.registry.schemes import open_registry
 
     base, version = resolve_baseline(baseline, registry, model_name)
     result = run(candidate, examples, output, GateConfig(**gate).validate(), base, version,
+                 tuple(beam_args),
                  registry=open_registry(registry, model_name) if registry else None)
     print_json({"decision": result["decision"], "reasons": result["reasons"]})
 
