@@ -42,9 +42,9 @@ class PortableBeam:
     them with ``workers`` SDK worker processes."""
 
     def __init__(self, folder: Path, workers: int = 2):
-        self.pool_log = folder / "worker-pool.log"
+        self.pool_log, self.job_log = folder / "worker-pool.log", folder / "job-service.log"
         self.job, job_port = _start("apache_beam.runners.portability.local_job_service_main",
-                                    "--port", folder / "job-service.log")
+                                    "--port", self.job_log)
         self.pool, pool_port = _start("apache_beam.runners.worker.worker_pool_main",
                                       "--service_port", self.pool_log)
         self.args = ("--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{job_port}",
@@ -54,6 +54,10 @@ class PortableBeam:
 
     def workers_started(self) -> int:
         return self.pool_log.read_text().count("Starting worker with command")
+
+    def jobs_done(self) -> int:
+        """The jobs the job service ran to completion (each Beam pipeline is one)."""
+        return self.job_log.read_text().count("with state DONE.")
 
     def stop(self) -> None:
         stop(self.pool)

@@ -43,8 +43,9 @@ def _lines(path) -> list[dict]:
 
 def test_the_data_step_on_the_portable_runner_writes_the_direct_runners_examples(
         portable, demo_dir, examples_dir, tmp_path):
-    out = tmp_path / "examples"
+    out, jobs = tmp_path / "examples", portable.jobs_done()
     prepare(PrepareConfig(source=str(demo_dir), output=str(out), beam_args=portable.args))
+    assert portable.jobs_done() - jobs == 2, "both passes went through the job service"
     assert portable.workers_started() >= 2, "the work ran in SDK worker processes"
     assert _lines(out / MANIFEST_FILE) == _lines(examples_dir / MANIFEST_FILE)
     stats, direct = (json.loads((d / STATS_FILE).read_text()) for d in (out, examples_dir))
@@ -59,9 +60,10 @@ def test_evaluation_on_the_portable_runner_scores_every_image_as_the_direct_runn
         portable, saved_model_dir, examples_dir, tmp_path):
     gate = GateConfig.only(min_accuracy=0.0)
     direct = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "direct"), gate)
+    jobs = portable.jobs_done()
     found = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "portable"), gate,
                      beam_args=portable.args)
-    assert portable.workers_started() >= 2
+    assert portable.jobs_done() - jobs == 1, "the inference went through the job service"
     rows = {d: {r["source"]: r for r in _lines(tmp_path / d / "predictions_candidate.jsonl")}
             for d in ("direct", "portable")}
     assert rows["portable"].keys() == rows["direct"].keys() and rows["direct"]

@@ -6,7 +6,7 @@ the standard credential chain. ``minio://bucket/key`` (KFP's own scheme for MinI
 ``s3://bucket/key`` at that endpoint. Any other ``scheme://`` is refused, never taken as
 a local path. Every backend is a ``Backend``; ``SCHEMES`` is the one table of schemes, and
 the errors and help texts that list them are made from it. The contract is the same on
-every scheme (``tests/test_storage_contract.py`` runs it on each).
+every scheme (``tests/test_storage.py`` runs it on each).
 """
 
 from __future__ import annotations

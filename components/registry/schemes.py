@@ -111,8 +111,8 @@ def check_registry_uri(uri: str, what: str = "--registry") -> None:
     try:
         scheme(uri).arguments(uri, what)
     except storage.UnsupportedURI as err:
-        if scheme(uri) is not ON_STORAGE:
-            raise
+        if scheme(uri) is not ON_STORAGE or uri.split(":")[0].lower() in storage.SCHEMES:
+            raise  # a storage URI written wrong: storage's own error says how
         raise ConfigError(f"{what} {uri!r}: unsupported scheme '{uri.split(':')[0]}:'; a "
                           f"registry is {FORMS}") from err
 

@@ -1,4 +1,5 @@
-"""A model registry on plain storage (local folder, gs:// or s3://) with atomic pointers.
+"""A model registry on plain storage (any storage URI: a local folder, gs://, s3://,
+minio://) with atomic pointers.
 
 Layout under ``<root>/<model_name>/``:
 - ``versions/<N>/``: the SavedModel of version N, immutable. This folder is the serving
