@@ -53,7 +53,7 @@ def main() -> None:
     counter = iter(range(100))
 
     def beam_job():
-        inference.predict(saved, shards, str(root / f"beam-{next(counter)}" / "pred"))
+        inference.predict(saved, shards, n, str(root / f"beam-{next(counter)}"))
 
     beam = n / median_seconds(beam_job)
     plain = n / median_seconds(plain_loop)

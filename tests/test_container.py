@@ -67,3 +67,49 @@ def test_the_image_tag_follows_the_sources():
     assert container.image_tag() == container.image_tag()
     assert container.image_tag() != container.image_tag("requirements-runtime.lock")
     assert os.path.basename(container.CONF) == "containers.conf"
+
+
+@pytest.mark.slow
+def test_the_data_steps_beam_workers_in_the_image_need_no_file_of_the_step(
+        image, s3_bucket, s3_endpoint, demo_dir, examples_dir, tmp_path):
+    """The data step with its SDK workers in the image, the worker pool a Flink or Spark
+    task manager runs beside it on Kubernetes: they share no file with this process, so
+    all they read and write goes through S3 (moto's server): the source, the output and
+    Beam's --temp_location. The examples are the in-process run's, image by image."""
+    from components.common import storage
+    from components.common.examples import STATS_FILE, shard_files
+    from components.prepare_data.config import PrepareConfig
+    from components.prepare_data.run import run as prepare
+    from tests import s3_server
+    from tests.beam_services import PortableBeam
+
+    for path in sorted(p for p in demo_dir.rglob("*") if p.is_file()):
+        storage.write_bytes(f"{s3_bucket}/demo/{path.relative_to(demo_dir)}", path.read_bytes())
+    beam = PortableBeam(tmp_path, workers=2, image=image["image"],
+                        image_env={**s3_server.CREDENTIALS, "AWS_ENDPOINT_URL_S3": s3_endpoint})
+    try:
+        prepare(PrepareConfig(source=f"{s3_bucket}/demo", output=f"{s3_bucket}/examples",
+                              beam_args=(*beam.args, f"--temp_location={s3_bucket}/beam-temp")))
+    finally:
+        beam.stop()
+    assert beam.jobs_done() == 2 and beam.workers_started() >= 2, beam.pool_log.read_text()
+    found = json.loads(storage.read_text(f"{s3_bucket}/examples/{STATS_FILE}"))
+    direct = json.loads((examples_dir / STATS_FILE).read_text())
+    for key in ("labels", "split_totals", "accepted", "skipped"):
+        assert found[key] == direct[key], key
+    for split in ("train", "val", "test"):
+        assert _images(shard_files(f"{s3_bucket}/examples", split)) == \
+            _images(shard_files(str(examples_dir), split)), split
+    assert not storage.list_files(f"{s3_bucket}/beam-temp"), "the step's Beam work is deleted"
+
+
+def _images(shards: list[str]) -> list[tuple]:
+    """(sha256, label, stored bytes) of every example in ``shards``, sorted."""
+    import tensorflow as tf
+
+    from components.common.examples import ENCODED, LABEL, SHA256, read_records
+
+    features = (tf.train.Example.FromString(record).features.feature
+                for shard in shards for record in read_records(shard))
+    return sorted(tuple(feature[key].SerializeToString(deterministic=True)
+                        for key in (SHA256, LABEL, ENCODED)) for feature in features)

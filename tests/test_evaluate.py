@@ -3,6 +3,9 @@
 import json
 import shutil
 
+import pytest
+
+from components.common.errors import ConfigError
 from components.evaluate.gate import GateConfig
 from components.evaluate.run import run
 
@@ -44,6 +47,13 @@ def test_an_equal_candidate_on_six_images_is_kept_out_and_the_report_says_why(
     assert "| accuracy |" in report and "## What this test split can see" in report
     assert "production will almost always be kept" in report, "6 test images say so"
     assert "<!doctype html>" in (out / "worst_mistakes.html").read_text()
+
+
+def test_beam_workers_elsewhere_need_a_temp_location_tensorflow_reads(tmp_path):
+    with pytest.raises(ConfigError, match="reads local paths and gs:// only"):
+        run(str(tmp_path / "never-read"), str(tmp_path / "examples"), str(tmp_path / "out"),
+            GateConfig(), beam_args=("--temp_location=s3://bucket/tmp",))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_baseline_with_other_labels_is_refused_unless_allowed(saved_model_dir, examples_dir,

@@ -58,12 +58,15 @@ def test_the_data_step_on_the_portable_runner_writes_the_direct_runners_examples
 
 def test_evaluation_on_the_portable_runner_scores_every_image_as_the_direct_runner(
         portable, saved_model_dir, examples_dir, tmp_path):
+    """With Beam's --temp_location the workers load the model from a copy placed there and
+    read the test shards where the examples are: what workers on other machines need."""
     gate = GateConfig.only(min_accuracy=0.0)
     direct = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "direct"), gate)
-    jobs = portable.jobs_done()
+    jobs, temp = portable.jobs_done(), tmp_path / "beam-temp"
     found = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "portable"), gate,
-                     beam_args=portable.args)
+                     beam_args=(*portable.args, f"--temp_location={temp}"))
     assert portable.jobs_done() - jobs == 1, "the inference went through the job service"
+    assert temp.is_dir() and not any(temp.iterdir()), "the step's work there is deleted"
     rows = {d: {r["source"]: r for r in _lines(tmp_path / d / "predictions_candidate.jsonl")}
             for d in ("direct", "portable")}
     assert rows["portable"].keys() == rows["direct"].keys() and rows["direct"]

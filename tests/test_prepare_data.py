@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from components.common import outputs, storage
-from components.common.errors import ConfigError
+from components.common.beam_work import WriteRows, read_rows
+from components.common.errors import ConfigError, RunFailed
 from components.common.examples import parse, shard_files
 from components.prepare_data.config import SPLITS, PrepareConfig
 from components.prepare_data.run import run
@@ -191,7 +192,8 @@ def test_a_corrupt_split_state_is_one_line_naming_the_file(tmp_path, demo_dir):
 
 @pytest.mark.parametrize("store", ["bucket", "s3_bucket"])
 def test_bucket_source_and_output(store, request, demo_dir):
-    """GCS (emulator) and S3 (moto server): source, output and split state in the bucket."""
+    """GCS (emulator) and S3 (moto server): source, output, split state and the Beam work
+    (Beam's --temp_location, where workers on other machines leave it) in the bucket."""
     bucket = request.getfixturevalue(store)
     uploaded = sorted(demo_dir.rglob("*.png")) + sorted(demo_dir.rglob("*.jpg"))[:30]
     for p in uploaded:
@@ -199,7 +201,9 @@ def test_bucket_source_and_output(store, request, demo_dir):
     storage.write_bytes(f"{bucket}/images/notes.txt", b"not in a class folder")
     out = f"{bucket}/examples"
     stats = run(PrepareConfig(source=f"{bucket}/images", output=out, allow_small_classes=True,
-                              split_state=f"{bucket}/split_state.jsonl"))
+                              split_state=f"{bucket}/split_state.jsonl",
+                              beam_args=("--runner=FnApiRunner",
+                                         f"--temp_location={bucket}/beam-temp")))
     assert stats["inputs"] == len(uploaded) + 1 and stats["accepted"] == len(uploaded)
     rows = [json.loads(line) for line in
             storage.read_text(f"{out}/manifest.jsonl").splitlines()]
@@ -209,6 +213,21 @@ def test_bucket_source_and_output(store, request, demo_dir):
     assert outputs.is_complete(out)
     assert sum(len(storage.list_files(f"{out}/{s}")) for s in SPLITS) >= 3
     assert len(storage.read_text(f"{bucket}/split_state.jsonl").splitlines()) == len(uploaded)
+    assert not storage.list_files(f"{bucket}/beam-temp"), "the step's Beam work is deleted"
+
+
+def test_rows_the_workers_left_where_the_step_cannot_read_are_one_error_naming_the_fix(
+        tmp_path):
+    """Workers on other machines without --temp_location write to their own disks: the
+    step reads fewer rows than files, and says so instead of judging an empty data set."""
+    writer = WriteRows(str(tmp_path / "inspected"))
+    writer.start_bundle()
+    for key in (0, 1, 1):  # a retried bundle's row again
+        writer.process({"key": key})
+    writer.finish_bundle()
+    assert read_rows(str(tmp_path / "inspected"), "key", 2) == [{"key": 0}, {"key": 1}]
+    with pytest.raises(RunFailed, match=r"left 2 of 3 rows .* give Beam's --temp_location"):
+        read_rows(str(tmp_path / "inspected"), "key", 3)
 
 
 @pytest.mark.parametrize(
@@ -218,6 +237,7 @@ def test_bucket_source_and_output(store, request, demo_dir):
         (dict(test_fraction=0.0, train_fraction=0.9), "test fractions must be > 0"),
         (dict(source=""), "--source is empty"),
         (dict(resize_max_side=8), "--resize-max-side 8"),
+        (dict(beam_args=("--temp_location=ftp://host/tmp",)), "--temp_location 'ftp://host/tmp'"),
     ],
 )
 def test_bad_settings_fail_before_reading(change, message, tmp_path):

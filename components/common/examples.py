@@ -5,6 +5,9 @@ so the file names are cheap to import (the run report, the local runner)."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 
 from components.common import outputs, storage
 
@@ -61,6 +64,16 @@ def read_labels(examples_dir: str) -> list[str]:
 
 def read_stats(examples_dir: str) -> dict:
     return json.loads(storage.read_text(storage.join(examples_dir, STATS_FILE)))
+
+
+def read_records(shard: str) -> Iterator[bytes]:
+    """A shard's serialized tf.Examples, read through the storage API (any scheme)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="shard-") as scratch:
+        local = os.path.join(scratch, "shard.tfrecord")
+        storage.download_file(shard, local)
+        yield from (record.numpy() for record in tf.data.TFRecordDataset(local))
 
 
 def parse(serialized):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -12,7 +13,8 @@ from tfx_bsl.public.proto import model_spec_pb2
 
 from components.common import storage
 from components.common.beam_runs import beam_pipeline
-from components.common.examples import ENCODED, LABEL, SHA256, SOURCE
+from components.common.beam_work import WriteRows, read_rows
+from components.common.examples import ENCODED, LABEL, SHA256, SOURCE, read_records
 
 # Beam's adaptive batching starts at one element; whole batches keep the model busy.
 BATCH_SIZE = 32
@@ -31,16 +33,17 @@ def _keyed_bytes(serialized: bytes) -> tuple[str, bytes]:
     return key, feature[ENCODED].bytes_list.value[0]
 
 
-def _to_row(item) -> str:
+def _to_row(item) -> dict:
     key, log = item
     outputs = log.predict_log.response.outputs
     probabilities = tf.make_ndarray(outputs["probabilities"])[0]
-    return json.dumps({**json.loads(key), "probabilities": probabilities.tolist()})
+    return {**json.loads(key), "probabilities": probabilities.tolist()}
 
 
-def predict(saved_model: str, shard_files: list[str], output_prefix: str,
+def predict(saved_model: str, shard_files: list[str], images: int, work: str,
             beam_args: tuple[str, ...] = ()) -> list[dict]:
-    """Score every test image through ``serving_default`` (raw bytes); rows sorted by sha256."""
+    """Score the ``images`` images of ``shard_files`` through ``serving_default`` (raw
+    bytes), the rows passing through ``work`` (see ``beam_work``); rows sorted by sha256."""
     spec = model_spec_pb2.InferenceSpecType(
         saved_model_spec=model_spec_pb2.SavedModelSpec(model_path=saved_model,
                                                        signature_name=["serving_default"]),
@@ -49,13 +52,36 @@ def predict(saved_model: str, shard_files: list[str], output_prefix: str,
     with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as p:
         _ = (
             p
-            | "Read" >> beam.io.ReadFromTFRecord(shard_files[0].rsplit("/", 1)[0] + "/*.tfrecord")
+            | "Shards" >> beam.Create(shard_files)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.FlatMap(read_records)
             | "Key" >> beam.Map(_keyed_bytes).with_output_types(tuple[str, bytes])
             | "Infer" >> RunInference(spec)
             | "Row" >> beam.Map(_to_row)
-            | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".jsonl")
+            | "Write" >> beam.ParDo(WriteRows(storage.join(work, "predictions")))
         )
-    return sorted(storage.read_jsonl(output_prefix), key=lambda r: r["sha256"])
+    return sorted(read_rows(storage.join(work, "predictions"), "sha256", images),
+                  key=lambda r: r["sha256"])
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Where the Beam job's workers read the test shards and leave their rows; ``staged``
+    when they may run on other machines (Beam's ``--temp_location`` given): each model is
+    then first copied into ``work`` for them."""
+
+    shards: list[str]
+    images: int
+    work: str
+    beam_args: tuple[str, ...]
+    staged: bool
+
+    def predict(self, model: str, name: str) -> list[dict]:
+        if self.staged:
+            storage.copy_tree(model, storage.join(self.work, f"{name}-model"))
+            model = storage.join(self.work, f"{name}-model")
+        return predict(model, self.shards, self.images, storage.join(self.work, name),
+                       self.beam_args)
 
 
 def as_arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 
 import tensorflow as tf
 
-from components.common import outputs, progress, storage
+from components.common import beam_work, outputs, progress, storage
 from components.common.contract import read_json
+from components.common.errors import ConfigError
 from components.common.examples import (
     ENCODED,
     SHA256,
@@ -103,8 +103,16 @@ def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: 
     metrics, predictions, ``gate.json``, the report and the gallery to ``output``.
     Models and examples on a bucket are read through a local copy (TF has no ``s3://``); a
     baseline with a version is copied by ``registry`` when given (MLflow's artifacts are
-    no storage URI)."""
+    no storage URI). With Beam's ``--temp_location`` in ``beam_args`` the Beam workers may
+    run elsewhere: they read the test shards from ``examples`` and the models from copies
+    placed there."""
     gate.validate()
+    temp = beam_work.temp_location(beam_args)
+    if temp and not (storage.is_local(temp) or temp.startswith("gs://")):
+        raise ConfigError(f"Beam's --temp_location {temp}: evaluation's Beam workers load "
+                          "the models from it with TensorFlow, which reads local paths and "
+                          "gs:// only; give a gs:// location (or none, for workers beside "
+                          "the step)")
     require_complete(examples)
     outputs.require_complete(candidate, "export")
     with contextlib.ExitStack() as stack:
@@ -116,18 +124,22 @@ def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: 
                 if registry is not None and baseline_version is not None \
                 else storage.local_copy(baseline)
             base = Baseline(stack.enter_context(copy), baseline, baseline_version)
-        work = stack.enter_context(tempfile.TemporaryDirectory(prefix="evaluate-"))
+        work = stack.enter_context(beam_work.work_folder(beam_args, "evaluate"))
+        # Workers that may be elsewhere read the test shards where the examples live.
+        scoring = inference.Scoring(list_shards(examples if temp else examples_local, "test"),
+                                    read_stats(examples_local)["split_totals"]["test"],
+                                    work, beam_args, staged=bool(temp))
         out = stack.enter_context(outputs.local_output(output))
-        result = _evaluate(local, examples_local, out, gate, base, work, beam_args)
+        result = _evaluate(local, examples_local, out, gate, base, scoring)
     log.info("gate: %s (%s)", result["decision"], "; ".join(result["reasons"]))
     return result
 
 
 def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
-              baseline: Baseline | None, work: str, beam_args: tuple[str, ...]) -> dict:
+              baseline: Baseline | None, scoring: inference.Scoring) -> dict:
     labels = read_labels(examples)
     shards = list_shards(examples, "test")
-    rows = inference.predict(candidate, shards, f"{work}/candidate", beam_args)
+    rows = scoring.predict(candidate, "candidate")
     probs, truth = inference.as_arrays(rows)
     cand = classification_metrics(probs, truth, labels)
     progress.say(f"scored {len(rows)} test images with the candidate: accuracy "
@@ -141,7 +153,7 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
         labels_match = saved_model_labels(baseline.local) == labels
         if labels_match:
             # Rows of both models are sorted by sha256: example i is the same image in both.
-            base_rows = inference.predict(baseline.local, shards, f"{work}/baseline", beam_args)
+            base_rows = scoring.predict(baseline.local, "baseline")
             base_probs, _ = inference.as_arrays(base_rows)
             base = classification_metrics(base_probs, truth, labels)
             progress.say(f"scored {len(base_rows)} test images with production "

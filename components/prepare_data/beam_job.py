@@ -9,7 +9,6 @@ read, normalised and written by one worker, streaming: memory stays flat as data
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -18,6 +17,7 @@ import apache_beam as beam
 
 from components.common import progress, storage
 from components.common.beam_runs import beam_pipeline
+from components.common.beam_work import WriteRows, read_rows
 from components.common.images import InvalidImage, inspect_image, stored_image
 
 # FnApiRunner by name: Beam's DirectRunner first tries to download the Prism runner from
@@ -57,9 +57,10 @@ def inspect_file(file: dict, min_side: int, max_pixels: int) -> dict:
     return row
 
 
-def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int,
+def inspect_all(files: list[dict], work: str, min_side: int, max_pixels: int,
                 beam_args: tuple[str, ...]) -> list[dict]:
-    prefix = storage.join(work_dir, "inspected")
+    """One row per file (``key`` identifies it), through ``work`` (see ``beam_work``)."""
+    prefix = storage.join(work, "inspected")
     _COUNTERS["inspect"] = progress.Counter("inspected", len(files), "files")
     with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
@@ -68,10 +69,9 @@ def inspect_all(files: list[dict], work_dir: str, min_side: int, max_pixels: int
             | "Spread" >> beam.Reshuffle()
             | "Inspect" >> beam.Map(inspect_file, min_side, max_pixels)
             | "CountInspected" >> beam.Map(_counted, "inspect")
-            | "Json" >> beam.Map(json.dumps)
-            | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
+            | "Write" >> beam.ParDo(WriteRows(prefix))
         )
-    return storage.read_jsonl(prefix)
+    return sorted(read_rows(prefix, "key", len(files)), key=lambda row: row["key"])
 
 
 def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,

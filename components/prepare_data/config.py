@@ -64,6 +64,10 @@ class PrepareConfig:
         storage.check_uri(self.output, "--output")
         if self.split_state:
             storage.check_uri(self.split_state, "--split-state")
+        if self.beam_args:  # Beam only where a run gives it arguments (compiling needs none)
+            from components.common.beam_work import temp_location
+
+            temp_location(self.beam_args)
         for name, value in self.fractions.items():
             if not 0 <= value <= 1:
                 raise ConfigError(f"{name} fraction {value}: use a number between 0 and 1")

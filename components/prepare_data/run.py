@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
-import tempfile
 from dataclasses import asdict
 
-from components.common import outputs, progress, storage
+from components.common import beam_work, outputs, progress, storage
 from components.common.errors import ConfigError
 from components.common.examples import (
     AUGMENTATION_FILE,
@@ -94,49 +92,46 @@ def run(cfg: PrepareConfig) -> dict:
              data_fingerprint[:12])
     progress.say(f"listed {len(files)} files in {cfg.source}")
     outputs.check_writable(cfg.output)  # before the inspection pass, not after it
-    work_dir = tempfile.mkdtemp(prefix="prepare-")
-    try:
-        keyed = [{**asdict(f), "key": i} for i, f in enumerate(files)]
-        inspected = beam_job.inspect_all(keyed, work_dir, cfg.min_side, cfg.max_pixels,
+    keyed = [{**asdict(f), "key": i} for i, f in enumerate(files)]
+    with beam_work.work_folder(cfg.beam_args, "prepare") as work:
+        inspected = beam_job.inspect_all(keyed, work, cfg.min_side, cfg.max_pixels,
                                          cfg.beam_args)
-        valid = [r for r in inspected if not r.get("skip_reason")]
-        decisions = assign_splits(
-            [Candidate(r["key"], r["uri"], r["label"], r["sha256"], r["dhash"]) for r in valid],
-            cfg.fractions, _read_split_state(cfg.split_state), cfg.near_duplicates,
-            cfg.allow_small_classes,
-        )
-        by_key = {d.key: (d.split, d.skip_reason) for d in decisions}
-        manifest = _manifest(inspected, by_key)
-        labels = sorted({r["label"] for r in manifest if r["status"] == "accepted"})
-        label_index = {label: i for i, label in enumerate(labels)}
-        shard_rows = []
-        for split in SPLITS:
-            rows = sorted((r for r in valid if by_key[r["key"]][0] == split),
-                          key=lambda r: r["sha256"])
-            n_shards = max(1, math.ceil(len(rows) / cfg.examples_per_shard))
-            for i, row in enumerate(rows):
-                shard = f"{split}/{split}-{i % n_shards:05d}-of-{n_shards:05d}.tfrecord"
-                shard_rows.append({**row, "shard": shard,
-                                   "label_index": label_index[row["label"]]})
-        outputs.begin(cfg.output)
-        beam_job.write_shards(shard_rows, cfg.output, cfg.max_pixels, cfg.stored_side,
-                              cfg.beam_args)
-        stats = report.compute_stats(manifest, labels, data_fingerprint)
-        stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args),
-                           "stored_side": cfg.stored_side}
-        texts = {
-            LABELS_FILE: "\n".join(labels) + "\n",
-            MANIFEST_FILE: "".join(json.dumps(r) + "\n" for r in manifest),
-            STATS_FILE: json.dumps(stats, indent=2),
-            AUGMENTATION_FILE: json.dumps(cfg.augmentation.to_dict(), indent=2),
-            DATA_REPORT_FILE: report.markdown_report(stats, cfg.augmentation),
-            PREVIEW_FILE: _preview(manifest, cfg),
-        }
-        for name, text in texts.items():
-            storage.write_text(storage.join(cfg.output, name), text)
-        outputs.finish(cfg.output)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    valid = [r for r in inspected if not r.get("skip_reason")]
+    decisions = assign_splits(
+        [Candidate(r["key"], r["uri"], r["label"], r["sha256"], r["dhash"]) for r in valid],
+        cfg.fractions, _read_split_state(cfg.split_state), cfg.near_duplicates,
+        cfg.allow_small_classes,
+    )
+    by_key = {d.key: (d.split, d.skip_reason) for d in decisions}
+    manifest = _manifest(inspected, by_key)
+    labels = sorted({r["label"] for r in manifest if r["status"] == "accepted"})
+    label_index = {label: i for i, label in enumerate(labels)}
+    shard_rows = []
+    for split in SPLITS:
+        rows = sorted((r for r in valid if by_key[r["key"]][0] == split),
+                      key=lambda r: r["sha256"])
+        n_shards = max(1, math.ceil(len(rows) / cfg.examples_per_shard))
+        for i, row in enumerate(rows):
+            shard = f"{split}/{split}-{i % n_shards:05d}-of-{n_shards:05d}.tfrecord"
+            shard_rows.append({**row, "shard": shard,
+                               "label_index": label_index[row["label"]]})
+    outputs.begin(cfg.output)
+    beam_job.write_shards(shard_rows, cfg.output, cfg.max_pixels, cfg.stored_side,
+                          cfg.beam_args)
+    stats = report.compute_stats(manifest, labels, data_fingerprint)
+    stats["config"] = {**asdict(cfg), "beam_args": list(cfg.beam_args),
+                       "stored_side": cfg.stored_side}
+    texts = {
+        LABELS_FILE: "\n".join(labels) + "\n",
+        MANIFEST_FILE: "".join(json.dumps(r) + "\n" for r in manifest),
+        STATS_FILE: json.dumps(stats, indent=2),
+        AUGMENTATION_FILE: json.dumps(cfg.augmentation.to_dict(), indent=2),
+        DATA_REPORT_FILE: report.markdown_report(stats, cfg.augmentation),
+        PREVIEW_FILE: _preview(manifest, cfg),
+    }
+    for name, text in texts.items():
+        storage.write_text(storage.join(cfg.output, name), text)
+    outputs.finish(cfg.output)
     if cfg.split_state:
         state = {**_read_split_state(cfg.split_state),
                  **{r["sha256"]: r["split"] for r in manifest if r["status"] == "accepted"}}
