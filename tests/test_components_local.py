@@ -28,3 +28,33 @@ def test_prepare_data_component(kfp_local, demo_dir):
     assert task.outputs["examples"].metadata["split_totals"] == stats["split_totals"]
     assert "Data report" in Path(task.outputs["data_report"].path).read_text()
     assert "<img" in Path(task.outputs["augmentation_preview"].path).read_text()
+
+
+def test_with_beam_workers_elsewhere_the_data_step_writes_to_the_artifacts_uri(
+        s3_bucket, demo_dir, tmp_path):
+    """Stands in for KFP's launcher (no cluster here), as read in kubeflow/pipelines 2.17.0
+    (launcher_v2.go's uploadOutputArtifacts, objectstore.UploadBlob and DownloadBlob): the
+    step sees its output artifact at a local path, the launcher then uploads only the files
+    there are and deletes nothing, and the next step downloads the URI's whole prefix. Beam
+    workers on other machines cannot write the pod's local copy, so with Beam's
+    --temp_location the step writes the examples to the artifact's URI (S3 on moto)."""
+    from kfp.dsl import HTML, Dataset, Markdown
+
+    from components.common import storage
+    from components.lineage.resolve import resolve
+    from components.prepare_data.component import prepare_data
+
+    extra = {"beam_args": ["--runner=FnApiRunner", f"--temp_location={s3_bucket}/tmp"]}
+    config = resolve({"source": str(demo_dir)}, {"prepare_extra_json": json.dumps(extra)})
+    pod = tmp_path / "pod"
+    examples = Dataset(uri=f"{s3_bucket}/root/prepare-data/examples")
+    examples.custom_path = str(pod / "s3" / "examples")  # what the launcher localizes
+    report, preview = Markdown(uri=str(pod / "report.md")), HTML(uri=str(pod / "preview.html"))
+    found = prepare_data.python_func(data_fingerprint="", config=config["prepare"],
+                                     examples=examples, data_report=report,
+                                     augmentation_preview=preview)
+    assert found.num_classes == 3 and examples.metadata["split_totals"]["train"] > 0
+    assert storage.list_files(f"{examples.uri}/train"), "the shards are at the URI"
+    assert not Path(examples.path).exists(), "nothing for the launcher to upload over them"
+    assert "Data report" in Path(report.path).read_text()
+    assert not storage.list_files(f"{s3_bucket}/tmp"), "the Beam work is deleted"

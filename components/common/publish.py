@@ -4,8 +4,9 @@ declarations)."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
+
+from components.common import storage
 
 
 @dataclass(frozen=True)
@@ -32,4 +33,4 @@ def publish(published: Published, artifact, **outputs) -> None:
     if published.confusion_matrix:
         outputs["confusion_matrix"].log_confusion_matrix(*published.confusion_matrix)
     for name, source in published.pages.items():
-        shutil.copyfile(source, outputs[name].path)
+        storage.download_file(source, outputs[name].path)
