@@ -76,7 +76,8 @@ def test_the_data_steps_beam_workers_in_the_image_need_no_file_of_the_step(
     task manager runs beside it on Kubernetes: they share no file with this process, so
     all they read and write goes through S3 (moto's server): the source, the output and
     Beam's --temp_location. The examples are the in-process run's, image by image."""
-    from components.common import storage
+    from components.common import outputs, storage
+    from components.common.errors import RunFailed
     from components.common.examples import STATS_FILE, shard_files
     from components.prepare_data.config import PrepareConfig
     from components.prepare_data.run import run as prepare
@@ -87,12 +88,17 @@ def test_the_data_steps_beam_workers_in_the_image_need_no_file_of_the_step(
         storage.write_bytes(f"{s3_bucket}/demo/{path.relative_to(demo_dir)}", path.read_bytes())
     beam = PortableBeam(tmp_path, workers=2, image=image["image"],
                         image_env={**s3_server.CREDENTIALS, "AWS_ENDPOINT_URL_S3": s3_endpoint})
+    args = (*beam.args, f"--temp_location={s3_bucket}/beam-temp")
     try:
         prepare(PrepareConfig(source=f"{s3_bucket}/demo", output=f"{s3_bucket}/examples",
-                              beam_args=(*beam.args, f"--temp_location={s3_bucket}/beam-temp")))
+                              beam_args=args))
+        with pytest.raises(RunFailed, match=r"wrote 0 of \d+ shards where this step can read"):
+            prepare(PrepareConfig(source=f"{s3_bucket}/demo", output=str(tmp_path / "local"),
+                                  beam_args=args))  # the workers' own disks: lost, and said
+        assert not outputs.is_complete(str(tmp_path / "local"))
     finally:
         beam.stop()
-    assert beam.jobs_done() == 2 and beam.workers_started() >= 2, beam.pool_log.read_text()
+    assert beam.jobs_done() == 4 and beam.workers_started() >= 2, beam.pool_log.read_text()
     found = json.loads(storage.read_text(f"{s3_bucket}/examples/{STATS_FILE}"))
     direct = json.loads((examples_dir / STATS_FILE).read_text())
     for key in ("labels", "split_totals", "accepted", "skipped"):

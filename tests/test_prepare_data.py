@@ -202,8 +202,7 @@ def test_bucket_source_and_output(store, request, demo_dir):
     out = f"{bucket}/examples"
     stats = run(PrepareConfig(source=f"{bucket}/images", output=out, allow_small_classes=True,
                               split_state=f"{bucket}/split_state.jsonl",
-                              beam_args=("--runner=FnApiRunner",
-                                         f"--temp_location={bucket}/beam-temp")))
+                              beam_args=(f"--temp_location={bucket}/beam-temp",)))
     assert stats["inputs"] == len(uploaded) + 1 and stats["accepted"] == len(uploaded)
     rows = [json.loads(line) for line in
             storage.read_text(f"{out}/manifest.jsonl").splitlines()]

@@ -63,8 +63,12 @@ class _WithoutWorkerTracebacks:
 
 
 @contextlib.contextmanager
-def beam_pipeline(beam_args: tuple[str, ...]):
-    """A Beam pipeline that fails with the error its worker raised, not Beam's wrapper."""
+def beam_pipeline(beam_args: tuple[str, ...], defaults: tuple[str, ...]):
+    """A Beam pipeline that fails with the error its worker raised, not Beam's wrapper.
+    ``beam_args`` are added to the step's ``defaults`` (and win over them), unless they
+    name a runner: then they replace them."""
+    if not any(arg.split("=")[0] == "--runner" for arg in beam_args):
+        beam_args = (*defaults, *beam_args)
     try:
         with contextlib.redirect_stderr(_WithoutWorkerTracebacks(sys.stderr)), \
                 beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:

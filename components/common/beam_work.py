@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from components.common import storage
 from components.common.errors import RunFailed
+
+log = logging.getLogger(__name__)
 
 
 def temp_location(beam_args: tuple[str, ...]) -> str:
@@ -33,7 +36,8 @@ def temp_location(beam_args: tuple[str, ...]) -> str:
 
 @contextlib.contextmanager
 def work_folder(beam_args: tuple[str, ...], name: str) -> Iterator[str]:
-    """A fresh folder for one step's Beam work, deleted when the step is done with it."""
+    """A fresh folder for one step's Beam work, deleted when the step is done with it (a
+    failed delete is a warning: the step's own result or error matters more)."""
     location = temp_location(beam_args)
     if not location:
         with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
@@ -43,7 +47,10 @@ def work_folder(beam_args: tuple[str, ...], name: str) -> Iterator[str]:
     try:
         yield folder
     finally:
-        storage.delete_tree(folder)
+        try:
+            storage.delete_tree(folder)
+        except (OSError, storage.StorageUnreachable, storage.StorageSetupError) as err:
+            log.warning("could not delete the Beam work in %s: %s", folder, err)
 
 
 class WriteRows(beam.DoFn):
@@ -71,5 +78,6 @@ def read_rows(prefix: str, key: str, expected: int) -> list[dict]:
     if len(rows) < expected:
         raise RunFailed(f"the Beam workers left {len(rows)} of {expected} rows in {prefix}: "
                         "workers on other machines share no local folder with the step; give "
-                        "Beam's --temp_location on storage both reach (e.g. gs://BUCKET/tmp)")
+                        "Beam's --temp_location a URI on storage both reach (e.g. "
+                        "gs://BUCKET/tmp)")
     return rows

@@ -67,9 +67,13 @@ def read_stats(examples_dir: str) -> dict:
 
 
 def read_records(shard: str) -> Iterator[bytes]:
-    """A shard's serialized tf.Examples, read through the storage API (any scheme)."""
+    """A shard's serialized tf.Examples, read in place when local, else through the storage
+    API (any scheme)."""
     import tensorflow as tf
 
+    if storage.is_local(shard):
+        yield from (record.numpy() for record in tf.data.TFRecordDataset(shard))
+        return
     with tempfile.TemporaryDirectory(prefix="shard-") as scratch:
         local = os.path.join(scratch, "shard.tfrecord")
         storage.download_file(shard, local)

@@ -196,7 +196,7 @@ def relative(root: str, uri: str) -> str:
 
 
 def read_jsonl(prefix: str) -> list[dict]:
-    """The rows of every ``PREFIX*.jsonl`` file, e.g. the shards Beam's WriteToText writes."""
+    """The rows of every ``PREFIX*.jsonl`` file, e.g. those ``beam_work.WriteRows`` writes."""
     folder, stem = prefix.rsplit("/", 1)
     rows = []
     for info in list_files(folder):

@@ -49,7 +49,7 @@ def predict(saved_model: str, shard_files: list[str], images: int, work: str,
                                                        signature_name=["serving_default"]),
         batch_parameters=model_spec_pb2.BatchParameters(min_batch_size=BATCH_SIZE,
                                                         max_batch_size=2 * BATCH_SIZE))
-    with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as p:
+    with beam_pipeline(beam_args, DEFAULT_BEAM_ARGS) as p:
         _ = (
             p
             | "Shards" >> beam.Create(shard_files)

@@ -18,6 +18,7 @@ import apache_beam as beam
 from components.common import progress, storage
 from components.common.beam_runs import beam_pipeline
 from components.common.beam_work import WriteRows, read_rows
+from components.common.errors import RunFailed
 from components.common.images import InvalidImage, inspect_image, stored_image
 
 # FnApiRunner by name: Beam's DirectRunner first tries to download the Prism runner from
@@ -62,7 +63,7 @@ def inspect_all(files: list[dict], work: str, min_side: int, max_pixels: int,
     """One row per file (``key`` identifies it), through ``work`` (see ``beam_work``)."""
     prefix = storage.join(work, "inspected")
     _COUNTERS["inspect"] = progress.Counter("inspected", len(files), "files")
-    with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
+    with beam_pipeline(beam_args, DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
             pipeline
             | "Files" >> beam.Create(files)
@@ -100,7 +101,7 @@ def write_shards(rows: list[dict], output: str, max_pixels: int, stored_side: in
     """``rows`` carry ``shard`` (relative file name); returns the written shard URIs."""
     shards = sorted({storage.join(output, r["shard"]) for r in rows})
     _COUNTERS["write"] = progress.Counter("wrote", len(shards), "shards")
-    with beam_pipeline(beam_args or DEFAULT_BEAM_ARGS) as pipeline:
+    with beam_pipeline(beam_args, DEFAULT_BEAM_ARGS) as pipeline:
         _ = (
             pipeline
             | "Rows" >> beam.Create(rows)
@@ -109,4 +110,9 @@ def write_shards(rows: list[dict], output: str, max_pixels: int, stored_side: in
             | "WriteShard" >> beam.Map(write_shard, output, max_pixels, stored_side)
             | "CountWritten" >> beam.Map(_counted, "write")
         )
+    if missing := [shard for shard in shards if not storage.exists(shard)]:
+        raise RunFailed(f"the Beam workers wrote {len(shards) - len(missing)} of {len(shards)} "
+                        f"shards where this step can read them (missing: {missing[0]}): "
+                        "workers on other machines need the output on storage both reach "
+                        "(e.g. gs://BUCKET/examples)")
     return shards

@@ -27,6 +27,7 @@ def prepare_data(
     to the artifact's URI itself. KFP's launcher uploads only the local files there are and
     deletes nothing, and the next steps download the URI's whole prefix.
     """
+    import dataclasses
     import logging
     from collections import namedtuple
 
@@ -39,7 +40,7 @@ def prepare_data(
     logging.basicConfig(level=logging.INFO)
     cfg = step_config(PrepareConfig, config, output=examples.path)
     if temp_location(cfg.beam_args):
-        cfg = step_config(PrepareConfig, config, output=examples.uri)
+        cfg = dataclasses.replace(cfg, output=examples.uri)
     stats = run(cfg)
     if data_fingerprint and data_fingerprint != stats["fingerprint"]:
         logging.warning("source changed since it was fingerprinted (%s != %s)",
