@@ -36,11 +36,16 @@ HOST_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle, a proxy's CA 
 BUILD_INPUTS = ("Dockerfile", "pyproject.toml", "README.md", "components", "pipeline")
 
 
+def podman_env(conf: Path = CONF) -> dict[str, str]:
+    """This process's environment with podman reading our settings."""
+    return {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+
 def _podman(*args: str, conf: Path = CONF, **kwargs) -> subprocess.CompletedProcess:
     """Run podman with our settings; its output as text. A failure is one ConfigError
     naming the command."""
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    result = subprocess.run(["podman", *args], env=env, capture_output=True, **kwargs)
+    result = subprocess.run(["podman", *args], env=podman_env(conf), capture_output=True,
+                            **kwargs)
     stdout, stderr = (out.decode(errors="replace") for out in (result.stdout, result.stderr))
     if result.returncode:
         raise ConfigError(f"podman {args[0]} failed ({result.returncode}): "
@@ -57,7 +62,7 @@ def require_tools() -> None:
 
 def _exists(image: str) -> bool:
     return subprocess.run(["podman", "image", "exists", image],
-                          env={**os.environ, "CONTAINERS_CONF": str(CONF)}).returncode == 0
+                          env=podman_env()).returncode == 0
 
 
 def base_image() -> str:
@@ -138,7 +143,7 @@ def docker_api(work: Path, mounts: tuple[Path, ...]) -> Iterator[str]:
     log = work / "podman-service.log"
     with open(log, "w") as sink:
         service = subprocess.Popen(["podman", "system", "service", "--time=0", url],
-                                   env={**os.environ, "CONTAINERS_CONF": str(conf)},
+                                   env=podman_env(conf),
                                    stdout=sink, stderr=sink)
     try:
         deadline = time.monotonic() + 30

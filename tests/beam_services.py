@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.container import CONF
+from pipeline.container import podman_env
 from tests.mlflow_server import _free_port, stop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def _pool_in_image(image: str, env: dict[str, str], log: Path) -> tuple[subproce
     command = ["podman", "run", "--rm", "--name", f"beam-pool-{port}", "--network", "host",
                *(f"--env={name}={value}" for name, value in env.items()),
                "--entrypoint", "python3", image, "-m", POOL, f"--service_port={port}"]
-    return _start(command, port, log, {**os.environ, "CONTAINERS_CONF": str(CONF)}), port
+    return _start(command, port, log, podman_env()), port
 
 
 class PortableBeam:
@@ -80,6 +80,6 @@ class PortableBeam:
     def stop(self) -> None:
         if self.container:
             subprocess.run(["podman", "rm", "--force", self.container], capture_output=True,
-                           env={**os.environ, "CONTAINERS_CONF": str(CONF)})
+                           env=podman_env())
         stop(self.pool)
         stop(self.job)

@@ -72,9 +72,10 @@ class WriteRows(beam.DoFn):
 
 
 def read_rows(prefix: str, key: str, expected: int) -> list[dict]:
-    """The ``expected`` rows ``WriteRows(prefix)`` wrote, one per ``row[key]``; fewer means
-    the workers wrote where this process cannot read."""
-    rows = list({row[key]: row for row in storage.read_jsonl(prefix)}.values())
+    """The ``expected`` rows ``WriteRows(prefix)`` wrote, one per ``row[key]``, sorted by
+    it; fewer means the workers wrote where this process cannot read."""
+    rows = [row for _, row in sorted({row[key]: row for row in storage.read_jsonl(prefix)}
+                                     .items())]
     if len(rows) < expected:
         raise RunFailed(f"the Beam workers left {len(rows)} of {expected} rows in {prefix}: "
                         "workers on other machines share no local folder with the step; give "

@@ -60,8 +60,7 @@ def predict(saved_model: str, shard_files: list[str], images: int, work: str,
             | "Row" >> beam.Map(_to_row)
             | "Write" >> beam.ParDo(WriteRows(storage.join(work, "predictions")))
         )
-    return sorted(read_rows(storage.join(work, "predictions"), "sha256", images),
-                  key=lambda r: r["sha256"])
+    return read_rows(storage.join(work, "predictions"), "sha256", images)
 
 
 @dataclass(frozen=True)

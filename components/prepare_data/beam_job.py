@@ -72,7 +72,7 @@ def inspect_all(files: list[dict], work: str, min_side: int, max_pixels: int,
             | "CountInspected" >> beam.Map(_counted, "inspect")
             | "Write" >> beam.ParDo(WriteRows(prefix))
         )
-    return sorted(read_rows(prefix, "key", len(files)), key=lambda row: row["key"])
+    return read_rows(prefix, "key", len(files))
 
 
 def write_shard(item: tuple[str, list[dict]], output: str, max_pixels: int,
