@@ -19,21 +19,31 @@ import tensorflow as tf
 from components.common.augment_policy import AugmentPolicy
 
 BAND_ROWS = 4
+DRAWS = 5  # random draws per batch
 
 
-def _uniform(batch, low: float, high: float) -> tf.Tensor:
-    return tf.random.uniform([batch], low, high, dtype=tf.float32)
+def _uniform(batch, low: float, high: float, seed: int | None = None) -> tf.Tensor:
+    return tf.random.uniform([batch], low, high, dtype=tf.float32, seed=seed)
 
 
-def sample_parameters(policy: AugmentPolicy, batch) -> dict[str, tf.Tensor]:
+def _draw_seeds(seed: int | None) -> list[int | None]:
+    """An op seed for each random draw (flip, zoom, shear, angle, contrast), distinct
+    across draws and seeds, or the global seed's choice for each without ``seed``."""
+    return [None if seed is None else seed * DRAWS + k for k in range(DRAWS)]
+
+
+def sample_parameters(policy: AugmentPolicy, batch, seed: int | None = None
+                      ) -> dict[str, tf.Tensor]:
     """Per-image random flip (+1/-1), zoom factor, shear (tangent) and rotation (radians)."""
+    flip_seed, zoom_seed, shear_seed, angle_seed, _ = _draw_seeds(seed)
     one = tf.ones([batch])
-    flip = tf.where(_uniform(batch, 0, 1) < 0.5, -one, one) if policy.horizontal_flip else one
+    flip = (tf.where(_uniform(batch, 0, 1, flip_seed) < 0.5, -one, one)
+            if policy.horizontal_flip else one)
     return {
         "flip": flip,
-        "zoom": _uniform(batch, 1 - policy.zoom_fraction, 1 + policy.zoom_fraction),
-        "shear": tf.tan(_uniform(batch, -1, 1) * math.radians(policy.shear_degrees)),
-        "angle": _uniform(batch, -1, 1) * math.radians(policy.rotation_degrees),
+        "zoom": _uniform(batch, 1 - policy.zoom_fraction, 1 + policy.zoom_fraction, zoom_seed),
+        "shear": tf.tan(_uniform(batch, -1, 1, shear_seed) * math.radians(policy.shear_degrees)),
+        "angle": _uniform(batch, -1, 1, angle_seed) * math.radians(policy.rotation_degrees),
     }
 
 
@@ -91,12 +101,15 @@ def geometric(images: tf.Tensor, params: dict[str, tf.Tensor],
                    lambda: _banded(images, params, band_rows))
 
 
-def augment_batch(images: tf.Tensor, policy: AugmentPolicy) -> tf.Tensor:
-    """Augment a float ``[B, H, W, 3]`` batch of 0-255 pixels."""
+def augment_batch(images: tf.Tensor, policy: AugmentPolicy, seed: int | None = None
+                  ) -> tf.Tensor:
+    """Augment a float ``[B, H, W, 3]`` batch of 0-255 pixels; ``seed`` gives the random
+    draws op seeds of their own (each training worker its own, or they draw alike)."""
     batch = tf.shape(images)[0]
-    images = geometric(images, sample_parameters(policy, batch))
+    images = geometric(images, sample_parameters(policy, batch, seed))
     if policy.contrast_fraction:
-        factor = _uniform(batch, 1 - policy.contrast_fraction, 1 + policy.contrast_fraction)
+        factor = _uniform(batch, 1 - policy.contrast_fraction, 1 + policy.contrast_fraction,
+                          _draw_seeds(seed)[4])
         mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
         images = tf.clip_by_value((images - mean) * factor[:, None, None, None] + mean, 0, 255)
     return images

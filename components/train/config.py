@@ -31,7 +31,8 @@ SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
 AUTO_REESTIMATE_BATCHES = 50
-NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id", "steps_per_execution")
+NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id", "steps_per_execution",
+                         "workers")
 
 
 @dataclass(frozen=True)
@@ -235,12 +236,17 @@ class RuntimeConfig:
                                   "BACKUP_DIR/RUN_ID); empty: none.")
     run_id: str = setting("", "Run identity for backups; empty: a fresh id (only a retry of "
                               "the same run resumes its backup).")
+    workers: int = setting(1, "Training processes sharing each global batch "
+                              "(MultiWorkerMirroredStrategy); above 1 without TF_CONFIG, "
+                              "that many on this machine.")
 
     def validate(self) -> None:
         check_choices(self)
         if self.steps_per_execution == 0 or self.steps_per_execution < -1:
             raise ConfigError(f"--steps-per-execution {self.steps_per_execution}: use -1 (8 on "
                               "a GPU, 1 on a CPU) or >= 1")
+        if self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: use 1 (this process) or more")
         if self.shuffle_buffer_mb < 1:
             raise ConfigError(f"--shuffle-buffer-mb {self.shuffle_buffer_mb}: use >= 1")
         if self.backup_dir:
@@ -275,6 +281,10 @@ class TrainConfig:
                         self.runtime):
             concern.validate()
         bn, epochs = self.batch_norm, self.optimizer.epochs
+        if self.optimizer.batch_size % self.runtime.workers:
+            raise ConfigError(f"--batch-size {self.optimizer.batch_size} with --workers "
+                              f"{self.runtime.workers}: the global batch is split evenly "
+                              "among the workers; use a multiple of --workers")
         if bn.fine_tunes_backbone and bn.head_epochs >= epochs:
             raise ConfigError(
                 f"--head-epochs {bn.head_epochs} with --epochs {epochs} leaves no epoch "

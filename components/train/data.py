@@ -26,7 +26,8 @@ def shuffle_examples(files: list[str], examples: int, buffer_mb: int) -> int:
 def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int,
                  num_classes: int, augment: AugmentPolicy | None = None,
                  shuffle: bool = False, seed: int = 0, examples: int | None = None,
-                 shuffle_buffer_mb: int = 256, prefetch_batches: int = 2) -> tf.data.Dataset:
+                 shuffle_buffer_mb: int = 256, prefetch_batches: int = 2,
+                 shard: tuple[int, int] = (1, 0)) -> tf.data.Dataset:
     """Batches of ``(pixels float32 [B,S,S,3] in 0-255, one-hot labels [B,C])``.
 
     ``shuffle`` makes the endless training stream: shuffled within a buffer of
@@ -39,17 +40,25 @@ def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int
     ``prefetch_batches`` is a fixed depth, not AUTOTUNE, whose buffer grew until hosts ran
     out of memory (the TF Model Garden fixes it for that reason): training asks for two
     executions' worth of batches, so one is ready while the device runs the other.
+
+    ``shard`` (workers, index) makes ``batch_size`` a replica's and the training stream this
+    worker's share: every worker shuffles alike (same seed), the shuffled stream's batches
+    go to the workers in turn, and each decodes only its own, so together they train on
+    the global batches one process would; each augments with random draws of its own.
     """
     files = shard_files(examples_dir, split)
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    workers, index = shard
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                       num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+                       num_parallel_calls=AUTOTUNE, deterministic=not shuffle or workers > 1)
     if shuffle:
         count = examples or read_stats(examples_dir)["split_totals"][split]
         buffer = shuffle_examples(files, count, shuffle_buffer_mb)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+        if workers > 1:
+            ds = ds.batch(batch_size, drop_remainder=True).shard(workers, index).unbatch()
 
     def decode(serialized):
         example = parse(serialized)
@@ -61,5 +70,15 @@ def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int
     if examples is not None and not shuffle:
         ds = ds.apply(tf.data.experimental.assert_cardinality(-(-examples // batch_size)))
     if augment is not None:
-        ds = ds.map(lambda x, y: (augment_batch(x, augment), y), num_parallel_calls=AUTOTUNE)
+        draws = None if workers == 1 else index + 1
+        ds = ds.map(lambda x, y: (augment_batch(x, augment, draws), y),
+                    num_parallel_calls=AUTOTUNE)
     return ds.prefetch(prefetch_batches)
+
+
+def split_across_workers(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` read whole by every worker, each keeping its replicas' parts of each batch
+    (the file shards are too few to split by file)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)

@@ -25,6 +25,7 @@ from components.common.html import page
 from components.common.publish import Published
 from components.common.settings import flatten
 from components.train import model as model_lib
+from components.train import workers
 from components.train.callbacks import (
     ClipStatsLogger,
     EpochProgress,
@@ -42,9 +43,10 @@ from components.train.contract import (
     TENSORBOARD_DIR,
     model_facts,
 )
-from components.train.data import make_dataset
+from components.train.data import make_dataset, split_across_workers
 from components.train.loss_scale import AgreedLossScaleOptimizer
 from components.train.runtime import Runtime, resolve_runtime
+from components.train.workers import Cluster
 
 log = logging.getLogger(__name__)
 OPTIMIZER_CLASSES = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
@@ -218,14 +220,18 @@ class Folders:
             storage.sync_tree(self.backup, self.remote_backup)
 
 
+def _run_backup(cfg: TrainConfig) -> str:
+    backup_dir, run_id = cfg.runtime.backup_dir, cfg.runtime.run_id
+    return storage.join(backup_dir, run_id or uuid.uuid4().hex) \
+        if backup_dir else storage.join(cfg.output, "backup")
+
+
 @contextlib.contextmanager
 def _backup_folder(cfg: TrainConfig):
     """The local backup folder, and the remote one it mirrors (or ""). With ``backup_dir``
     the backup is this run's own (``backup_dir/<run id>``). It is removed once training
     finished: a retry of the run resumes, a new run starts fresh."""
-    backup_dir, run_id = cfg.runtime.backup_dir, cfg.runtime.run_id
-    run_backup = storage.join(backup_dir, run_id or uuid.uuid4().hex) \
-        if backup_dir else storage.join(cfg.output, "backup")
+    run_backup = _run_backup(cfg)
     if storage.is_local(run_backup):
         yield run_backup, ""
     else:
@@ -235,6 +241,22 @@ def _backup_folder(cfg: TrainConfig):
                 log.info("resuming from the backup in %s", run_backup)
             yield local, run_backup
     storage.delete_tree(run_backup)
+
+
+@contextlib.contextmanager
+def _folders(cfg: TrainConfig, cluster: Cluster, examples: str):
+    """The chief's folders are the step's; another worker trains alike in scratch folders,
+    from a copy of the chief's backup, and its files are dropped."""
+    if cluster.is_chief:
+        with outputs.local_output(cfg.output, keep=("backup",)) as output, \
+                _backup_folder(cfg) as (backup, remote_backup):
+            yield Folders(examples, output, backup, remote_backup)
+        return
+    with tempfile.TemporaryDirectory(prefix=f"worker{cluster.index}-") as scratch:
+        backup, chief_backup = storage.join(scratch, "backup"), _run_backup(cfg)
+        if storage.is_dir(chief_backup):
+            storage.copy_tree(chief_backup, backup)
+        yield Folders(examples, storage.join(scratch, "output"), backup)
 
 
 def published(summary: dict, output: str) -> Published:
@@ -250,16 +272,22 @@ def published(summary: dict, output: str) -> Published:
 
 
 def run(cfg: TrainConfig, extra_callbacks: tuple = ()) -> dict:
-    """Fine-tune ResNet50 on ``cfg.examples``; write the model, history and reports."""
+    """Fine-tune ResNet50 on ``cfg.examples``; write the model, history and reports. With
+    ``workers`` above 1 this process is one of ``TF_CONFIG``'s, or without one it starts
+    that many on this machine."""
     cfg = cfg.validate().resolved()
     require_complete(cfg.examples)
+    cluster = Cluster.from_env()
+    if cluster is None and cfg.runtime.workers > 1:
+        outputs.check_writable(cfg.output)
+        return workers.run_local(cfg)
+    cluster = (cluster or Cluster()).expecting(cfg.runtime.workers)
     with storage.local_copy(cfg.examples) as examples, \
-            outputs.local_output(cfg.output, keep=("backup",)) as output, \
-            _backup_folder(cfg) as (backup, remote_backup):
-        return _train(cfg, Folders(examples, output, backup, remote_backup), extra_callbacks)
+            _folders(cfg, cluster, examples) as folders:
+        return _train(cfg, folders, cluster, extra_callbacks)
 
 
-def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
+def _train(cfg: TrainConfig, folders: Folders, cluster: Cluster, extra_callbacks: tuple) -> dict:
     started = time.perf_counter()
     examples, output, backup = folders.examples, folders.output, folders.backup
     labels, stats = read_labels(examples), read_stats(examples)
@@ -267,18 +295,17 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
         storage.read_text(storage.join(examples, AUGMENTATION_FILE))))
     net, opt, bn, seed = cfg.model, cfg.optimizer, cfg.batch_norm, cfg.runtime.seed
     runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla, cfg.runtime.deterministic,
-                              cfg.runtime.steps_per_execution)
+                              cfg.runtime.steps_per_execution, cluster.workers)
     keras.utils.set_random_seed(seed)
     batch_warning = model_lib.warn_small_batch(bn.bn_policy, opt.batch_size // runtime.replicas)
     with runtime.strategy.scope():
         model = model_lib.build_model(len(labels), net.image_size, net.weights, net.dropout)
-    train_ds = make_dataset(examples, "train", net.image_size, opt.batch_size, len(labels),
-                            augment=policy, shuffle=True, seed=seed,
-                            examples=stats["split_totals"]["train"],
-                            shuffle_buffer_mb=cfg.runtime.shuffle_buffer_mb,
-                            prefetch_batches=2 * runtime.steps_per_execution)
+    train_ds = _training_stream(examples, cfg, runtime, policy, len(labels),
+                                stats["split_totals"]["train"])
     val_ds = make_dataset(examples, "val", net.image_size, opt.batch_size, len(labels),
                           examples=stats["split_totals"]["val"])
+    if cluster.workers > 1:
+        val_ds = split_across_workers(val_ds)
     steps = opt.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / opt.batch_size)
     # Keras runs whole executions: an epoch's steps are rounded up to a multiple of them,
     # and the schedule must count the steps that run.
@@ -319,6 +346,24 @@ def _train(cfg: TrainConfig, folders: Folders, extra_callbacks: tuple) -> dict:
         history, cfg, reestimation, storage.join(output, TENSORBOARD_DIR)))
     model.save(storage.join(output, MODEL_FILE))
     return _summary(history, reestimation, resolved["config_hash"])
+
+
+def _training_stream(examples: str, cfg: TrainConfig, runtime: Runtime,
+                     policy: AugmentPolicy, classes: int, count: int):
+    """The shuffled, augmented training batches; across workers, each decodes its share."""
+    net, opt = cfg.model, cfg.optimizer
+
+    def stream(batch_size: int, shard: tuple[int, int] = (1, 0)):
+        return make_dataset(examples, "train", net.image_size, batch_size, classes,
+                            augment=policy, shuffle=True, seed=cfg.runtime.seed, examples=count,
+                            shuffle_buffer_mb=cfg.runtime.shuffle_buffer_mb,
+                            prefetch_batches=2 * runtime.steps_per_execution, shard=shard)
+
+    if runtime.workers == 1:
+        return stream(opt.batch_size)
+    return runtime.strategy.distribute_datasets_from_function(
+        lambda context: stream(context.get_per_replica_batch_size(opt.batch_size),
+                               (context.num_input_pipelines, context.input_pipeline_id)))
 
 
 def _summary(history: list[dict], reestimation: dict, settings_hash: str) -> dict:

@@ -1,0 +1,202 @@
+"""Training across processes: the cluster ``TF_CONFIG`` describes, Keras' ``fit`` under
+``MultiWorkerMirroredStrategy``, and workers started on this machine.
+
+Run as ``python -m components.train.workers CONFIG RESULT``, it is one worker of a local
+job: it trains the flat settings in the JSON file CONFIG and, as the chief, writes the
+step's summary to RESULT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+
+from components.common.errors import ConfigError, RunFailed
+from components.common.settings import flatten
+
+log = logging.getLogger(__name__)
+TASK_TYPES = ("chief", "worker")  # in rank order; Vertex names its first pool "chief"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This process's place among the training processes: ``index`` 0 is the chief, the
+    one that writes the step's artifacts."""
+
+    workers: int = 1
+    index: int = 0
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> Cluster | None:
+        """The cluster of ``TF_CONFIG`` (as Vertex, Kubeflow Trainer or ``run_local``
+        set it), or None without one."""
+        text = environ.get("TF_CONFIG", "")
+        if not text.strip():
+            return None
+        try:
+            config = json.loads(text)
+            cluster, task = config["cluster"], config["task"]
+            ranks = [(kind, i) for kind in TASK_TYPES for i in range(len(cluster.get(kind, [])))]
+            return cls(len(ranks), ranks.index((task["type"], int(task["index"]))))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"TF_CONFIG {text!r}: expected a JSON object with 'cluster' "
+                              "(lists of host:port under 'chief' and 'worker') and 'task' "
+                              "(this process's type and index in them)") from err
+
+    def expecting(self, workers: int) -> Cluster:
+        """This cluster, when it has the ``workers`` the settings ask for."""
+        if self.workers != workers:
+            raise ConfigError(f"TF_CONFIG names {self.workers} training processes but "
+                              f"--workers is {workers}: give every process --workers "
+                              f"{self.workers}")
+        return self
+
+
+def local_tf_config(ports: list[int], index: int) -> str:
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def free_ports(count: int) -> list[int]:
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+def run_local(cfg, poll_seconds: float = 0.5) -> dict:
+    """Train ``cfg`` in ``cfg.runtime.workers`` processes on 127.0.0.1; the chief's summary.
+    Their output is this process's, each line marked with its worker. When one fails the
+    others are stopped, and the error says how to resume from the backup."""
+    count = cfg.runtime.workers
+    ports = free_ports(count)
+    with tempfile.TemporaryDirectory(prefix="train-workers-") as work:
+        config_file = os.path.join(work, "config.json")
+        result_file = os.path.join(work, "chief.json")
+        with open(config_file, "w") as f:
+            json.dump(flatten(cfg), f)
+        log.info("training with %d workers on 127.0.0.1 (ports %s)", count, ports)
+        workers = [_Worker(i, [sys.executable, "-m", __name__, config_file, result_file],
+                           {**os.environ, "TF_CONFIG": local_tf_config(ports, i)})
+                   for i in range(count)]
+        try:
+            while any(w.process.poll() is None for w in workers):
+                failed = next((w for w in workers if w.process.poll()), None)
+                if failed:
+                    raise RunFailed(
+                        f"training worker {failed.index} of {count} exited with code "
+                        f"{failed.process.returncode} ({failed.last_line()}); the others were "
+                        "stopped. Run the same command again with the same --run-id "
+                        "(and --backup-dir) to resume from the last epoch's backup")
+                time.sleep(poll_seconds)
+            failed = next((w for w in workers if w.process.returncode), None)
+            if failed:
+                raise RunFailed(f"training worker {failed.index} of {count} exited with code "
+                                f"{failed.process.returncode} ({failed.last_line()})")
+        finally:
+            for w in workers:
+                w.stop()
+        with open(result_file) as f:
+            return json.load(f)
+
+
+class _Worker:
+    """One local training process, its output forwarded line by line."""
+
+    def __init__(self, index: int, command: list[str], env: dict):
+        self.index, self.lines = index, deque(maxlen=20)
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.reader = threading.Thread(target=self._forward, daemon=True)
+        self.reader.start()
+
+    def _forward(self) -> None:
+        for line in self.process.stdout:
+            if line.strip():
+                self.lines.append(line.rstrip())
+                sys.stderr.write(f"[worker {self.index}] {line}")
+
+    def last_line(self) -> str:
+        self.reader.join(timeout=5)
+        return next((line for line in reversed(self.lines) if line.strip()), "no output")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.reader.join(timeout=5)
+
+
+def fix_keras_multi_worker_fit() -> None:
+    """Let Keras 3's TensorFlow ``fit`` run under ``MultiWorkerMirroredStrategy``, which it
+    fails in two places (keras-team/keras#20585, still open at Keras 3.15):
+    - before the first step it takes a batch (lost to training) and averages it eagerly
+      across workers only to learn its shapes (a PerReplica conversion error); one
+      replica's element spec has them;
+    - it reduces each step's scalar logs with ``strategy.reduce(MEAN, v, axis=0)``, an
+      axis a scalar does not have; the mean across replicas needs none.
+    Idempotent; changes nothing for one process."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer.reduce_per_replica, "multi_worker_fixed", False):
+        return
+    reduce_per_replica = trainer.reduce_per_replica
+
+    def reduce_fixed(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return reduce_per_replica(values, strategy, reduction)
+
+    def symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            data_batch = tf.nest.map_structure(
+                lambda spec: getattr(spec, "_value_specs", (spec,))[0],
+                iterator._distributed_dataset.element_spec)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    reduce_fixed.multi_worker_fixed = True
+    trainer.reduce_per_replica = reduce_fixed
+    trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
+
+
+def _main(config_file: str, result_file: str) -> None:
+    # TensorFlow's oneDNN CPU convolution returns its input for an empty batch, and a
+    # worker gets one when a validation pass ends on fewer examples than replicas.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from components.train.config import TrainConfig
+    from components.train.run import run
+
+    with open(config_file) as f:
+        summary = run(TrainConfig.of(**json.load(f)))
+    if Cluster.from_env().is_chief:
+        with open(result_file, "w") as f:
+            json.dump(summary, f)
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:])
