@@ -9,6 +9,7 @@ import html
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -146,6 +147,14 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
                        epochs=initial_epoch + phase.epochs, initial_epoch=initial_epoch,
                        steps_per_epoch=training.steps, class_weight=training.class_weights,
                        callbacks=callbacks, verbose=2, shuffle=False)
+
+
+def _save_weights_whole(model: keras.Model, path: str) -> None:
+    """Save under a temporary name, then rename: a process killed while writing leaves
+    no half file at ``path`` for the retry to load (``path`` is local)."""
+    partial = path.removesuffix(".weights.h5") + ".partial.weights.h5"
+    model.save_weights(partial)
+    os.replace(partial, path)
 
 
 def _phase_words(phase: Phase, number: int) -> str:
@@ -325,7 +334,7 @@ def _train(cfg: TrainConfig, folders: Folders, cluster: Cluster, extra_callbacks
             else:
                 _fit(training, phase, number, first_epoch)
                 if number < len(phases):
-                    model.save_weights(done)
+                    _save_weights_whole(model, done)
                     folders.sync_backup()
             first_epoch += phase.epochs
     reestimation, batches = {"batches": 0}, bn.reestimate_batches(steps)

@@ -1,0 +1,173 @@
+"""Training across processes: TF_CONFIG, the workers' data shards, and `finetune train
+--workers 2` as two real TensorFlow processes on 127.0.0.1 (CPU)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.common.errors import ConfigError
+from components.train.config import TrainConfig
+from components.train.workers import Cluster, local_tf_config
+
+NO_AUGMENTATION = {"horizontal_flip": False, "zoom_fraction": 0.0, "shear_degrees": 0.0,
+                   "rotation_degrees": 0.0, "contrast_fraction": 0.0}
+TRAIN_ARGS = ["--image-size", "32", "--weights", "none", "--epochs", "2", "--head-epochs", "1",
+              "--steps-per-epoch", "3", "--batch-size", "8", "--dropout", "0"]
+
+
+def test_tf_config_gives_each_process_its_rank_and_one_chief():
+    assert Cluster.from_env({}) is None
+    assert Cluster.from_env({"TF_CONFIG": local_tf_config([1, 2, 3], 2)}) == Cluster(3, 2)
+    vertex = {"cluster": {"chief": ["a:2222"], "worker": ["b:2222", "c:2222"]},
+              "task": {"type": "worker", "index": 0}}
+    cluster = Cluster.from_env({"TF_CONFIG": json.dumps(vertex)})
+    assert cluster == Cluster(3, 1) and not cluster.is_chief
+    vertex["task"] = {"type": "chief", "index": 0}
+    assert Cluster.from_env({"TF_CONFIG": json.dumps(vertex)}).is_chief
+
+
+def test_a_bad_tf_config_or_one_unlike_the_workers_setting_is_refused():
+    with pytest.raises(ConfigError, match="TF_CONFIG '{\"cluster\": {}}': expected"):
+        Cluster.from_env({"TF_CONFIG": '{"cluster": {}}'})
+    with pytest.raises(ConfigError, match="names 3 training processes but --workers is 2"):
+        Cluster(3, 0).expecting(2)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"workers": 0}, "--workers 0: use 1"),
+    ({"workers": 3, "batch_size": 8}, "--batch-size 8 with --workers 3: the global batch is "
+                                      "split evenly"),
+])
+def test_the_workers_setting_is_checked_before_any_work(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.of(examples=".", output=".", **values).validate()
+
+
+def test_a_pipeline_refuses_workers_until_training_across_pods_is_built():
+    from components.lineage.resolve import resolve
+
+    with pytest.raises(ConfigError, match="workers 2: a pipeline's train step trains in one "
+                                          "pod.*finetune train --workers N"):
+        resolve({"source": "images"}, {"train_extra_json": json.dumps({"workers": 2})})
+
+
+def test_the_workers_shards_make_up_the_global_batches_of_one_process(examples_dir):
+    import tensorflow as tf
+
+    from components.train.data import make_dataset
+
+    tf.config.experimental.enable_op_determinism()  # as training's runtime does
+    stream = dict(examples_dir=str(examples_dir), split="train", image_size=32, num_classes=3,
+                  shuffle=True, seed=3)
+    one = list(make_dataset(batch_size=8, **stream).take(4))
+    shards = [list(make_dataset(batch_size=4, shard=(2, i), **stream).take(4)) for i in (0, 1)]
+    for step, (images, labels) in enumerate(one):
+        together = [np.concatenate([s[step][k].numpy() for s in shards]) for k in (0, 1)]
+        np.testing.assert_array_equal(together[0], images.numpy())
+        np.testing.assert_array_equal(together[1], labels.numpy())
+
+
+def test_each_worker_draws_its_own_augmentation():
+    import tensorflow as tf
+
+    from components.common.augment import sample_parameters
+    from components.common.augment_policy import AugmentPolicy
+
+    policy = AugmentPolicy(zoom_fraction=0.2, shear_degrees=10, rotation_degrees=10)
+    draws = [sample_parameters(policy, 64, seed) for seed in (1, 2)]
+    for name in ("zoom", "shear", "angle"):
+        assert not np.allclose(draws[0][name], draws[1][name]), name
+    same_uniform = [(draws[0]["zoom"] - 1) / 0.2, draws[0]["angle"] / np.radians(10)]
+    assert not np.allclose(*same_uniform), "one worker's draws are alike"
+    tf.debugging.assert_less_equal(tf.abs(draws[0]["zoom"] - 1), 0.2 + 1e-6)
+
+
+@pytest.fixture(scope="module")
+def plain_examples(examples_dir, tmp_path_factory):
+    """The demo examples without augmentation: with no random draws, two workers and one
+    process train on the same pixels."""
+    out = tmp_path_factory.mktemp("plain") / "examples"
+    shutil.copytree(examples_dir, out)
+    (out / "augmentation.json").write_text(json.dumps(NO_AUGMENTATION))
+    return out
+
+
+def _train(examples, output, *extra, env=None, wait=True):
+    command = [sys.executable, "-m", "pipeline", "train", "--examples", str(examples),
+               "--output", str(output), *TRAIN_ARGS, *extra]
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if not wait:
+        return process
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    lines = out.splitlines()  # progress lines, then the summary
+    return json.loads("\n".join(lines[lines.index("{"):])), err
+
+
+def _weights(folder):
+    from components.train.model import load_trained_model
+
+    return load_trained_model(str(folder / "model.keras")).get_weights()
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_weights_one_process_would(plain_examples, tmp_path):
+    # The workers run without oneDNN (its CPU convolution mishandles empty batches); so
+    # does the one process here, for the same arithmetic.
+    one, _ = _train(plain_examples, tmp_path / "one", "--run-id", "one",
+                    env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    two, log = _train(plain_examples, tmp_path / "two", "--run-id", "two", "--workers", "2")
+    assert "[worker 1]" in log and "'workers': 2" in log
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "grad_norm_mean"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4), key
+    histories = [json.loads((tmp_path / run / "history.json").read_text()) for run in
+                 ("one", "two")]
+    assert [h["phase"] for h in histories[1]] == [1, 2]
+    for a, b in zip(*histories, strict=True):
+        assert b["accuracy"] == a["accuracy"] and b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+    for a, b in zip(_weights(tmp_path / "one"), _weights(tmp_path / "two"), strict=True):
+        assert np.abs(a - b).max() <= 1e-3 * max(np.abs(a).max(), 1e-6)
+    assert not list((tmp_path / "two").glob("worker*")), "only the chief writes the artifact"
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_job_and_the_same_command_resumes_it(examples_dir,
+                                                                         tmp_path):
+    out = tmp_path / "model"
+    args = (examples_dir, out, "--run-id", "night-1", "--workers", "2", "--epochs", "3")
+    first = _train(*args, wait=False)
+    history = out / "backup" / "history.jsonl"
+    deadline = time.monotonic() + 240
+    while not (history.exists() and len(history.read_text().splitlines()) == 2):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1]
+        time.sleep(0.2)
+    workers = _children(first.pid)
+    assert len(workers) == 2
+    os.kill(workers[1], 9)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 1
+    assert "error: training worker 1 of 2 exited with code -9" in err
+    assert "with the same --run-id (and --backup-dir) to resume" in err
+    assert not (out / "_SUCCESS").exists()
+
+    summary, log = _train(*args)
+    assert summary["epochs_run"] == 3
+    assert "phase 1 finished in an earlier attempt" in log
+    assert "progress: epoch 2/3" not in log, "the finished epoch was trained again"
+    assert "progress: epoch 3/3" in log
+    epochs = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in epochs] == [0, 1, 2]
+    assert not (out / "backup").exists(), "a finished run leaves no backup"
