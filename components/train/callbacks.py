@@ -62,18 +62,24 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 class HistoryLog(keras.callbacks.Callback):
-    """Appends each finished epoch to a JSON-lines file that survives a restarted pod."""
+    """Appends each finished epoch, with its wall time (validation included), to a
+    JSON-lines file that survives a restarted pod."""
 
     def __init__(self, uri: str, phase: int):
         super().__init__()
         self.uri = uri
         self.phase = phase
+        self._started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         rows = read_history(self.uri)
         rows = [r for r in rows if r["epoch"] != epoch]
         rows.append({"epoch": epoch, "phase": self.phase,
-                     **{k: float(v) for k, v in (logs or {}).items()}})
+                     **{k: float(v) for k, v in (logs or {}).items()},
+                     "seconds": round(time.monotonic() - self._started, 3)})
         storage.write_text(self.uri, "".join(json.dumps(r) + "\n" for r in rows))
 
 
