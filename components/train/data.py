@@ -41,10 +41,11 @@ def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int
     out of memory (the TF Model Garden fixes it for that reason): training asks for two
     executions' worth of batches, so one is ready while the device runs the other.
 
-    ``shard`` (workers, index) makes ``batch_size`` a replica's and the training stream this
-    worker's share: every worker shuffles alike (same seed), the shuffled stream's batches
-    go to the workers in turn, and each decodes only its own, so together they train on
-    the global batches one process would; each augments with random draws of its own.
+    ``shard`` (workers, index) makes the stream this worker's share. In training,
+    ``batch_size`` is a replica's: every worker shuffles alike (same seed), the shuffled
+    stream's batches go to the workers in turn, and each decodes only its own, so together
+    they train on the global batches one process would; each augments with random draws
+    of its own. Otherwise the worker takes every ``workers``-th example.
     """
     files = shard_files(examples_dir, split)
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -59,6 +60,9 @@ def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
         if workers > 1:
             ds = ds.batch(batch_size, drop_remainder=True).shard(workers, index).unbatch()
+    elif workers > 1:
+        ds = ds.shard(workers, index)
+        examples = None if examples is None else len(range(index, examples, workers))
 
     def decode(serialized):
         example = parse(serialized)
@@ -74,11 +78,3 @@ def make_dataset(examples_dir: str, split: str, image_size: int, batch_size: int
         ds = ds.map(lambda x, y: (augment_batch(x, augment, draws), y),
                     num_parallel_calls=AUTOTUNE)
     return ds.prefetch(prefetch_batches)
-
-
-def split_across_workers(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """``ds`` read whole by every worker, each keeping its replicas' parts of each batch
-    (the file shards are too few to split by file)."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options)

@@ -32,7 +32,9 @@ from components.train.callbacks import (
     EpochProgress,
     HistoryLog,
     MirrorBackup,
+    WorkerValidation,
     read_history,
+    worker_scores,
 )
 from components.train.clipping import clipping_optimizer
 from components.train.config import OptimizerConfig, Phase, TrainConfig
@@ -44,7 +46,7 @@ from components.train.contract import (
     TENSORBOARD_DIR,
     model_facts,
 )
-from components.train.data import make_dataset, split_across_workers
+from components.train.data import make_dataset
 from components.train.loss_scale import AgreedLossScaleOptimizer
 from components.train.runtime import Runtime, resolve_runtime
 from components.train.workers import Cluster
@@ -118,7 +120,7 @@ class Training:
     cfg: TrainConfig
     runtime: Runtime
     train_ds: object  # tf.data.Dataset, repeated
-    val_ds: object  # tf.data.Dataset
+    val_ds: object  # tf.data.Dataset: across workers, this worker's share
     steps: int
     class_weights: dict | None
     folders: Folders
@@ -130,9 +132,12 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
     cfg, folders = training.cfg, training.folders
     schedule = _schedule(cfg.optimizer, training.steps, phase.epochs, phase.learning_rate)
     optimizer = _compile(training.model, cfg, training.runtime, schedule)
+    across = training.runtime.workers > 1
     callbacks = [
+        *([WorkerValidation(training.val_ds, training.runtime.strategy,
+                            cfg.loss.label_smoothing)] if across else []),
         keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}")),
-        ClipStatsLogger(optimizer),
+        clip_stats := ClipStatsLogger(optimizer),
         EpochProgress(cfg.optimizer.epochs, training.steps, _phase_words(phase, number)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", restore_best_weights=True,
                                       patience=cfg.optimizer.early_stopping_patience),
@@ -142,8 +147,9 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
         *training.extra_callbacks,
     ]
     if cfg.optimizer.schedule == "plateau":
-        callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
-    training.model.fit(training.train_ds, validation_data=training.val_ds,
+        callbacks.insert(callbacks.index(clip_stats) + 1,
+                         keras.callbacks.ReduceLROnPlateau(factor=0.2, patience=2))
+    training.model.fit(training.train_ds, validation_data=None if across else training.val_ds,
                        epochs=initial_epoch + phase.epochs, initial_epoch=initial_epoch,
                        steps_per_epoch=training.steps, class_weight=training.class_weights,
                        callbacks=callbacks, verbose=2, shuffle=False)
@@ -312,9 +318,8 @@ def _train(cfg: TrainConfig, folders: Folders, cluster: Cluster, extra_callbacks
     train_ds = _training_stream(examples, cfg, runtime, policy, len(labels),
                                 stats["split_totals"]["train"])
     val_ds = make_dataset(examples, "val", net.image_size, opt.batch_size, len(labels),
-                          examples=stats["split_totals"]["val"])
-    if cluster.workers > 1:
-        val_ds = split_across_workers(val_ds)
+                          examples=stats["split_totals"]["val"],
+                          shard=(cluster.workers, cluster.index))
     steps = opt.steps_per_epoch or math.ceil(stats["split_totals"]["train"] / opt.batch_size)
     # Keras runs whole executions: an epoch's steps are rounded up to a multiple of them,
     # and the schedule must count the steps that run.
@@ -340,7 +345,8 @@ def _train(cfg: TrainConfig, folders: Folders, cluster: Cluster, extra_callbacks
     reestimation, batches = {"batches": 0}, bn.reestimate_batches(steps)
     if batches:
         clean = make_dataset(examples, "train", net.image_size, opt.batch_size, len(labels))
-        reestimation = _reestimate_if_better(model, clean.take(batches), val_ds)
+        reestimation = _reestimate_if_better(model, clean.take(batches),
+                                             lambda: _validation_scores(training))
     history = read_history(storage.join(backup, "history.jsonl"))
     storage.write_text(storage.join(output, HISTORY_FILE), json.dumps(history, indent=2))
     resolved = {**flatten(cfg), "labels": labels, "runtime": runtime.describe(),
@@ -393,13 +399,22 @@ def _summary(history: list[dict], reestimation: dict, settings_hash: str) -> dic
     return summary
 
 
-def _reestimate_if_better(model: keras.Model, batches, val_ds) -> dict:
+def _validation_scores(training: Training) -> dict:
+    """Validation loss and accuracy of the model as it is."""
+    if training.runtime.workers > 1:
+        return worker_scores(training.model, training.val_ds, training.runtime.strategy,
+                             training.cfg.loss.label_smoothing)
+    return training.model.evaluate(training.val_ds, verbose=0, return_dict=True)
+
+
+def _reestimate_if_better(model: keras.Model, batches, score) -> dict:
     """Re-estimate BN moving statistics on ``batches``; keep them only when validation
-    accuracy (then loss) is not worse than with the statistics training left."""
-    before = model.evaluate(val_ds, verbose=0, return_dict=True)
+    accuracy (then loss), as ``score()`` gives them, is not worse than with the
+    statistics training left."""
+    before = score()
     trained = model_lib.bn_moving_statistics(model)
     count = model_lib.reestimate_bn_statistics(model, batches)
-    after = model.evaluate(val_ds, verbose=0, return_dict=True)
+    after = score()
     kept = (after["accuracy"], -after["loss"]) >= (before["accuracy"], -before["loss"])
     if not kept:
         model_lib.restore_bn_moving_statistics(trained)

@@ -184,9 +184,6 @@ def fix_keras_multi_worker_fit() -> None:
 
 
 def _main(config_file: str, result_file: str) -> None:
-    # TensorFlow's oneDNN CPU convolution returns its input for an empty batch, and a
-    # worker gets one when a validation pass ends on fewer examples than replicas.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from components.train.config import TrainConfig
     from components.train.run import run
