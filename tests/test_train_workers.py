@@ -81,19 +81,84 @@ def test_the_workers_shards_make_up_the_global_batches_of_one_process(examples_d
         np.testing.assert_array_equal(part, whole[index::2])
 
 
-def test_each_worker_draws_its_own_augmentation():
+def test_each_worker_augments_with_draws_of_its_own(examples_dir):
+    """Flips only: each image comes out as it is or mirrored. With the draws of one
+    process, both workers would flip the same positions of every batch."""
     import tensorflow as tf
 
-    from components.common.augment import sample_parameters
     from components.common.augment_policy import AugmentPolicy
+    from components.train.data import make_dataset
 
-    policy = AugmentPolicy(zoom_fraction=0.2, shear_degrees=10, rotation_degrees=10)
-    draws = [sample_parameters(policy, 64, seed) for seed in (1, 2)]
-    for name in ("zoom", "shear", "angle"):
-        assert not np.allclose(draws[0][name], draws[1][name]), name
-    same_uniform = [(draws[0]["zoom"] - 1) / 0.2, draws[0]["angle"] / np.radians(10)]
-    assert not np.allclose(*same_uniform), "one worker's draws are alike"
-    tf.debugging.assert_less_equal(tf.abs(draws[0]["zoom"] - 1), 0.2 + 1e-6)
+    tf.config.experimental.enable_op_determinism()
+    policy = AugmentPolicy(horizontal_flip=True, zoom_fraction=0.0, shear_degrees=0.0)
+
+    def flips(index):
+        stream = dict(examples_dir=str(examples_dir), split="train", image_size=32,
+                      batch_size=4, num_classes=3, shuffle=True, seed=3, shard=(2, index))
+        plain, augmented = (make_dataset(**stream, augment=a).take(4) for a in (None, policy))
+        for (images, _), (outs, _) in zip(plain, augmented, strict=True):
+            for image, out in zip(images.numpy(), outs.numpy(), strict=True):
+                mirrored = np.allclose(out, image[:, ::-1], atol=1e-3)
+                assert mirrored or np.allclose(out, image, atol=1e-3)
+                yield mirrored
+
+    first, second = list(flips(0)), list(flips(1))
+    assert len(first) == len(second) == 16 and 0 < sum(first) < 16
+    assert first != second
+
+
+def test_local_workers_get_gpus_of_their_own():
+    from components.train.workers import gpu_shares
+
+    assert gpu_shares([], 2) == [{}, {}]
+    assert gpu_shares(["0", "1", "2", "3"], 2) == [{"CUDA_VISIBLE_DEVICES": "0,1"},
+                                                   {"CUDA_VISIBLE_DEVICES": "2,3"}]
+    assert gpu_shares(["4", "6", "7"], 2) == [{"CUDA_VISIBLE_DEVICES": "4"},
+                                              {"CUDA_VISIBLE_DEVICES": "6"}]
+    with pytest.raises(ConfigError, match="--workers 3 on a machine with 2 GPU.*use --workers 2"):
+        gpu_shares(["0", "1"], 3)
+
+
+def test_a_backups_resume_point_counts_finished_phases_then_epochs(tmp_path):
+    from components.train.workers import resume_point
+
+    assert resume_point(str(tmp_path), 2) == 0
+    (tmp_path / "phase1").mkdir()
+    (tmp_path / "phase1" / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    assert resume_point(str(tmp_path), 2) == 3
+    (tmp_path / "phase1.weights.h5").write_bytes(b"weights")
+    assert resume_point(str(tmp_path), 2) == 10_000
+
+
+def test_worker_scores_are_keras_evaluate_with_several_replicas():
+    """Two replicas in one process (logical CPUs, so TensorFlow must start afresh): the
+    all-reduced sums give what Keras' evaluate gives, a short last batch included."""
+    code = """if True:
+        import json
+        import numpy as np, keras, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        two = [tf.config.LogicalDeviceConfiguration()] * 2
+        tf.config.set_logical_device_configuration(cpu, two)
+        from components.train.callbacks import WorkerScores
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(10, 4)).astype("float32")
+        y = keras.utils.to_categorical(rng.integers(0, 3, 10), 3)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((4,)),
+                                      keras.layers.Dense(3, activation="softmax")])
+            model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                          metrics=["accuracy"])
+        batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+        ours = WorkerScores(model, batches, strategy, 0.1)()
+        print(json.dumps([ours, model.evaluate(batches, verbose=0, return_dict=True)]))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours, keras_evaluate = json.loads(done.stdout.splitlines()[-1])
+    assert ours["loss"] == pytest.approx(keras_evaluate["loss"], rel=1e-5)
+    assert ours["accuracy"] == pytest.approx(keras_evaluate["accuracy"])
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +204,9 @@ def test_two_workers_train_the_weights_one_process_would(plain_examples, tmp_pat
         assert b["accuracy"] == a["accuracy"] and b["loss"] == pytest.approx(a["loss"], rel=1e-4)
     for a, b in zip(_weights(tmp_path / "one"), _weights(tmp_path / "two"), strict=True):
         assert np.abs(a - b).max() <= 1e-3 * max(np.abs(a).max(), 1e-6)
-    assert not list((tmp_path / "two").glob("worker*")), "only the chief writes the artifact"
+    events = [sorted(p.relative_to(tmp_path / run).parent for p in
+                     (tmp_path / run / "tensorboard").rglob("*.v2")) for run in ("one", "two")]
+    assert events[1] == events[0], "only the chief writes the artifact (one TensorBoard log)"
 
 
 def _children(pid: int) -> list[int]:
@@ -164,7 +231,7 @@ def test_a_killed_worker_stops_the_job_and_the_same_command_resumes_it(examples_
     _, err = first.communicate(timeout=120)
     assert first.returncode == 1
     assert "error: training worker 1 of 2 exited with code -9" in err
-    assert "with the same --run-id (and --backup-dir) to resume" in err
+    assert "with the same --output and --backup-dir and --run-id night-1 to resume" in err
     assert not (out / "_SUCCESS").exists()
 
     summary, log = _train(*args)

@@ -35,42 +35,55 @@ class ClipStatsLogger(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self._optimizer.learning_rate))
 
 
-def worker_scores(model: keras.Model, batches, strategy, label_smoothing: float) -> dict:
+class WorkerScores:
     """Validation loss and accuracy, as Keras' ``evaluate`` gives them, when ``batches``
     is this worker's share of the split: each worker scores its own images with the
     model's weights and the sums are all-reduced, so every worker gets the same, exact
     figures. (Keras' distributed evaluate splits each batch among the replicas, and a
     worker whose part of the last one is empty runs the model on zero images.)"""
-    import tensorflow as tf
 
-    @tf.function
-    def sums(images, labels):
-        predicted = model(images, training=False)
-        losses = keras.losses.categorical_crossentropy(labels, predicted,
-                                                       label_smoothing=label_smoothing)
-        correct = tf.equal(tf.argmax(labels, axis=-1), tf.argmax(predicted, axis=-1))
-        return tf.stack([tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float32)),
-                         tf.cast(tf.shape(labels)[0], tf.float32)])
+    def __init__(self, model: keras.Model, batches, strategy, label_smoothing: float):
+        import tensorflow as tf
 
-    total = tf.zeros([3])
-    for images, labels in batches:
-        total += sums(images, labels)
-    loss, correct, count = strategy.reduce("SUM", total, axis=None).numpy()
-    return {"loss": float(loss / count), "accuracy": float(correct / count)}
+        self.batches, self.strategy = batches, strategy
+
+        @tf.function
+        def sums(images, labels):
+            predicted = model(images, training=False)
+            losses = keras.losses.categorical_crossentropy(labels, predicted,
+                                                           label_smoothing=label_smoothing)
+            correct = tf.equal(tf.argmax(labels, axis=-1), tf.argmax(predicted, axis=-1))
+            return tf.stack([tf.reduce_sum(losses),
+                             tf.reduce_sum(tf.cast(correct, tf.float32)),
+                             tf.cast(tf.shape(labels)[0], tf.float32)])
+
+        self._sums = sums
+
+    def __call__(self) -> dict:
+        import tensorflow as tf
+
+        total = tf.zeros([3])
+        for images, labels in self.batches:
+            total += self._sums(images, labels)
+        # Each local replica holds this worker's sums; the ratios are the same however
+        # many replicas a worker has.
+        per_replica = self.strategy.experimental_distribute_values_from_function(
+            lambda _context: total)
+        loss, correct, count = self.strategy.reduce("SUM", per_replica, axis=None).numpy()
+        return {"loss": float(loss / count), "accuracy": float(correct / count)}
 
 
 class WorkerValidation(keras.callbacks.Callback):
-    """Adds val_loss and val_accuracy to each epoch's logs from ``worker_scores``, in
-    place of ``fit``'s validation when training across workers. Put it first."""
+    """Adds val_loss and val_accuracy from ``scores`` to each epoch's logs, in place of
+    ``fit``'s validation when training across workers. Put it first."""
 
-    def __init__(self, batches, strategy, label_smoothing: float):
+    def __init__(self, scores: WorkerScores):
         super().__init__()
-        self.batches, self.strategy, self.label_smoothing = batches, strategy, label_smoothing
+        self.scores = scores
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = worker_scores(self.model, self.batches, self.strategy, self.label_smoothing)
         if logs is not None:
-            logs.update({f"val_{k}": v for k, v in scores.items()})
+            logs.update({f"val_{k}": v for k, v in self.scores().items()})
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -31,8 +31,7 @@ SCHEDULES = ("cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESNET50_BLOCKS = 16
 AUTO_REESTIMATE_BATCHES = 50
-NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id", "steps_per_execution",
-                         "workers")
+NOT_TRAINING_SETTINGS = ("examples", "output", "backup_dir", "run_id", "steps_per_execution")
 
 
 @dataclass(frozen=True)
@@ -285,6 +284,11 @@ class TrainConfig:
             raise ConfigError(f"--batch-size {self.optimizer.batch_size} with --workers "
                               f"{self.runtime.workers}: the global batch is split evenly "
                               "among the workers; use a multiple of --workers")
+        if self.loss.class_weights and self.runtime.workers > 1:
+            raise ConfigError(f"--class-weights with --workers {self.runtime.workers}: Keras "
+                              "weights classes by mapping the input dataset, which a dataset "
+                              "split among workers does not allow; train in one process, or "
+                              "leave class weights off")
         if bn.fine_tunes_backbone and bn.head_epochs >= epochs:
             raise ConfigError(
                 f"--head-epochs {bn.head_epochs} with --epochs {epochs} leaves no epoch "

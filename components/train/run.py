@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import html
 import json
 import logging
 import math
@@ -19,10 +18,8 @@ import numpy as np
 
 from components.common import outputs, storage
 from components.common.augment_policy import AugmentPolicy
-from components.common.charts import line_chart
 from components.common.contract import read_json
 from components.common.examples import AUGMENTATION_FILE, read_labels, read_stats, require_complete
-from components.common.html import page
 from components.common.publish import Published
 from components.common.settings import flatten
 from components.train import model as model_lib
@@ -32,9 +29,9 @@ from components.train.callbacks import (
     EpochProgress,
     HistoryLog,
     MirrorBackup,
+    WorkerScores,
     WorkerValidation,
     read_history,
-    worker_scores,
 )
 from components.train.clipping import clipping_optimizer
 from components.train.config import OptimizerConfig, Phase, TrainConfig
@@ -48,6 +45,7 @@ from components.train.contract import (
 )
 from components.train.data import make_dataset
 from components.train.loss_scale import AgreedLossScaleOptimizer
+from components.train.report import curves_html
 from components.train.runtime import Runtime, resolve_runtime
 from components.train.workers import Cluster
 
@@ -125,6 +123,7 @@ class Training:
     class_weights: dict | None
     folders: Folders
     extra_callbacks: tuple
+    worker_scores: WorkerScores | None  # validation across workers
 
 
 def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> None:
@@ -132,11 +131,12 @@ def _fit(training: Training, phase: Phase, number: int, initial_epoch: int) -> N
     cfg, folders = training.cfg, training.folders
     schedule = _schedule(cfg.optimizer, training.steps, phase.epochs, phase.learning_rate)
     optimizer = _compile(training.model, cfg, training.runtime, schedule)
-    across = training.runtime.workers > 1
+    across = training.worker_scores is not None
     callbacks = [
-        *([WorkerValidation(training.val_ds, training.runtime.strategy,
-                            cfg.loss.label_smoothing)] if across else []),
-        keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}")),
+        *([WorkerValidation(training.worker_scores)] if across else []),
+        # Two copies: a process killed while writing one leaves the other to resume from.
+        keras.callbacks.BackupAndRestore(storage.join(folders.backup, f"phase{number}"),
+                                         double_checkpoint=True),
         clip_stats := ClipStatsLogger(optimizer),
         EpochProgress(cfg.optimizer.epochs, training.steps, _phase_words(phase, number)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", restore_best_weights=True,
@@ -169,53 +169,6 @@ def _phase_words(phase: Phase, number: int) -> str:
         return f"phase {number}: the head alone"
     blocks = f", the top {phase.unfrozen_blocks} blocks" if phase.unfrozen_blocks else ""
     return f"phase {number}: BN {phase.bn_policy}{blocks}"
-
-
-def curves_html(history: list[dict], cfg: TrainConfig, reestimation: dict, logdir: str) -> str:
-    def series(*keys):
-        return {k: [r.get(k, float("nan")) for r in history] for k in keys}
-
-    phases = [r.get("phase", 1) for r in history]
-    markers = {phases.index(2): "fine-tuning (phase 2)"} if 2 in phases[1:] else {}
-    clip = cfg.clipping
-    norm_threshold = clip.clip in ("global_norm", "norm", "autoclip")
-    charts = [
-        line_chart("loss", series("loss", "val_loss"), "cross-entropy loss", markers=markers),
-        line_chart("accuracy", series("accuracy", "val_accuracy"), "accuracy (fraction)",
-                   markers=markers, y_range=(0.0, 1.0)),
-        line_chart("learning rate", series("learning_rate"), "learning rate (end of epoch)",
-                   markers=markers, log_y=True),
-        line_chart("pre-clip global gradient norm",
-                   series("grad_norm_mean", "grad_norm_max",
-                          *(("clip_threshold",) if norm_threshold else ())),
-                   "L2 norm of the aggregated gradient", markers=markers),
-        line_chart("share of steps clipped",
-                   series("clip_rate"), "fraction of steps", markers=markers,
-                   y_range=(0.0, 1.0)),
-    ]
-    return page("Training curves", f"<p>BN policy <b>{cfg.batch_norm.policy_name()}</b>, "
-                f"clipping <b>{_clipping_words(clip)}</b>, weight decay "
-                f"<b>{cfg.optimizer.weight_decay:g}</b> ({cfg.optimizer.optimizer}).</p>"
-                + _reestimation_html(reestimation) + "".join(charts)
-                + f"<p>Every step's scalars are in TensorBoard's logs: <code>tensorboard "
-                f"--logdir {html.escape(logdir)}</code>, or a TensorBoard with that logs path "
-                "in Kubeflow's TensorBoards page.</p>")
-
-
-def _clipping_words(clip) -> str:
-    if clip.clip == "autoclip":
-        return f"autoclip at the {clip.clip_threshold:g}th percentile of the norms so far"
-    return clip.clip if clip.clip == "none" else f"{clip.clip}, threshold {clip.clip_threshold:g}"
-
-
-def _reestimation_html(reestimation: dict) -> str:
-    if not reestimation.get("batches"):
-        return ""
-    before, after = reestimation["before"], reestimation["after"]
-    verdict = "kept" if reestimation["kept"] else "discarded (worse on validation)"
-    return (f"<p>BN statistics re-estimated on {reestimation['batches']} clean batches: "
-            f"validation accuracy {before['accuracy']:.3f} before, {after['accuracy']:.3f} "
-            f"after (loss {before['loss']:.3f}, {after['loss']:.3f}); <b>{verdict}</b>.</p>")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,6 +264,9 @@ def _train(cfg: TrainConfig, folders: Folders, cluster: Cluster, extra_callbacks
     net, opt, bn, seed = cfg.model, cfg.optimizer, cfg.batch_norm, cfg.runtime.seed
     runtime = resolve_runtime(cfg.runtime.precision, cfg.runtime.xla, cfg.runtime.deterministic,
                               cfg.runtime.steps_per_execution, cluster.workers)
+    if cluster.workers > 1:
+        workers.check_across_workers(cfg.optimizer.batch_size, runtime, folders.backup,
+                                     len(cfg.phases()))
     keras.utils.set_random_seed(seed)
     batch_warning = model_lib.warn_small_batch(bn.bn_policy, opt.batch_size // runtime.replicas)
     with runtime.strategy.scope():
@@ -326,8 +282,10 @@ def _train(cfg: TrainConfig, folders: Folders, cluster: Cluster, extra_callbacks
     steps = -(-steps // runtime.steps_per_execution) * runtime.steps_per_execution
     weights = class_weights(stats, labels) if cfg.loss.class_weights else None
     phases, first_epoch = cfg.phases(), 0
+    scores = WorkerScores(model, val_ds, runtime.strategy, cfg.loss.label_smoothing) \
+        if cluster.workers > 1 else None
     training = Training(model, cfg, runtime, train_ds, val_ds, steps, weights, folders,
-                        extra_callbacks)
+                        extra_callbacks, scores)
     with runtime.strategy.scope():
         for number, phase in enumerate(phases, start=1):
             done = storage.join(backup, f"phase{number}.weights.h5")
@@ -401,9 +359,8 @@ def _summary(history: list[dict], reestimation: dict, settings_hash: str) -> dic
 
 def _validation_scores(training: Training) -> dict:
     """Validation loss and accuracy of the model as it is."""
-    if training.runtime.workers > 1:
-        return worker_scores(training.model, training.val_ds, training.runtime.strategy,
-                             training.cfg.loss.label_smoothing)
+    if training.worker_scores is not None:
+        return training.worker_scores()
     return training.model.evaluate(training.val_ds, verbose=0, return_dict=True)
 
 

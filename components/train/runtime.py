@@ -58,30 +58,31 @@ def resolve_runtime(precision: str = "auto", xla: str = "auto", deterministic: b
     """Devices, precision, XLA and steps per execution (-1: ``GPU_STEPS_PER_EXECUTION`` on
     a GPU, where each compiled call costs a host round trip, 1 on a CPU). With ``workers``
     above 1 the strategy is ``MultiWorkerMirroredStrategy`` over ``TF_CONFIG``'s cluster,
-    created first, as TensorFlow requires.
+    created after the devices are configured and before any op runs, as TensorFlow
+    requires.
     ``deterministic`` turns TensorFlow's op determinism on for this process (it cannot be
     turned off again): same seed, same weights; on a GPU it costs speed, as some kernels
     have slower deterministic variants."""
     import keras
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     if workers > 1:
         from components.train.workers import fix_keras_multi_worker_fit
 
         fix_keras_multi_worker_fit()
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
+    else:
+        strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
+                    else tf.distribute.get_strategy())
     if precision == "auto":
         precision = _gpu_precision(gpus) if gpus else "float32"
     keras.mixed_precision.set_global_policy(precision)
     jit = use_xla(xla, len(gpus), workers)
-    if workers == 1:
-        strategy = (tf.distribute.MirroredStrategy() if len(gpus) > 1
-                    else tf.distribute.get_strategy())
     if steps_per_execution == -1:
         steps_per_execution = GPU_STEPS_PER_EXECUTION if gpus else 1
     runtime = Runtime(strategy, strategy.num_replicas_in_sync, [g.name for g in gpus],

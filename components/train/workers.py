@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 
+from components.common import storage
 from components.common.errors import ConfigError, RunFailed
 from components.common.settings import flatten
 
@@ -79,12 +80,39 @@ def free_ports(count: int) -> list[int]:
         return [s.getsockname()[1] for s in sockets]
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this machine gives processes: ``CUDA_VISIBLE_DEVICES``, else all."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [d for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    import tensorflow as tf
+
+    return [str(i) for i in range(len(tf.config.list_physical_devices("GPU")))]
+
+
+def gpu_shares(gpus: list[str], workers: int) -> list[dict[str, str]]:
+    """Each local worker's environment for its own equal share of ``gpus`` (collectives
+    refuse a GPU two workers share); nothing to set without GPUs."""
+    if not gpus:
+        return [{} for _ in range(workers)]
+    share = len(gpus) // workers
+    if not share:
+        raise ConfigError(f"--workers {workers} on a machine with {len(gpus)} GPU(s): each "
+                          "worker needs a GPU of its own; use --workers "
+                          f"{len(gpus)} or fewer (one process alone trains on every GPU)")
+    if len(gpus) % workers:
+        log.warning("%d GPUs for %d workers: %d stay idle (every worker gets as many)",
+                    len(gpus), workers, len(gpus) % workers)
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * share:(i + 1) * share])}
+            for i in range(workers)]
+
+
 def run_local(cfg, poll_seconds: float = 0.5) -> dict:
-    """Train ``cfg`` in ``cfg.runtime.workers`` processes on 127.0.0.1; the chief's summary.
-    Their output is this process's, each line marked with its worker. When one fails the
-    others are stopped, and the error says how to resume from the backup."""
+    """Train ``cfg`` in ``cfg.runtime.workers`` processes on 127.0.0.1, each with its share
+    of the GPUs; the chief's summary. Their output is this process's, each line marked
+    with its worker. When one fails before the chief finished, the others are stopped
+    (the chief last) and the error says how to resume from the backup."""
     count = cfg.runtime.workers
-    ports = free_ports(count)
+    ports, shares = free_ports(count), gpu_shares(visible_gpus(), count)
     with tempfile.TemporaryDirectory(prefix="train-workers-") as work:
         config_file = os.path.join(work, "config.json")
         result_file = os.path.join(work, "chief.json")
@@ -92,27 +120,35 @@ def run_local(cfg, poll_seconds: float = 0.5) -> dict:
             json.dump(flatten(cfg), f)
         log.info("training with %d workers on 127.0.0.1 (ports %s)", count, ports)
         workers = [_Worker(i, [sys.executable, "-m", __name__, config_file, result_file],
-                           {**os.environ, "TF_CONFIG": local_tf_config(ports, i)})
+                           {**os.environ, **shares[i], "TF_CONFIG": local_tf_config(ports, i)})
                    for i in range(count)]
         try:
-            while any(w.process.poll() is None for w in workers):
-                failed = next((w for w in workers if w.process.poll()), None)
-                if failed:
-                    raise RunFailed(
-                        f"training worker {failed.index} of {count} exited with code "
-                        f"{failed.process.returncode} ({failed.last_line()}); the others were "
-                        "stopped. Run the same command again with the same --run-id "
-                        "(and --backup-dir) to resume from the last epoch's backup")
-                time.sleep(poll_seconds)
-            failed = next((w for w in workers if w.process.returncode), None)
-            if failed:
-                raise RunFailed(f"training worker {failed.index} of {count} exited with code "
-                                f"{failed.process.returncode} ({failed.last_line()})")
+            codes = _wait(workers, poll_seconds)
         finally:
-            for w in workers:
+            for w in reversed(workers):
                 w.stop()
+        failed = next((w for w in workers if codes[w.index]), None)
+        if failed and codes[0] != 0:
+            raise RunFailed(
+                f"training worker {failed.index} of {count} exited with code "
+                f"{codes[failed.index]} ({failed.last_line()}); the others were stopped. Run "
+                "it again with the same --output and --backup-dir and --run-id "
+                f"{cfg.runtime.run_id} to resume from the last epoch's backup")
+        if failed:
+            log.warning("training worker %d exited with code %d after the chief finished "
+                        "(%s)", failed.index, codes[failed.index], failed.last_line())
         with open(result_file) as f:
             return json.load(f)
+
+
+def _wait(workers: list[_Worker], poll_seconds: float) -> list[int | None]:
+    """The workers' exit codes once all exited, or once one failed before the chief
+    finished (the others' None)."""
+    while True:
+        codes = [w.process.poll() for w in workers]
+        if all(c is not None for c in codes) or (codes[0] != 0 and any(codes)):
+            return codes
+        time.sleep(poll_seconds)
 
 
 class _Worker:
@@ -135,7 +171,12 @@ class _Worker:
         self.reader.join(timeout=5)
         return next((line for line in reversed(self.lines) if line.strip()), "no output")
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 10) -> None:
+        """Stop it if it runs: the chief is given ``grace_seconds`` to fail on its own
+        (a lost peer ends its next collective), so it is not stopped mid-write."""
+        if self.index == 0 and self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=grace_seconds)
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -146,12 +187,41 @@ class _Worker:
         self.reader.join(timeout=5)
 
 
+def check_across_workers(batch_size: int, runtime, backup: str, phases: int) -> None:
+    """Refuse, on every worker alike, a global batch the replicas cannot share evenly or
+    backups that would resume the workers from different points."""
+    import tensorflow as tf
+
+    if batch_size % runtime.replicas:
+        raise ConfigError(f"--batch-size {batch_size} across {runtime.replicas} "
+                          "replicas (workers x their GPUs): use a multiple of "
+                          f"{runtime.replicas}")
+    point = resume_point(backup, phases)
+    points = runtime.strategy.gather(runtime.strategy.experimental_distribute_values_from_function(
+        lambda _context: tf.constant([point])), axis=0).numpy().tolist()
+    if len(set(points)) > 1:
+        raise RunFailed(f"the training workers' backups differ (finished phases x 10000 + "
+                        f"epochs, by replica: {points}); every worker resumes from the "
+                        "chief's backup: give every process the same --output, --backup-dir "
+                        "and --run-id")
+
+
+def resume_point(backup: str, phases: int) -> int:
+    """How far a backup got: its finished phases, then the epochs of the next (one number)."""
+    done = 0
+    while done < phases and storage.exists(storage.join(backup, f"phase{done + 1}.weights.h5")):
+        done += 1
+    metadata = storage.join(backup, f"phase{done + 1}", "training_metadata.json")
+    epoch = json.loads(storage.read_text(metadata))["epoch"] if storage.exists(metadata) else 0
+    return done * 10_000 + epoch
+
+
 def fix_keras_multi_worker_fit() -> None:
     """Let Keras 3's TensorFlow ``fit`` run under ``MultiWorkerMirroredStrategy``, which it
     fails in two places (keras-team/keras#20585, still open at Keras 3.15):
-    - before the first step it takes a batch (lost to training) and averages it eagerly
-      across workers only to learn its shapes (a PerReplica conversion error); one
-      replica's element spec has them;
+    - before the first step it averages a batch eagerly across workers only to learn its
+      shapes (a PerReplica conversion error), drawing it from an iterator of its own,
+      which moves the shuffle on; one replica's element spec has the shapes;
     - it reduces each step's scalar logs with ``strategy.reduce(MEAN, v, axis=0)``, an
       axis a scalar does not have; the mean across replicas needs none.
     Idempotent; changes nothing for one process."""
