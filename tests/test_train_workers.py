@@ -50,6 +50,21 @@ def test_the_workers_setting_is_checked_before_any_work(values, message):
         TrainConfig.of(examples=".", output=".", **values).validate()
 
 
+def test_a_workers_refusal_is_one_line(examples_dir, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"examples": str(examples_dir),
+                                  "output": str(tmp_path / "out"), "workers": 2}))
+    done = subprocess.run([sys.executable, "-m", "components.train.workers", str(config),
+                           str(tmp_path / "chief.json")], capture_output=True, text=True,
+                          env={**os.environ, "TF_CONFIG": local_tf_config([1, 2, 3], 1)},
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: TF_CONFIG names 3 training processes but --workers is 2: give every process "
+        "--workers 3")
+    assert "Traceback" not in done.stderr
+
+
 def test_a_pipeline_refuses_workers_until_training_across_pods_is_built():
     from components.lineage.resolve import resolve
 

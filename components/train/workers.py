@@ -259,7 +259,13 @@ def _main(config_file: str, result_file: str) -> None:
     from components.train.run import run
 
     with open(config_file) as f:
-        summary = run(TrainConfig.of(**json.load(f)))
+        settings = json.load(f)
+    try:
+        summary = run(TrainConfig.of(**settings))
+    except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
+            RunFailed) as err:  # one line, as `finetune` says it, for the launcher to name
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1 if isinstance(err, RunFailed) else 2)
     if Cluster.from_env().is_chief:
         with open(result_file, "w") as f:
             json.dump(summary, f)
