@@ -19,7 +19,7 @@ ABLATION_NAME = "resnet50-ablation"
 DEFAULT_GRID = AblationGrid().cells()
 
 
-def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
+def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"], local: bool = False):
     def ablation_pipeline(
         source: str,
         grid: list = DEFAULT_GRID,
@@ -57,6 +57,7 @@ def build_ablation_pipeline(platform: Profile = BUILTINS["kubeflow"]):
             configure_step(cell_settings, platform, cache=True)
             trained = train(examples=data.outputs["examples"],
                             config=cell_settings.outputs["train"],
+                            worker_pods=platform.worker_pods(local),
                             ).set_display_name("Train one cell")
             configure_train(trained, platform)
             exported = export_model(examples=data.outputs["examples"],

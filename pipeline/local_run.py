@@ -16,7 +16,8 @@ from pathlib import Path
 # The pipeline's own recipe (its defaults), smaller: only the sizes differ from a
 # scheduled run, and the weights (the demo backbone: ImageNet's cannot be downloaded here).
 SMALL_SIZES = {"image_size": 64, "epochs": 4, "batch_size": 16}
-TRAIN_EXTRA = ("head_epochs",)  # run-local options that are training settings, not parameters
+# run-local options that are training settings but no pipeline parameter -> the setting
+TRAIN_EXTRA = {"head_epochs": "head_epochs", "train_workers": "workers"}
 LOCK_FILE = ".run-local.lock"
 DEMO_BACKBONE_SIZE = 64
 # Each compiled step first runs `pip install kfp==... --no-deps`, a second interpreter
@@ -111,7 +112,7 @@ def small_arguments(params: dict) -> dict:
     ``train_extra_json``; every other setting is the pipeline's default."""
     given = {k: v for k, v in params.items() if v is not None}
     given.setdefault("weights", demo_backbone())
-    extra = {k: given.pop(k) for k in TRAIN_EXTRA if k in given}
+    extra = {setting: given.pop(k) for k, setting in TRAIN_EXTRA.items() if k in given}
     return {**SMALL_SIZES, **given, **({"train_extra_json": json.dumps(extra)} if extra else {})}
 
 
@@ -137,7 +138,8 @@ def _run_compiled(work: Path, pipeline: str, arguments: dict, verbose: bool,
         else:
             local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
         pipeline_yaml = compile_pipeline(str(work / f"{pipeline}.yaml"),
-                                         load("kubeflow", overrides), pipeline)
+                                         load("kubeflow", overrides), pipeline,
+                                         local=True)
         if runner != "container":  # the image's steps run the compiled commands as they are
             pipeline_yaml = _without_pip_preamble(pipeline_yaml)
         compiled = components.load_component_from_file(pipeline_yaml)

@@ -26,7 +26,7 @@ PIPELINE_NAME = "resnet50-finetune"
 SETTING_PARAMETERS = tuple(inspect.signature(resolve_settings.python_func).parameters)
 
 
-def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
+def build_pipeline(platform: Profile = BUILTINS["kubeflow"], local: bool = False):
     def finetune_pipeline(
         source: str,
         registry_uri: str,
@@ -83,6 +83,7 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
                 configure_step(data, platform, cache=True)
                 trained = train(examples=data.outputs["examples"],
                                 config=resolved.outputs["train"], run_id=run_id,
+                                worker_pods=platform.worker_pods(local),
                                 ).set_display_name("Train ResNet50")
                 configure_train(trained, platform)
                 exported = export_model(examples=data.outputs["examples"],
@@ -117,10 +118,11 @@ def build_pipeline(platform: Profile = BUILTINS["kubeflow"]):
 
 
 def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],
-                     pipeline: str = "main") -> str:
+                     pipeline: str = "main", local: bool = False) -> str:
     """Compile ``pipeline`` (main or ablation) to YAML; the profile's image replaces every
     step's image in the spec. A Vertex profile compiles to one YAML document (no
-    kfp-kubernetes section)."""
+    kfp-kubernetes section). ``local``: for kfp.local, whose train step starts training
+    processes on this machine rather than pods."""
     from kfp import compiler
 
     from pipeline.ablation import build_ablation_pipeline
@@ -130,7 +132,7 @@ def compile_pipeline(output: str, platform: Profile = BUILTINS["kubeflow"],
         raise ValueError(f"pipeline {pipeline!r}: use one of {', '.join(builders)}")
     from components.container_image import IMAGE
 
-    compiler.Compiler().compile(builders[pipeline](platform), package_path=output)
+    compiler.Compiler().compile(builders[pipeline](platform, local), package_path=output)
     image = platform.image
     if image and image != IMAGE:  # the components' own image needs no rewrite
         edit_containers(output, lambda container: container.update(image=image))
@@ -149,3 +151,21 @@ def edit_containers(pipeline_yaml: str, edit) -> str:
     with open(pipeline_yaml, "w") as handle:
         yaml.safe_dump_all(documents, handle, sort_keys=False)
     return pipeline_yaml
+
+
+def compiled_worker_pods(pipeline_yaml: str) -> str:
+    """The train step's ``worker_pods`` as compiled into ``pipeline_yaml`` ("" if none)."""
+    import yaml
+
+    with open(pipeline_yaml) as handle:
+        spec = next(d for d in yaml.safe_load_all(handle) if d)
+
+    def find(node):
+        if isinstance(node, dict):
+            if "worker_pods" in node and "runtimeValue" in node["worker_pods"]:
+                return node["worker_pods"]["runtimeValue"]["constant"]
+            return next((f for f in map(find, node.values()) if f is not None), None)
+        if isinstance(node, list):
+            return next((f for f in map(find, node) if f is not None), None)
+        return None
+    return find(spec) or ""

@@ -34,11 +34,17 @@ def _resources(task, profile: Profile, cpu: str, memory: str) -> None:
 
 
 def configure_train(task, profile: Profile) -> None:
-    """GPU node, resources and retries: training resumes from its backup on retry."""
-    if profile.gpus:
-        task.set_accelerator_type(profile.accelerator_resource)
-        task.set_accelerator_limit(profile.gpus)
-    _resources(task, profile, profile.train_cpu, profile.train_memory)
+    """GPU node, resources and retries: training resumes from its backup on retry. With
+    ``training: jobs`` the GPUs and placement are the TrainJob's or CustomJob's; the
+    step's pod, which starts and follows that job, is an ordinary step's."""
+    in_jobs = profile.training == "jobs"
+    if in_jobs:
+        _resources(task, profile, profile.step_cpu, profile.step_memory)
+    else:
+        if profile.gpus:
+            task.set_accelerator_type(profile.accelerator_resource)
+            task.set_accelerator_limit(profile.gpus)
+        _resources(task, profile, profile.train_cpu, profile.train_memory)
     if profile.train_retries:
         task.set_retry(num_retries=profile.train_retries, backoff_duration="60s",
                        backoff_factor=2.0)
@@ -46,10 +52,11 @@ def configure_train(task, profile: Profile) -> None:
     _security(task, profile)
     if profile.is_vertex:
         return
-    for key, value in sorted(profile.train_node_selector.items()):
-        kubernetes.add_node_selector(task, label_key=key, label_value=value)
-    for toleration in profile.tolerations:
-        kubernetes.add_toleration(task, **dict(toleration))
+    if not in_jobs:
+        for key, value in sorted(profile.train_node_selector.items()):
+            kubernetes.add_node_selector(task, label_key=key, label_value=value)
+        for toleration in profile.tolerations:
+            kubernetes.add_toleration(task, **dict(toleration))
     if profile.train_timeout_s:
         kubernetes.set_timeout(task, profile.train_timeout_s)
 

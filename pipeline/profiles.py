@@ -16,6 +16,7 @@ from pathlib import Path
 from components.common.errors import ConfigError
 
 BACKENDS = ("kubeflow", "vertex")
+TRAINING = ("step", "jobs")
 KUBEFLOW_GPU = "nvidia.com/gpu"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
@@ -26,6 +27,19 @@ GPU_TYPES = ("NVIDIA_TESLA_T4", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_P100", "NVIDIA_
              "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB",
              "NVIDIA_H100_MEGA_80GB", "NVIDIA_H200_141GB", "NVIDIA_B200", "NVIDIA_GB200",
              "NVIDIA_RTX_PRO_6000")
+# Vertex AI's machine for N GPUs of a type (its "GPUs on Compute Engine" pairings).
+VERTEX_MACHINES = {
+    "NVIDIA_H100_80GB": {n: f"a3-highgpu-{n}g" for n in (1, 2, 4, 8)},
+    "NVIDIA_H200_141GB": {8: "a3-ultragpu-8g"},
+    "NVIDIA_A100_80GB": {n: f"a2-ultragpu-{n}g" for n in (1, 2, 4, 8)},
+    "NVIDIA_TESLA_A100": {n: f"a2-highgpu-{n}g" for n in (1, 2, 4, 8)},
+    "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48",
+                  8: "g2-standard-96"},
+    **{gpu: {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32",
+             8: "n1-standard-64"}
+       for gpu in ("NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100",
+                   "NVIDIA_TESLA_P4")},
+}
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY|API_KEY",
                          re.I)
@@ -64,6 +78,10 @@ class Profile:
     project: str = ""  # vertex: the Google Cloud project
     region: str = ""  # vertex: e.g. us-central1
     labels: tuple[tuple[str, str], ...] = ()  # vertex: labels on every run
+    training: str = "step"  # step: the train step's pod trains (workers 1); jobs: the step
+    # runs a Kubeflow Trainer TrainJob / Vertex CustomJob of `workers` nodes with the GPUs
+    machine_type: str = ""  # vertex, training jobs: each worker's machine; "" = the one
+    # Vertex pairs with accelerator and gpus (a3-highgpu-1g for one H100)
 
     @property
     def is_vertex(self) -> bool:
@@ -86,6 +104,10 @@ class Profile:
         if self.backend not in BACKENDS:
             raise ConfigError(f"{where}: backend {self.backend!r}; use one of "
                               f"{', '.join(BACKENDS)}")
+        if self.training not in TRAINING:
+            raise ConfigError(f"{where}: training {self.training!r}; use one of "
+                              f"{', '.join(TRAINING)} (jobs: Kubeflow Trainer or Vertex "
+                              "CustomJobs train, workers nodes at once)")
         if self.ablation_parallelism < 1:
             raise ConfigError(f"{where}: ablation_parallelism {self.ablation_parallelism}: use "
                               "1 or more (cells that train at once)")
@@ -134,7 +156,7 @@ class Profile:
             raise ConfigError(
                 f"{where}: accelerator {self.accelerator!r} is a GKE/Vertex type; on kubeflow "
                 f"give the resource name ({KUBEFLOW_GPU}), or use the gke or vertex profile")
-        for key in ("project", "region", "labels"):
+        for key in ("project", "region", "labels", "machine_type"):
             if getattr(self, key):
                 raise ConfigError(f"{where}: {key} is a Vertex AI setting; remove it or use "
                                   "backend: vertex")
@@ -157,6 +179,43 @@ class Profile:
             if not _LABEL.match(key) or len(value) > 63:
                 raise ConfigError(f"{where}: label {key}={value!r}: Vertex labels are lowercase "
                                   "letters, digits, '_' and '-', at most 63 characters")
+
+    def vertex_machine(self) -> str:
+        """Each training worker's Vertex machine: ``machine_type``, else the one Vertex
+        pairs with ``gpus`` of ``accelerator``."""
+        if self.machine_type:
+            return self.machine_type
+        if not self.gpus:
+            return "n1-standard-8"
+        machine = VERTEX_MACHINES.get(self.accelerator, {}).get(self.gpus)
+        if not machine:
+            raise ConfigError(f"platform profile {self.name!r}: no known Vertex machine holds "
+                              f"{self.gpus} {self.accelerator}; set machine_type (e.g. "
+                              "a3-highgpu-8g) for training across workers")
+        return machine
+
+    def worker_pods(self, local: bool = False) -> str:
+        """Where the train step's training processes run (``WorkerPods`` as JSON): this
+        machine under kfp.local, the step's own pod, or a TrainJob or a Vertex CustomJob
+        (``training: jobs``)."""
+        from components.container_image import IMAGE
+        from components.train.pods import WorkerPods
+
+        if local or self.training == "step":
+            return WorkerPods(backend="local" if local else "pod").to_json()
+        common = {"image": self.image or IMAGE, "gpus": self.gpus, "cpu": self.train_cpu,
+                  "memory": self.train_memory, "env": dict(self.env),
+                  "service_account": self.service_account}
+        if self.is_vertex:
+            return WorkerPods(backend="vertex", accelerator=self.accelerator if self.gpus else "",
+                              machine_type=self.vertex_machine(), project=self.project,
+                              region=self.region, labels=dict(self.labels), **common).to_json()
+        return WorkerPods(backend="kubeflow", accelerator=self.accelerator_resource,
+                          node_selector=self.train_node_selector,
+                          tolerations=tuple(dict(t) for t in self.tolerations),
+                          env_secret=self.env_secret,
+                          env_secret_keys=self.env_secret_keys if self.env_secret else (),
+                          **common).to_json()
 
     def mutable_image_warning(self) -> str:
         """Why the image should be pinned, or "" when it is a digest."""

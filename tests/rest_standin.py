@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 class RestStandIn:
     """Subclasses fill ``routes``: (method, path regex, handler(groups, query, body) ->
-    (status, payload)). Handlers run one at a time, under ``lock``."""
+    (status, payload)); a ``str`` payload is sent as text, anything else as JSON. Handlers
+    run one at a time, under ``lock``."""
 
     not_found: tuple[int, dict] = (404, {"error": {"code": 404, "message": "not found"}})
 
@@ -43,9 +44,10 @@ class RestStandIn:
                          in standin.routes
                          if method == self.command and (m := re.match(rx, path))),
                         standin.not_found)
-                data = json.dumps(payload).encode()
+                text = isinstance(payload, str)  # a text answer (a pod's log)
+                data = (payload if text else json.dumps(payload)).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

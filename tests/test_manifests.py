@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-OVERLAYS = ["base", "overlays/gcp", "overlays/gpu", "overlays/multi-user"]
+OVERLAYS = ["base", "overlays/gcp", "overlays/gpu", "overlays/multi-user", "overlays/trainer"]
+SCHEMAS = {"Profile": "kubeflow-profile-v1.yaml",  # custom resources: their schemas
+           "TrainingRuntime": "trainer-v1alpha1-trainingruntime.yaml"}
 
 
 def render(overlay: str) -> list[dict]:
@@ -22,17 +24,20 @@ def render(overlay: str) -> list[dict]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_renders_and_validates_strictly(overlay, tmp_path):
     documents = render(overlay)
-    profiles = [d for d in documents if d["kind"] == "Profile"]
-    builtin = [d for d in documents if d["kind"] != "Profile"]
+    custom = [d for d in documents if d["kind"] in SCHEMAS]
+    builtin = [d for d in documents if d["kind"] not in SCHEMAS]
     (tmp_path / "out.yaml").write_text(yaml.safe_dump_all(builtin))
     result = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"),
                              "--strict", str(tmp_path / "out.yaml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    schema = yaml.safe_load((ROOT / "tests" / "schemas" / "kubeflow-profile-v1.yaml").read_text())
-    for profile in profiles:
-        jsonschema.validate(profile, schema)
-    assert (len(profiles) == 1) == (overlay == "overlays/multi-user")
+    for resource in custom:
+        schema = yaml.safe_load((ROOT / "tests" / "schemas" / SCHEMAS[resource["kind"]])
+                                .read_text())
+        jsonschema.validate(resource, schema)
+    kinds = sorted(d["kind"] for d in custom)
+    assert kinds == {"overlays/multi-user": ["Profile"],
+                     "overlays/trainer": ["TrainingRuntime"]}.get(overlay, [])
 
 
 def test_the_profile_schema_refuses_a_typo_and_a_namespace():

@@ -98,9 +98,9 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path, artifacts_d
     """Three real kfp.local runs of the compiled YAML: a good model (the pipeline's
     defaults at run-local's sizes, 64 px, 4 epochs, from the demo backbone) is promoted;
     the same data, settings and code again is `unchanged` before any training; a barely
-    trained one is rejected and production does not move. The terminal shows a line per
-    step start and end within the line budget; each run writes an HTML report that
-    renders offline in headless Chromium."""
+    trained one (across two training processes) is rejected and production does not
+    move. The terminal shows a line per step start and end within the line budget; each
+    run writes an HTML report that renders offline in headless Chromium."""
     from click.testing import CliRunner
 
     from components.registry.storage_registry import StorageRegistry
@@ -151,8 +151,10 @@ def test_run_local_promotes_then_rejects_a_worse_candidate(tmp_path, artifacts_d
     assert "trained_model" not in same["artifacts"]
     assert "UNCHANGED" in Path(same["report"]).read_text()
     worse = run_local(str(tmp_path), image_size=32, epochs=1, learning_rate=1e-9, seed=5,
-                      train_extra_json=json.dumps({"head_epochs": 0}))
+                      train_extra_json=json.dumps({"head_epochs": 0, "workers": 2}))
     assert worse["gate"]["decision"] == "reject", worse["gate"]
+    assert "[worker 1]" in Path(worse["logs"], "train.log").read_text(), \
+        "kfp.local's train step trains across two processes of this machine"
     assert "non_inferiority" in Path(worse["report"]).read_text()
     in_the_ui = Path(worse["artifacts"]["run"], "run-report", "report").read_text()
     assert "resnet-finetune run: reject" in in_the_ui and 'id="training-curves"' in in_the_ui

@@ -65,14 +65,6 @@ def test_a_workers_refusal_is_one_line(examples_dir, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_a_pipeline_refuses_workers_until_training_across_pods_is_built():
-    from components.lineage.resolve import resolve
-
-    with pytest.raises(ConfigError, match="workers 2: a pipeline's train step trains in one "
-                                          "pod.*finetune train --workers N"):
-        resolve({"source": "images"}, {"train_extra_json": json.dumps({"workers": 2})})
-
-
 def test_the_workers_shards_make_up_the_global_batches_of_one_process(examples_dir):
     import tensorflow as tf
 

@@ -8,15 +8,19 @@ gives a new model's first version the ``default`` alias and moves an alias merge
 a version away from the version that held it. ``PipelineJob.submit`` also checks the
 pipeline root's bucket through the Cloud Storage JSON API; with ``STORAGE_EMULATOR_HOST``
 pointing here, that check is answered too (bucket missing -> created), so nothing leaves
-the machine.
+the machine. A ``CustomJob``'s replicas are processes of this machine running its pools'
+command with the ``TF_CONFIG`` Vertex gives them (pool 0 ``chief``, pool 1 ``worker``),
+every address a loopback port; its state follows them.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 from tests.rest_standin import RestStandIn
+from tests.worker_nodes import Node, loopback_tf_configs
 
 _PARENT = r"/v1/(?P<parent>projects/[^/]+/locations/[^/]+)"
 _MODEL = r"/models/(?P<id>[^/:@]+)"
@@ -30,10 +34,15 @@ class VertexStandIn(RestStandIn):
         self.schedules: dict[str, dict] = {}
         self.fail_schedule_create = False
         self.models: dict[str, list[dict]] = {}  # model name -> its versions
+        self.custom_jobs: dict[str, dict] = {}  # name -> {"body", "nodes", "cancelled"}
         self._ids = itertools.count(1000)
         routes = [
             ("POST", _PARENT + r"/pipelineJobs$", self._create_job),
             ("GET", _PARENT + r"/pipelineJobs/(?P<id>[^/:]+)$", self._get_job),
+            ("POST", _PARENT + r"/customJobs$", self._create_custom_job),
+            ("GET", _PARENT + r"/customJobs$", self._list_custom_jobs),
+            ("GET", _PARENT + r"/customJobs/(?P<id>[^/:]+)$", self._get_custom_job),
+            ("POST", _PARENT + r"/customJobs/(?P<id>[^/:]+):cancel$", self._cancel_custom_job),
             ("POST", _PARENT + r"/schedules$", self._create_schedule),
             ("GET", _PARENT + r"/schedules$", self._list_schedules),
             ("GET", _PARENT + r"/schedules/(?P<id>[^/:]+)$", self._get_schedule),
@@ -51,6 +60,68 @@ class VertexStandIn(RestStandIn):
             ("PUT", r"/storage/v1/b/[^/]+/iam$", lambda g, q, b: (200, b or {})),
         ]
         super().__init__(routes)
+
+    def stop(self) -> None:
+        for job in self.custom_jobs.values():
+            for node in job["nodes"]:
+                node.stop()
+        super().stop()
+
+    def _create_custom_job(self, g, query, body):
+        pools = body["jobSpec"]["workerPoolSpecs"]
+        kinds = [kind for kind, pool in zip(("chief", "worker"), pools, strict=False)
+                 for _ in range(int(pool.get("replicaCount", 1)))]
+        configs = loopback_tf_configs(kinds)
+        nodes = []
+        for config in configs:
+            container = pools[0 if config["task"]["type"] == "chief" else 1]["containerSpec"]
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            nodes.append(Node(container["command"], {**env, "TF_CONFIG": json.dumps(
+                {**config, "environment": "cloud", "job": body["jobSpec"]})}))
+        name = f"{g['parent']}/customJobs/{next(self._ids)}"
+        self.custom_jobs[name] = {"body": {**body, "name": name}, "nodes": nodes,
+                                  "cancelled": False}
+        return 200, self._custom_job(name)
+
+    def _custom_job(self, name: str) -> dict:
+        job = self.custom_jobs[name]
+        codes = [node.process.poll() for node in job["nodes"]]
+        failed = next((i for i, code in enumerate(codes) if code not in (None, 0)), None)
+        if job["cancelled"]:
+            state = "JOB_STATE_CANCELLED"
+        elif failed is not None:
+            for node in job["nodes"]:
+                node.stop()
+            state = "JOB_STATE_FAILED"
+        else:
+            state = "JOB_STATE_SUCCEEDED" if all(c == 0 for c in codes) else "JOB_STATE_RUNNING"
+        out = {**job["body"], "state": state, "createTime": NOW}
+        if state == "JOB_STATE_FAILED":
+            replica = "workerpool0-0" if failed == 0 else f"workerpool1-{failed - 1}"
+            out["error"] = {"code": 3, "message": f"The replica {replica} exited with a "
+                                                  f"non-zero status of {codes[failed]}."}
+        return out
+
+    def _get_custom_job(self, g, query, body):
+        name = f"{g['parent']}/customJobs/{g['id']}"
+        return (200, self._custom_job(name)) if name in self.custom_jobs else NOT_FOUND
+
+    def _list_custom_jobs(self, g, query, body):
+        wanted = re.fullmatch(r'labels\.([\w-]+)="(.*)"', query.get("filter", ""))
+        return 200, {"customJobs": [
+            self._custom_job(name) for name, job in self.custom_jobs.items()
+            if name.startswith(g["parent"] + "/") and (
+                not wanted or job["body"].get("labels", {}).get(wanted.group(1))
+                == wanted.group(2))]}
+
+    def _cancel_custom_job(self, g, query, body):
+        job = self.custom_jobs.get(f"{g['parent']}/customJobs/{g['id']}")
+        if not job:
+            return NOT_FOUND
+        job["cancelled"] = True
+        for node in job["nodes"]:
+            node.stop()
+        return 200, {}
 
     def posted(self, suffix: str) -> list[dict]:
         return self.sent("POST", suffix)

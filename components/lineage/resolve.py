@@ -4,7 +4,6 @@ computed from it, so equal settings are one lineage however they were spelled.""
 
 from __future__ import annotations
 
-from components.common.errors import ConfigError
 from components.common.settings import from_parameters, settings, to_json
 from components.evaluate.gate import GateConfig
 from components.prepare_data.config import PrepareConfig
@@ -29,12 +28,6 @@ def resolve(named: dict, extra_json: dict[str, str]) -> dict[str, str]:
         placeholders = {path: "" if path == "run_id" else "." for path in STEP_PATHS[cls]}
         config = from_parameters(cls, parameter, extra_json.get(parameter, "{}"),
                                  **own, **placeholders).validate()
-        if step == "train" and config.runtime.workers > 1:
-            raise ConfigError(
-                f"train_extra_json's workers {config.runtime.workers}: a pipeline's train "
-                "step trains in one pod (its GPUs through MirroredStrategy); training across "
-                "pods is not built yet. Leave workers at 1 here, or train across processes "
-                "with `finetune train --workers N`")
         resolved[step] = to_json(config, STEP_PATHS[cls])
     return resolved
 

@@ -1,9 +1,10 @@
 """Training across processes: the cluster ``TF_CONFIG`` describes, Keras' ``fit`` under
 ``MultiWorkerMirroredStrategy``, and workers started on this machine.
 
-Run as ``python -m components.train.workers CONFIG RESULT``, it is one worker of a local
-job: it trains the flat settings in the JSON file CONFIG and, as the chief, writes the
-step's summary to RESULT.
+Run as ``python -m components.train.workers CONFIG RESULT``, it is one worker of a job
+(local processes, a Kubeflow TrainJob's pods, a Vertex CustomJob's replicas): it trains
+the flat settings in the JSON file CONFIG (a path or a storage URI) and, as the chief,
+writes the step's summary to RESULT.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from components.common.settings import flatten
 
 log = logging.getLogger(__name__)
 TASK_TYPES = ("chief", "worker")  # in rank order; Vertex names its first pool "chief"
+JOBSET_VARIABLE = "JOBSET_NAME"  # the TrainingRuntime sets it from the pod's JobSet label
+TF_PORT = 2222  # a TrainJob pod's collective port (TensorFlow's customary one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,20 @@ class Cluster:
                               f"--workers is {workers}: give every process --workers "
                               f"{self.workers}")
         return self
+
+
+def jobset_tf_config(environ, workers: int) -> str:
+    """``TF_CONFIG`` for a pod of a Kubeflow TrainJob: JobSet names node k's pod
+    ``<jobset>-node-0-<k>`` in the subdomain ``<jobset>`` (its headless service) and tells
+    each pod its k (``JOB_COMPLETION_INDEX``); the runtime gives the JobSet's name."""
+    name, index = environ.get(JOBSET_VARIABLE, ""), environ.get("JOB_COMPLETION_INDEX", "")
+    if not name or not index.isdigit() or int(index) >= workers:
+        raise ConfigError(f"{JOBSET_VARIABLE} {name!r}, JOB_COMPLETION_INDEX {index!r}: a "
+                          f"TrainJob's pod of {workers} needs both (the finetune-train "
+                          "TrainingRuntime sets them); run it on that runtime")
+    hosts = [f"{name}-node-0-{k}.{name}:{TF_PORT}" for k in range(workers)]
+    return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker",
+                                                              "index": int(index)}})
 
 
 def local_tf_config(ports: list[int], index: int) -> str:
@@ -253,22 +270,22 @@ def fix_keras_multi_worker_fit() -> None:
     trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
 
 
-def _main(config_file: str, result_file: str) -> None:
+def _main(config_uri: str, result_uri: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from components.train.config import TrainConfig
     from components.train.run import run
 
-    with open(config_file) as f:
-        settings = json.load(f)
     try:
-        summary = run(TrainConfig.of(**settings))
+        cfg = TrainConfig.of(**json.loads(storage.read_text(config_uri)))
+        if "TF_CONFIG" not in os.environ and JOBSET_VARIABLE in os.environ:
+            os.environ["TF_CONFIG"] = jobset_tf_config(os.environ, cfg.runtime.workers)
+        summary = run(cfg)
     except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
             RunFailed) as err:  # one line, as `finetune` says it, for the launcher to name
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1 if isinstance(err, RunFailed) else 2)
     if Cluster.from_env().is_chief:
-        with open(result_file, "w") as f:
-            json.dump(summary, f)
+        storage.write_text(result_uri, json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -152,7 +152,25 @@ def _run_context(kwargs: dict, cron: str = ""):
         os.path.join(tempfile.mkdtemp(prefix="finetune-"), "pipeline.yaml"), profile, strict)
     from pipeline.parameters import typed_arguments
 
-    return profile, pipeline_yaml, typed_arguments(params, pipeline_yaml), target
+    arguments = typed_arguments(params, pipeline_yaml)
+    _check_training_placement(pipeline_yaml, arguments)
+    return profile, pipeline_yaml, arguments, target
+
+
+def _check_training_placement(pipeline_yaml: str, arguments: dict) -> None:
+    """Refuse ``workers`` > 1 for a pipeline compiled to train in its step's pod now,
+    rather than in the run's train step."""
+    import json
+
+    from components.train.pods import WorkerPods, refuse_workers_in_one_pod
+    from pipeline.pipeline import compiled_worker_pods
+
+    try:
+        workers = int(json.loads(arguments.get("train_extra_json") or "{}").get("workers", 1))
+    except (ValueError, TypeError, AttributeError):
+        return  # the resolve step names what is wrong with it
+    if WorkerPods.from_json(compiled_worker_pods(pipeline_yaml)).backend == "pod":
+        refuse_workers_in_one_pod(workers)
 
 
 @main.command("submit")

@@ -17,7 +17,8 @@ from pipeline.parameters import FIELDS
 
 RUN_LOCAL_SETTINGS = {name: FIELDS[name] for name in (
     "epochs", "learning_rate", "image_size", "batch_size", "bn_policy", "clip",
-    "clip_threshold", "weights", "min_accuracy")} | {"head_epochs": (TrainConfig, "head_epochs")}
+    "clip_threshold", "weights", "min_accuracy")} | {
+    option: (TrainConfig, setting) for option, setting in TRAIN_EXTRA.items()}
 
 
 @main.command("run-local")
@@ -54,7 +55,8 @@ def run_local(workdir, data, registry, model_name, stream, as_json, runner, pipe
     from pipeline.verdict import verdict
 
     grid = AblationGrid(bn_policies, clips, seeds).validate()
-    given = {k: v for k, v in params.items() if v is not None and k != "weights"}
+    given = {TRAIN_EXTRA.get(k, k): v for k, v in params.items()
+             if v is not None and k != "weights"}
     TrainConfig.of(examples=".", output=".", **{
         k: v for k, v in {**SMALL_SIZES, **given}.items() if k in settings(TrainConfig)}).validate()
     try:

@@ -1,0 +1,310 @@
+"""Training across pods from a pipeline's train step: the TrainJob (Kubeflow Trainer) and the
+Vertex CustomJob it creates, checked against their schemas, followed and cleaned up, through
+stand-ins of the Kubernetes and Vertex AI APIs whose pods are real processes here (neither
+platform can run on this machine); and the compiled pipeline's wiring."""
+
+import functools
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from components.common import storage
+from components.common.errors import ConfigError, RunFailed
+from components.common.kubernetes_api import KubernetesAPI
+from components.container_image import DEFAULT_IMAGE
+from components.train.config import TrainConfig
+from components.train.pods import WORKER_COMMAND, WorkerPods, job_name, train_in_pods
+from components.train.trainjob import run_trainjob, trainjob
+from components.train.vertex_job import JOB_LABEL, run_custom_job
+from components.train.workers import JOBSET_VARIABLE, jobset_tf_config
+from pipeline import profiles
+from tests.conftest import TINY_TRAIN
+from tests.kubernetes_standin import KubernetesStandIn
+from tests.test_manifests import ROOT, render
+
+SCHEMAS = ROOT / "tests" / "schemas"
+
+
+def _schema(name: str) -> dict:
+    return yaml.safe_load((SCHEMAS / f"trainer-v1alpha1-{name}.yaml").read_text())
+
+
+def _pods(profile: str, **overrides) -> WorkerPods:
+    overrides.setdefault("training", "jobs")
+    return WorkerPods.from_json(profiles.load(profile, overrides).worker_pods())
+
+
+def test_each_profile_says_where_workers_run():
+    assert WorkerPods.from_json(profiles.load("kubeflow").worker_pods(local=True)) == \
+        WorkerPods(backend="local")
+    assert WorkerPods.from_json("") == WorkerPods(backend="pod"), "a DAG that gives none"
+    assert _pods("kubeflow", training="step").backend == _pods("vertex", training="step"
+                                                               ).backend == "pod"
+    gke = _pods("gke", gpus=2, env_secret="s3-keys")
+    assert (gke.backend, gke.accelerator, gke.gpus) == ("kubeflow", "nvidia.com/gpu", 2)
+    assert gke.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+    assert gke.env_secret_keys == ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    vertex = _pods("vertex", project="p", region="europe-west4")
+    assert (vertex.backend, vertex.machine_type, vertex.accelerator) == (
+        "vertex", "a3-highgpu-1g", "NVIDIA_H100_80GB")
+    assert _pods("vertex", accelerator="NVIDIA_L4", gpus=4).machine_type == "g2-standard-48"
+    assert _pods("vertex", gpus=0).machine_type == "n1-standard-8"
+    with pytest.raises(ConfigError, match="no known Vertex machine holds 3 NVIDIA_H100_80GB; "
+                                          "set machine_type"):
+        _pods("vertex", gpus=3)
+    with pytest.raises(ConfigError, match="machine_type is a Vertex AI setting"):
+        profiles.load("kubeflow", {"machine_type": "a3-highgpu-1g"})
+
+
+def test_job_names_are_dns_labels_short_enough_for_jobset_pod_names():
+    for run_id in ("3f2a9c1e-0b6d-4e52-9d8e-2a7c41f0b9aa", "Nightly_Run.42" * 9, "---"):
+        name = job_name(run_id)
+        assert len(name) <= 48 and name == job_name(run_id)
+        jsonschema.validate({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+                             "metadata": {"name": name},
+                             "spec": {"runtimeRef": {"name": "finetune-train"}}},
+                            _schema("trainjob"))
+    assert job_name("a") != job_name("b")
+
+
+def test_the_trainjob_validates_against_trainers_types():
+    pods = _pods("gke", env_secret="s3-keys", env=(("AWS_ENDPOINT_URL", "http://minio:9000"),))
+    job = trainjob("finetune-run-1-0a1b2c3d", [*WORKER_COMMAND, "c", "r"], pods, 4)
+    jsonschema.validate(job, _schema("trainjob"))
+    spec = job["spec"]
+    assert spec["runtimeRef"] == {"name": "finetune-train", "apiGroup": "trainer.kubeflow.org",
+                                  "kind": "TrainingRuntime"}
+    assert spec["trainer"]["numNodes"] == 4
+    assert spec["trainer"]["resourcesPerNode"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "s3-keys", "key": "AWS_SECRET_ACCESS_KEY"}}} in spec["trainer"]["env"]
+    [override] = spec["podTemplateOverrides"]
+    assert override["targetJobs"] == [{"name": "node"}]
+    assert override["spec"]["serviceAccountName"] == "finetune-runner"
+    assert override["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    for broken in ({**job, "spec": {**spec, "podSpecOverrides": []}},  # Trainer v2.0's name
+                   {**job, "spec": {**spec, "trainer": {**spec["trainer"], "numNodes": 0}}},
+                   {**job, "metadata": {"name": "Finetune_1"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, _schema("trainjob"))
+
+
+def test_the_trainer_overlay_installs_the_runtime_the_step_names():
+    documents = render("overlays/trainer")
+    [runtime] = [d for d in documents if d["kind"] == "TrainingRuntime"]
+    jsonschema.validate(runtime, _schema("trainingruntime"))
+    assert runtime["metadata"]["name"] == WorkerPods().runtime
+    [job] = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    [container] = job["template"]["spec"]["template"]["spec"]["containers"]
+    assert (container["name"], container["image"]) == ("node", DEFAULT_IMAGE)
+    assert container["command"] == list(WORKER_COMMAND)
+    assert container["env"][0]["name"] == JOBSET_VARIABLE
+    [role] = [d for d in documents if d["kind"] == "Role"
+              and d["metadata"]["name"] == "finetune-trainjobs"]
+    granted = {(r["resources"][0], verb) for r in role["rules"] for verb in r["verbs"]}
+    assert {("trainjobs", "create"), ("trainjobs", "get"), ("trainjobs", "delete"),
+            ("pods", "list"), ("pods/log", "get")} <= granted
+
+
+def test_a_trainjob_pod_derives_tf_config_from_jobset_host_names():
+    env = {JOBSET_VARIABLE: "finetune-run-1", "JOB_COMPLETION_INDEX": "2"}
+    config = json.loads(jobset_tf_config(env, 3))
+    assert config == {"cluster": {"worker": [
+        f"finetune-run-1-node-0-{k}.finetune-run-1:2222" for k in range(3)]},
+        "task": {"type": "worker", "index": 2}}
+    for broken in ({JOBSET_VARIABLE: "x"}, {**env, "JOB_COMPLETION_INDEX": "3"}):
+        with pytest.raises(ConfigError, match="needs both"):
+            jobset_tf_config(broken, 3)
+
+
+def test_a_pipeline_training_in_its_steps_pod_refuses_workers_before_submitting(tmp_path):
+    from pipeline.cli.cluster import _check_training_placement
+    from pipeline.local_run import small_arguments
+    from pipeline.pipeline import compile_pipeline
+
+    in_step = compile_pipeline(str(tmp_path / "step.yaml"), profiles.load("gke"))
+    two = {"train_extra_json": json.dumps({"workers": 2})}
+    with pytest.raises(ConfigError, match="workers 2: this pipeline trains in its train step's "
+                                          "pod .*a profile whose training is jobs"):
+        _check_training_placement(in_step, two)
+    _check_training_placement(in_step, {"train_extra_json": "{}"})
+    in_jobs = compile_pipeline(str(tmp_path / "jobs.yaml"), profiles.load(
+        "gke", {"training": "jobs"}))
+    _check_training_placement(in_jobs, two)
+    with pytest.raises(ConfigError, match="workers 2: this pipeline trains in its train step"):
+        train_in_pods(TrainConfig.of(examples=".", output=".", workers=2),
+                      WorkerPods(backend="pod"), "gs://b/e", "gs://b/m")
+    assert json.loads(small_arguments({"train_workers": 2, "weights": "none"})[
+        "train_extra_json"]) == {"workers": 2}
+
+
+def test_with_training_jobs_the_step_pod_holds_no_gpu(tmp_path):
+    from pipeline.pipeline import compile_pipeline
+
+    def train_container(profile) -> dict:
+        documents = list(yaml.safe_load_all(open(compile_pipeline(
+            str(tmp_path / f"{profile.name}.yaml"), profile))))
+        executors = documents[0]["deploymentSpec"]["executors"]
+        platform = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        return executors["exec-train"]["container"], platform.get("exec-train", {})
+
+    jobs, jobs_k8s = train_container(profiles.load("gke", {"training": "jobs"}))
+    step, step_k8s = train_container(profiles.load("gke"))
+    assert "accelerator" in step["resources"] and "nodeSelector" in step_k8s
+    assert "accelerator" not in jobs["resources"] and "nodeSelector" not in jobs_k8s
+    assert jobs["resources"]["resourceCpuRequest"] == "2"
+
+
+def test_pods_refuse_folders_only_this_pod_sees(examples_dir, tmp_path):
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "out"),
+                         workers=2, **TINY_TRAIN)
+    never = {"kubeflow": lambda *args: pytest.fail("launched")}
+    with pytest.raises(ConfigError, match="the examples artifact is at /.*a path only this "
+                                          "pod sees"):
+        train_in_pods(cfg, WorkerPods(backend="kubeflow"), str(examples_dir),
+                      "gs://b/model", never)
+
+
+@pytest.fixture
+def cluster():
+    standin = KubernetesStandIn(secrets={"s3-keys": {"TOKEN": "t0k3n"}})
+    yield standin, KubernetesAPI(standin.url, standin.namespace)
+    standin.stop()
+
+
+def _script(code: str) -> list[str]:
+    return ["python", "-c", code]
+
+
+NODE_SCRIPT = ("import os, sys, time\n"
+               "k = int(os.environ['JOB_COMPLETION_INDEX'])\n"
+               "for i in range(3):\n"
+               "    print(f'step {i} of node {k}', flush=True); time.sleep(0.3)\n"
+               "print('secret', os.environ['TOKEN'], flush=True)\n"
+               "sys.exit(int(os.environ.get('FAIL_NODE', '-1') == str(k)) * 3)\n")
+
+
+def test_a_trainjob_is_created_followed_and_deleted(cluster, capfd):
+    standin, api = cluster
+    pods = WorkerPods(backend="kubeflow", image="img", cpu="1", memory="1G",
+                      env_secret="s3-keys", env_secret_keys=("TOKEN",), poll_seconds=0.2)
+    earlier = trainjob("finetune-x", _script("import time; time.sleep(60)"), pods, 1)
+    api.call("POST", "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{namespace}/trainjobs",
+             earlier)  # what an earlier attempt of the step left running
+    run_trainjob("finetune-x", _script(NODE_SCRIPT), pods, 2, api=api)
+    err = capfd.readouterr().err
+    for k in (0, 1):
+        lines = [line for line in err.splitlines() if line.startswith(f"[node {k}] ")]
+        assert lines == [f"[node {k}] step {i} of node {k}" for i in range(3)] + [
+            f"[node {k}] secret t0k3n"], "each line once, in order"
+    deleted = standin.sent("DELETE", "/trainjobs/finetune-x")
+    assert len(deleted) == 2 and deleted[0]["query"] == {"propagationPolicy": "Foreground"}
+    created = [r for r in standin.sent("POST", "/trainjobs") if r["body"]["spec"]["trainer"][
+        "command"][-1] == NODE_SCRIPT]
+    assert standin.requests.index(created[0]) > standin.requests.index(deleted[0]), \
+        "the earlier attempt's job is deleted before the new one starts"
+    assert not standin.jobs
+
+
+def test_a_failed_trainjob_says_which_node_and_its_last_words(cluster):
+    standin, api = cluster
+    pods = WorkerPods(backend="kubeflow", image="img", env={"FAIL_NODE": "1"},
+                      env_secret="s3-keys", env_secret_keys=("TOKEN",), poll_seconds=0.2)
+    with pytest.raises(RunFailed, match=r"TrainJob finetune-y failed \(FailedJobs: .*node 1.*"
+                                        r"secret t0k3n.*resumes from the last epoch's backup"):
+        run_trainjob("finetune-y", _script(NODE_SCRIPT), pods, 2, api=api)
+    assert not standin.jobs, "a failed job is deleted too"
+
+
+def test_a_trainjob_the_api_refuses_says_why(cluster):
+    standin, api = cluster
+    pods = WorkerPods(backend="kubeflow", image="img", runtime="torch-distributed")
+    with pytest.raises(RunFailed, match="HTTP 422 .*TrainingRuntime torch-distributed not "
+                                        "found"):
+        run_trainjob("finetune-z", _script("pass"), pods, 2, api=api)
+
+
+def test_a_custom_job_runs_a_chief_pool_and_a_worker_pool(vertex_standin):
+    pods = WorkerPods(backend="vertex", image="img", gpus=1, accelerator="NVIDIA_H100_80GB",
+                      machine_type="a3-highgpu-1g", project="p", region="europe-west4",
+                      labels={"team": "vision"}, env={"A": "1"}, poll_seconds=0.2)
+    code = ("import json, os; t = json.loads(os.environ['TF_CONFIG']); "
+            "assert os.environ['A'] == '1'; print(t['task']['type'], t['task']['index'])")
+    run_custom_job("finetune-v", _script(code), pods, 3, "gs://b/m.workers")
+    [created] = vertex_standin.posted("/customJobs")
+    spec = created["body"]["jobSpec"]
+    assert [int(p["replicaCount"]) for p in spec["workerPoolSpecs"]] == [1, 2]
+    assert spec["workerPoolSpecs"][0]["machineSpec"]["machineType"] == "a3-highgpu-1g"
+    assert spec["baseOutputDirectory"] == {"outputUriPrefix": "gs://b/m.workers/vertex"}
+    assert created["body"]["labels"] == {"team": "vision", JOB_LABEL: "finetune-v"}
+    [job] = vertex_standin.custom_jobs.values()
+    said = sorted(job["nodes"][i].lines[0][1] for i in range(3))
+    assert said == ["chief 0", "worker 0", "worker 1"]
+
+
+def test_a_failed_custom_job_fails_the_step_and_a_retry_cancels_the_earlier_one(
+        vertex_standin):
+    pods = WorkerPods(backend="vertex", image="img", machine_type="n1-standard-8",
+                      project="p", region="europe-west4", poll_seconds=0.2)
+    fail_worker = ("import json, os, sys; t = json.loads(os.environ['TF_CONFIG']); "
+                   "sys.exit(4 if t['task']['type'] == 'worker' else 0)")
+    with pytest.raises(RunFailed, match=r"ended JOB_STATE_FAILED: The replica workerpool1-0 "
+                                        r"exited with a non-zero status of 4.*resumes"):
+        run_custom_job("finetune-w", _script(fail_worker), pods, 2, "gs://b/w")
+    from google.cloud import aiplatform
+
+    aiplatform.init(project="p", location="europe-west4")
+    left = aiplatform.CustomJob(display_name="finetune-w", worker_pool_specs=[{
+        "machine_spec": {"machine_type": "n1-standard-8"}, "replica_count": 1,
+        "container_spec": {"image_uri": "img", "command": _script("import time; "
+                                                                  "time.sleep(60)")}}],
+        staging_bucket="gs://b/w", labels={JOB_LABEL: "finetune-w"})
+    left.submit()  # an earlier attempt's job, still running
+    run_custom_job("finetune-w", _script("pass"), pods, 2, "gs://b/w")
+    assert vertex_standin.sent("POST", f"{left.name}:cancel")
+
+
+def _examples_on(bucket: str, examples_dir) -> str:
+    uri = storage.join(bucket, "run-1", "prepare-data", "examples")
+    storage.copy_tree(str(examples_dir), uri)
+    return uri
+
+
+def _train_across(backend: str, launcher, bucket: str, examples_dir, tmp_path) -> dict:
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "trained_model"),
+                         workers=2, run_id="run-1", backup_dir=storage.join(bucket, "backups"),
+                         **TINY_TRAIN)
+    model_uri = storage.join(bucket, "run-1", "train", "trained_model")
+    summary = train_in_pods(cfg, WorkerPods(backend=backend, image="img", poll_seconds=0.5,
+                                            project="p", region="europe-west4",
+                                            machine_type="n1-standard-8"),
+                            _examples_on(bucket, examples_dir), model_uri, {backend: launcher})
+    assert summary["epochs_run"] == 1
+    assert (tmp_path / "trained_model" / "_SUCCESS").exists()
+    assert (tmp_path / "trained_model" / "model.keras").exists()
+    assert not storage.is_dir(f"{model_uri}.workers"), "the shared folder is removed"
+    assert not storage.is_dir(storage.join(bucket, "backups", "run-1")), "and the backup"
+    return summary
+
+
+@pytest.mark.slow
+def test_the_train_step_trains_across_trainjob_pods(cluster, bucket, examples_dir, tmp_path,
+                                                   capfd):
+    standin, api = cluster
+    _train_across("kubeflow", functools.partial(run_trainjob, api=api), bucket, examples_dir,
+                  tmp_path)
+    err = capfd.readouterr().err
+    assert "[node 1]" in err and "'workers': 2" in err
+    [created] = standin.sent("POST", "/trainjobs")
+    assert created["body"]["spec"]["trainer"]["numNodes"] == 2
+
+
+@pytest.mark.slow
+def test_the_train_step_trains_across_a_vertex_custom_job(vertex_standin, bucket, examples_dir,
+                                                         tmp_path):
+    _train_across("vertex", run_custom_job, bucket, examples_dir, tmp_path)
+    [job] = vertex_standin.custom_jobs.values()
+    chief_said = "\n".join(line for _, line in job["nodes"][0].lines)
+    assert "'workers': 2" in chief_said, chief_said[-2000:]
