@@ -7,12 +7,18 @@ that exists. Its ``numNodes`` pods are processes of this machine running the tra
 command with its variables, ``JOBSET_NAME`` and ``JOB_COMPLETION_INDEX`` as the runtime and
 Kubernetes set them. Pods' host names cannot resolve here, so the stand-in also plays DNS:
 it gives each process the ``TF_CONFIG`` of loopback ports that ``jobset_tf_config`` would
-derive from those names. Conditions follow the pods as Trainer copies them from the JobSet
-(``Complete``/``AllJobsCompleted``, ``Failed``/``FailedJobs``, the others stopped)."""
+derive from those names. Pods are first listed ``Pending`` (unschedulable), as a GPU pod
+often is. Conditions follow the pods as Trainer copies them from the JobSet
+(``Complete``/``AllJobsCompleted``, ``Failed``/``FailedJobs``, the others stopped). A
+deleted TrainJob lingers a moment, as foreground deletion keeps it until its pods are
+gone: it can still be read, and creating one of its name is refused (409). The step's own
+pod (this machine's host name) can be read, for its uid."""
 
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 import jsonschema
@@ -38,13 +44,15 @@ class KubernetesStandIn(RestStandIn):
         self.namespace, self.runtimes = namespace, runtimes
         self.secrets = secrets or {}  # Secret name -> {key: value}
         self.schema = yaml.safe_load(SCHEMA.read_text())
-        self.jobs: dict[str, dict] = {}  # name -> {"body", "nodes", "failed"}
+        self.jobs: dict[str, dict] = {}  # name -> {"body", "nodes", "failed", "listed"}
+        self.deleting: dict[str, float] = {}  # name -> when it is gone
         super().__init__([
             ("POST", _TRAINJOBS + "$", self._create),
             ("GET", _TRAINJOBS + r"/(?P<name>[^/]+)$", self._get),
             ("DELETE", _TRAINJOBS + r"/(?P<name>[^/]+)$", self._delete),
             ("GET", r"/api/v1" + _NS + r"/pods$", self._pods),
             ("GET", r"/api/v1" + _NS + r"/pods/(?P<pod>[^/]+)/log$", self._log),
+            ("GET", r"/api/v1" + _NS + r"/pods/(?P<pod>[^/]+)$", self._pod),
         ])
 
     def stop(self) -> None:
@@ -60,6 +68,18 @@ class KubernetesStandIn(RestStandIn):
             env[item["name"]] = self.secrets[ref["name"]][ref["key"]] if ref else item["value"]
         return env
 
+    def _gone(self, name: str) -> bool:
+        """Whether ``name`` is (no longer) there; a deleted job lingers until its time."""
+        if name in self.deleting and time.monotonic() >= self.deleting[name]:
+            del self.deleting[name]
+            self.jobs.pop(name, None)
+        return name not in self.jobs
+
+    def _pod(self, g, query, body):
+        if g["pod"] != socket.gethostname():
+            return _status(404, "NotFound", f'pods "{g["pod"]}" not found')
+        return 200, {"metadata": {"name": g["pod"], "uid": "0c2f6a4e-step-pod"}}
+
     def _create(self, g, query, body):
         try:
             jsonschema.validate(body, self.schema)
@@ -69,7 +89,7 @@ class KubernetesStandIn(RestStandIn):
         if body["spec"]["runtimeRef"]["name"] not in self.runtimes:
             return _status(422, "Invalid", "admission webhook denied the request: "
                            f"TrainingRuntime {body['spec']['runtimeRef']['name']} not found")
-        if name in self.jobs:
+        if not self._gone(name):
             return _status(409, "AlreadyExists", f'trainjobs "{name}" already exists')
         count = trainer.get("numNodes", 1)
         env = self._env(trainer)
@@ -78,7 +98,7 @@ class KubernetesStandIn(RestStandIn):
                                            "JOB_COMPLETION_INDEX": str(k),
                                            "TF_CONFIG": json.dumps(configs[k])})
                  for k in range(count)]
-        self.jobs[name] = {"body": body, "nodes": nodes, "failed": False}
+        self.jobs[name] = {"body": body, "nodes": nodes, "failed": False, "listed": 0}
         return 201, body
 
     def _conditions(self, job: dict) -> list[dict]:
@@ -99,26 +119,34 @@ class KubernetesStandIn(RestStandIn):
         return []
 
     def _get(self, g, query, body):
-        job = self.jobs.get(g["name"])
-        if not job:
+        if self._gone(g["name"]):
             return _status(404, "NotFound", f'trainjobs "{g["name"]}" not found')
-        return 200, {**job["body"], "status": {"conditions": self._conditions(job)}}
+        job = self.jobs[g["name"]]
+        metadata = {**job["body"]["metadata"], **({"deletionTimestamp": "2026-12-07T00:00:00Z"}
+                                                  if g["name"] in self.deleting else {})}
+        return 200, {**job["body"], "metadata": metadata,
+                     "status": {"conditions": self._conditions(job)}}
 
     def _delete(self, g, query, body):
-        job = self.jobs.pop(g["name"], None)
-        if not job:
+        if self._gone(g["name"]):
             return _status(404, "NotFound", f'trainjobs "{g["name"]}" not found')
-        for node in job["nodes"]:
+        for node in self.jobs[g["name"]]["nodes"]:
             node.stop()
+        self.deleting.setdefault(g["name"], time.monotonic() + 0.5)
         return 200, {"kind": "Status", "status": "Success"}
 
     def _pods(self, g, query, body):
         label, _, name = query.get("labelSelector", "").partition("=")
         job = self.jobs.get(name) if label == JOBSET_LABEL else None
+        if job:
+            job["listed"] += 1
+        unschedulable = {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}
         return 200, {"items": [
             {"metadata": {"name": f"{name}-node-0-{k}-x7k2p",
                           "labels": {JOBSET_LABEL: name, INDEX_LABEL: str(k)}},
-             "status": {"phase": node.phase}}
+             "status": unschedulable if job["listed"] == 1 else {"phase": node.phase}}
             for k, node in enumerate(job["nodes"] if job else [])]}
 
     def _log(self, g, query, body):

@@ -4,7 +4,13 @@ stand-ins of the Kubernetes and Vertex AI APIs whose pods are real processes her
 platform can run on this machine); and the compiled pipeline's wiring."""
 
 import functools
+import itertools
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 
 import jsonschema
 import pytest
@@ -59,14 +65,17 @@ def test_each_profile_says_where_workers_run():
 
 
 def test_job_names_are_dns_labels_short_enough_for_jobset_pod_names():
-    for run_id in ("3f2a9c1e-0b6d-4e52-9d8e-2a7c41f0b9aa", "Nightly_Run.42" * 9, "---"):
-        name = job_name(run_id)
-        assert len(name) <= 48 and name == job_name(run_id)
+    for run_id, workers in itertools.product(
+            ("3f2a9c1e-0b6d-4e52-9d8e-2a7c41f0b9aa", "Nightly_Run.42" * 9, "---"),
+            (2, 10, 11, 100, 1000)):
+        name = job_name(run_id, workers)
+        assert name == job_name(run_id, workers), "the same on every retry"
+        assert len(f"{name}-node-0-{workers - 1}-abcde") <= 63, "JobSet's longest pod name"
         jsonschema.validate({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
                              "metadata": {"name": name},
                              "spec": {"runtimeRef": {"name": "finetune-train"}}},
                             _schema("trainjob"))
-    assert job_name("a") != job_name("b")
+    assert job_name("a", 2) != job_name("b", 2)
 
 
 def test_the_trainjob_validates_against_trainers_types():
@@ -167,6 +176,39 @@ def test_pods_refuse_folders_only_this_pod_sees(examples_dir, tmp_path):
                       "gs://b/model", never)
 
 
+def test_a_retry_publishes_what_an_earlier_attempts_job_finished(examples_dir, bucket,
+                                                                   tmp_path):
+    """The step died after its job's chief finished: the next attempt publishes that model
+    (a new job's chief would find a complete output and refuse it). Had the chief's
+    summary been lost, it trains again."""
+    model_uri = storage.join(bucket, "train", "trained_model")
+    shared = f"{model_uri}.workers"
+    for name, text in (("model/_SUCCESS", ""), ("model/model.keras", "weights"),
+                       ("result.json", json.dumps({"epochs_run": 3}))):
+        storage.write_text(storage.join(shared, name), text)
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "out"), workers=2,
+                         run_id="r")
+    never = {"kubeflow": lambda *args: pytest.fail("a second job was started")}
+    pods = WorkerPods(backend="kubeflow")
+    assert train_in_pods(cfg, pods, storage.join(bucket, "e"), model_uri, never) == {
+        "epochs_run": 3}
+    assert (tmp_path / "out" / "model.keras").read_text() == "weights"
+    assert not storage.is_dir(shared)
+
+    storage.write_text(storage.join(shared, "model", "_SUCCESS"), "")
+    launched = []
+
+    def chief(name, command, pods, workers, shared):
+        launched.append(storage.exists(storage.join(shared, "model", "_SUCCESS")))
+        storage.write_text(storage.join(shared, "model", "_SUCCESS"), "")
+        storage.write_text(command[-1], json.dumps({"epochs_run": 1}))
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "again"),
+                         workers=2, run_id="r")
+    assert train_in_pods(cfg, pods, storage.join(bucket, "e"), model_uri,
+                         {"kubeflow": chief}) == {"epochs_run": 1}
+    assert launched == [False], "the summary-less model was cleared, then trained again"
+
+
 @pytest.fixture
 def cluster():
     standin = KubernetesStandIn(secrets={"s3-keys": {"TOKEN": "t0k3n"}})
@@ -186,7 +228,8 @@ NODE_SCRIPT = ("import os, sys, time\n"
                "sys.exit(int(os.environ.get('FAIL_NODE', '-1') == str(k)) * 3)\n")
 
 
-def test_a_trainjob_is_created_followed_and_deleted(cluster, capfd):
+def test_a_trainjob_is_created_followed_and_deleted(cluster, capfd, caplog):
+    caplog.set_level("INFO")
     standin, api = cluster
     pods = WorkerPods(backend="kubeflow", image="img", cpu="1", memory="1G",
                       env_secret="s3-keys", env_secret_keys=("TOKEN",), poll_seconds=0.2)
@@ -205,7 +248,12 @@ def test_a_trainjob_is_created_followed_and_deleted(cluster, capfd):
         "command"][-1] == NODE_SCRIPT]
     assert standin.requests.index(created[0]) > standin.requests.index(deleted[0]), \
         "the earlier attempt's job is deleted before the new one starts"
-    assert not standin.jobs
+    assert created[0]["body"]["metadata"]["ownerReferences"] == [{
+        "apiVersion": "v1", "kind": "Pod", "name": socket.gethostname(),
+        "uid": "0c2f6a4e-step-pod", "blockOwnerDeletion": False}], "the step's pod owns it"
+    assert "node 1 (finetune-x-node-0-1-x7k2p): Pending (0/3 nodes are available: 3 " \
+           "Insufficient nvidia.com/gpu.)" in caplog.text, "why a node waits is said"
+    assert not standin.jobs or standin.deleting
 
 
 def test_a_failed_trainjob_says_which_node_and_its_last_words(cluster):
@@ -215,7 +263,53 @@ def test_a_failed_trainjob_says_which_node_and_its_last_words(cluster):
     with pytest.raises(RunFailed, match=r"TrainJob finetune-y failed \(FailedJobs: .*node 1.*"
                                         r"secret t0k3n.*resumes from the last epoch's backup"):
         run_trainjob("finetune-y", _script(NODE_SCRIPT), pods, 2, api=api)
-    assert not standin.jobs, "a failed job is deleted too"
+    assert "finetune-y" in standin.deleting, "a failed job is deleted too"
+
+
+def test_a_stopped_step_deletes_its_trainjob(cluster, tmp_path):
+    """SIGTERM (a cancelled run, the step's timeout) reaches the cleanup."""
+    standin, api = cluster
+    code = ("import sys; from components.common.kubernetes_api import KubernetesAPI; "
+            "from components.train.pods import WorkerPods, exit_on_sigterm; "
+            "from components.train.trainjob import run_trainjob\n"
+            "with exit_on_sigterm():\n"
+            f"    run_trainjob('finetune-s', ['python', '-c', 'import time; time.sleep(60)'], "
+            f"WorkerPods(backend='kubeflow', image='img', poll_seconds=0.2), 1, "
+            f"api=KubernetesAPI({standin.url!r}, {standin.namespace!r}))")
+    step = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while "finetune-s" not in standin.jobs:
+        assert step.poll() is None and time.monotonic() < deadline, step.communicate()[1]
+        time.sleep(0.1)
+    step.terminate()
+    assert step.wait(timeout=30) != 0
+    assert standin.sent("DELETE", "/trainjobs/finetune-s"), step.communicate()[1][-2000:]
+    assert standin.jobs["finetune-s"]["nodes"][0].phase == "Failed", "its pod is stopped"
+
+
+def test_a_trainjob_pod_trains_as_the_rank_its_host_name_gives(monkeypatch, tmp_path):
+    """The worker entry point derives TF_CONFIG from what the runtime and Kubernetes set,
+    before training; as a non-chief it writes no result."""
+    import components.train.run
+    from components.train import workers
+
+    seen = {}
+
+    def run(cfg):
+        seen.update(workers=cfg.runtime.workers, tf_config=json.loads(os.environ["TF_CONFIG"]))
+        return {"epochs_run": 1}
+    monkeypatch.setattr(components.train.run, "run", run)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv(JOBSET_VARIABLE, "finetune-r")
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"examples": "gs://b/e", "output": "gs://b/m", "workers": 2}))
+    workers._main(str(config), str(tmp_path / "result.json"))
+    assert seen["workers"] == 2
+    assert seen["tf_config"]["task"] == {"type": "worker", "index": 1}
+    assert seen["tf_config"]["cluster"]["worker"][0] == "finetune-r-node-0-0.finetune-r:2222"
+    assert not (tmp_path / "result.json").exists(), "only the chief writes the result"
 
 
 def test_a_trainjob_the_api_refuses_says_why(cluster):
@@ -264,6 +358,12 @@ def test_a_failed_custom_job_fails_the_step_and_a_retry_cancels_the_earlier_one(
     left.submit()  # an earlier attempt's job, still running
     run_custom_job("finetune-w", _script("pass"), pods, 2, "gs://b/w")
     assert vertex_standin.sent("POST", f"{left.name}:cancel")
+    last_read = max(i for i, r in enumerate(vertex_standin.requests)
+                    if r["method"] == "GET" and r["path"].endswith(f"/customJobs/{left.name}"))
+    created = [i for i, r in enumerate(vertex_standin.requests)
+               if r["method"] == "POST" and r["path"].endswith("/customJobs")]
+    assert vertex_standin.custom_jobs[left.resource_name]["cancelled"] >= 3 and \
+        last_read < created[-1], "the earlier job had ended (CANCELLED) before the new one"
 
 
 def _examples_on(bucket: str, examples_dir) -> str:
@@ -277,9 +377,10 @@ def _train_across(backend: str, launcher, bucket: str, examples_dir, tmp_path) -
                          workers=2, run_id="run-1", backup_dir=storage.join(bucket, "backups"),
                          **TINY_TRAIN)
     model_uri = storage.join(bucket, "run-1", "train", "trained_model")
-    summary = train_in_pods(cfg, WorkerPods(backend=backend, image="img", poll_seconds=0.5,
-                                            project="p", region="europe-west4",
-                                            machine_type="n1-standard-8"),
+    pods = WorkerPods(backend=backend, image="img", poll_seconds=0.5, project="p",
+                      region="europe-west4", machine_type="n1-standard-8",
+                      env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]})
+    summary = train_in_pods(cfg, pods,
                             _examples_on(bucket, examples_dir), model_uri, {backend: launcher})
     assert summary["epochs_run"] == 1
     assert (tmp_path / "trained_model" / "_SUCCESS").exists()

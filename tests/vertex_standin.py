@@ -10,7 +10,8 @@ pipeline root's bucket through the Cloud Storage JSON API; with ``STORAGE_EMULAT
 pointing here, that check is answered too (bucket missing -> created), so nothing leaves
 the machine. A ``CustomJob``'s replicas are processes of this machine running its pools'
 command with the ``TF_CONFIG`` Vertex gives them (pool 0 ``chief``, pool 1 ``worker``),
-every address a loopback port; its state follows them.
+every address a loopback port; its state follows them, and a cancelled job is
+``CANCELLING`` when first read again.
 """
 
 from __future__ import annotations
@@ -80,15 +81,16 @@ class VertexStandIn(RestStandIn):
                 {**config, "environment": "cloud", "job": body["jobSpec"]})}))
         name = f"{g['parent']}/customJobs/{next(self._ids)}"
         self.custom_jobs[name] = {"body": {**body, "name": name}, "nodes": nodes,
-                                  "cancelled": False}
+                                  "cancelled": 0}
         return 200, self._custom_job(name)
 
     def _custom_job(self, name: str) -> dict:
         job = self.custom_jobs[name]
         codes = [node.process.poll() for node in job["nodes"]]
         failed = next((i for i, code in enumerate(codes) if code not in (None, 0)), None)
-        if job["cancelled"]:
-            state = "JOB_STATE_CANCELLED"
+        if job["cancelled"]:  # Vertex cancels asynchronously: CANCELLING, then CANCELLED
+            state = "JOB_STATE_CANCELLING" if job["cancelled"] == 1 else "JOB_STATE_CANCELLED"
+            job["cancelled"] += 1
         elif failed is not None:
             for node in job["nodes"]:
                 node.stop()
@@ -118,7 +120,7 @@ class VertexStandIn(RestStandIn):
         job = self.custom_jobs.get(f"{g['parent']}/customJobs/{g['id']}")
         if not job:
             return NOT_FOUND
-        job["cancelled"] = True
+        job["cancelled"] = 1
         for node in job["nodes"]:
             node.stop()
         return 200, {}

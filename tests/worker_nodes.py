@@ -15,6 +15,10 @@ from pathlib import Path
 from components.train.workers import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
+# What a pod has of its own besides the job's variables (an image's PATH, HOME, ...): not
+# this test process's credentials or endpoints, which a real pod would not have.
+BASE_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL",
+            "KERAS_BACKEND")
 
 
 class Node:
@@ -22,7 +26,8 @@ class Node:
         # The image's `python` is this interpreter here.
         command = [sys.executable if command[0] == "python" else command[0], *command[1:]]
         self.lines: list[tuple[str, str]] = []  # (RFC 3339 time, line)
-        self.process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT,
+        own = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
+        self.process = subprocess.Popen(command, env={**own, **env}, cwd=ROOT,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)

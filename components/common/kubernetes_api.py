@@ -4,8 +4,10 @@ token and CA, JSON over HTTPS (no client library: a step needs a handful of call
 from __future__ import annotations
 
 import json
+import logging
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from components.common.errors import RunFailed
 
+log = logging.getLogger(__name__)
 ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -28,8 +31,9 @@ class APIError(RunFailed):
 class KubernetesAPI:
     url: str
     namespace: str
-    token: str = ""
+    token_file: str = ""  # re-read on each call: Kubernetes rotates projected tokens
     ca_file: str = ""
+    retries: int = 4  # a GET that meets a network error, 429 or 5xx is retried, backing off
 
     @classmethod
     def in_cluster(cls) -> KubernetesAPI:
@@ -37,20 +41,31 @@ class KubernetesAPI:
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
             "KUBERNETES_SERVICE_PORT", "443")
         if not host or not os.path.isdir(ACCOUNT):
-            raise RunFailed("training across pods on Kubeflow creates a TrainJob through the "
+            raise RunFailed("training on Kubeflow Trainer creates a TrainJob through the "
                             "Kubernetes API, which this process cannot reach (no "
                             "KUBERNETES_SERVICE_HOST or service-account token): run the step "
-                            "in the cluster, or train in one pod (workers 1)")
-
-        def read(name: str) -> str:
-            with open(os.path.join(ACCOUNT, name)) as handle:
-                return handle.read().strip()
-        return cls(f"https://{host}:{port}", read("namespace"), read("token"),
+                            "in the cluster, or compile the pipeline with a profile whose "
+                            "training is step")
+        with open(os.path.join(ACCOUNT, "namespace")) as handle:
+            namespace = handle.read().strip()
+        return cls(f"https://{host}:{port}", namespace, os.path.join(ACCOUNT, "token"),
                    os.path.join(ACCOUNT, "ca.crt"))
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
              text: bool = False, timeout_s: float = 30):
         """``method path`` (``{namespace}`` filled in) -> the decoded JSON, or the text."""
+        attempts = self.retries + 1 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call(method, path, body, query, text, timeout_s)
+            except (APIError, OSError) as err:  # OSError: unreachable, reset, timed out
+                status = getattr(err, "status", 0)
+                if attempt == attempts or (status and status != 429 and status < 500):
+                    raise
+                log.warning("%s %s: %s; retrying", method, path, err)
+                time.sleep(2 ** attempt)
+
+    def _call(self, method: str, path: str, body, query, text: bool, timeout_s: float):
         url = self.url.rstrip("/") + path.format(namespace=self.namespace)
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -59,8 +74,9 @@ class KubernetesAPI:
         request.add_header("Accept", "text/plain" if text else "application/json")
         if body is not None:
             request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+        if self.token_file:
+            with open(self.token_file) as handle:
+                request.add_header("Authorization", f"Bearer {handle.read().strip()}")
         context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
         try:
             with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:

@@ -5,11 +5,13 @@ and publishes the chief's model as its own artifact."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import re
+import signal
 from dataclasses import dataclass, field
 
 from components.common import storage
@@ -23,8 +25,8 @@ WORKER_COMMAND = ("python", "-m", "components.train.workers")
 
 @dataclass(frozen=True)
 class WorkerPods:
-    """Where and how the worker processes run: compiled into the pipeline from the
-    platform profile (``pipeline.platform.worker_pods``)."""
+    """Where and how the training processes run: compiled into the pipeline from the
+    platform profile (``Profile.worker_pods``)."""
 
     backend: str = "pod"  # pod: the step's own pod (one process); local: processes of
     # this machine (kfp.local); kubeflow: a Kubeflow Trainer TrainJob; vertex: a CustomJob
@@ -55,6 +57,10 @@ class WorkerPods:
     @classmethod
     def from_json(cls, text: str) -> WorkerPods:
         values = json.loads(text or "{}")
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"worker pods {', '.join(unknown)}: unknown; compile the "
+                              "pipeline again with this version of finetune")
         pods = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
         if pods.backend not in BACKENDS:
             raise ConfigError(f"worker pods backend {pods.backend!r}: use one of "
@@ -72,13 +78,28 @@ def refuse_workers_in_one_pod(workers: int) -> None:
             "Vertex AI CustomJobs), or leave workers at 1")
 
 
-def job_name(run_id: str) -> str:
+def job_name(run_id: str, workers: int) -> str:
     """A name for run ``run_id``'s training job, the same on every retry of the step, that
-    Kubernetes accepts: a DNS label of at most 48 characters (JobSet names each pod
-    ``<name>-node-0-<k>-<5 characters>`` within 63)."""
+    Kubernetes accepts: a DNS label short enough that JobSet's longest pod name,
+    ``<name>-node-0-<workers - 1>-<5 characters>``, stays within 63."""
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    readable = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-")[:30].strip("-")
+    room = 63 - len("-node-0-") - len(str(workers - 1)) - len("-abcde")
+    readable = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-")
+    readable = readable[:room - len("finetune--") - len(digest)].strip("-")
     return f"finetune-{readable}-{digest}" if readable else f"finetune-{digest}"
+
+
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """SIGTERM (a cancelled run, a step's timeout, an evicted pod) as SystemExit, so the
+    ``finally`` that stops a training job runs; Python's default would skip it."""
+    def stop(signum, _frame):
+        raise SystemExit(f"stopped by signal {signum}")
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _shared_storage(cfg, examples_uri: str, model_uri: str) -> None:
@@ -98,12 +119,14 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
     TrainJob or a CustomJob, or here for ``local`` and ``pod``. A job's chief writes the
     model to ``<model_uri>.workers/model``; it is copied into ``cfg.output`` afterwards."""
     from components.common.examples import require_complete
-    from components.train.run import run
+    from components.common.outputs import COMPLETE_MARKER
 
     cfg = cfg.validate()
     if pods.backend == "pod":
         refuse_workers_in_one_pod(cfg.runtime.workers)
     if pods.backend in ("local", "pod"):
+        from components.train.run import run
+
         return run(cfg)
     require_complete(cfg.examples)
     _shared_storage(cfg, examples_uri, model_uri)
@@ -112,13 +135,21 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
                                   output=storage.join(shared, "model"))
     config_uri, result_uri = storage.join(shared, "config.json"), storage.join(shared,
                                                                                 "result.json")
-    storage.write_text(config_uri, json.dumps(flatten(in_pods)))
-    launchers = launchers or _launchers()
-    name = job_name(cfg.runtime.run_id or hashlib.sha256(shared.encode()).hexdigest())
-    log.info("training across %d %s pods as %s; the chief writes to %s", cfg.runtime.workers,
-             pods.backend, name, in_pods.output)
-    launchers[pods.backend](name, [*WORKER_COMMAND, config_uri, result_uri], pods,
-                            cfg.runtime.workers, shared)
+    finished = storage.exists(storage.join(in_pods.output, COMPLETE_MARKER))
+    if finished and storage.exists(result_uri):
+        log.info("the training job of an earlier attempt finished; publishing its model")
+    else:
+        if finished:  # the chief finished but its summary was lost: train again
+            storage.delete_tree(in_pods.output)
+        storage.write_text(config_uri, json.dumps(flatten(in_pods)))
+        name = job_name(cfg.runtime.run_id or hashlib.sha256(shared.encode()).hexdigest(),
+                        cfg.runtime.workers)
+        log.info("training across %d %s nodes as %s; the chief writes to %s",
+                 cfg.runtime.workers, pods.backend, name, in_pods.output)
+        launch = (launchers or _launchers())[pods.backend]
+        with exit_on_sigterm():
+            launch(name, [*WORKER_COMMAND, config_uri, result_uri], pods, cfg.runtime.workers,
+                   shared)
     summary = json.loads(storage.read_text(result_uri))
     storage.copy_tree(in_pods.output, cfg.output)
     storage.delete_tree(shared)

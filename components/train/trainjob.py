@@ -10,6 +10,7 @@ starts a new one, which resumes from the backup."""
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from collections import deque
@@ -33,9 +34,11 @@ def _env(pods) -> list[dict]:
                   for key in pods.env_secret_keys]
 
 
-def trainjob(name: str, command: list[str], pods, workers: int) -> dict:
+def trainjob(name: str, command: list[str], pods, workers: int, owner: dict | None = None
+             ) -> dict:
     """The TrainJob of ``workers`` nodes running ``command`` with the profile's image,
-    resources, variables, identity and placement."""
+    resources, variables, identity and placement; ``owner`` (the step's pod) takes it
+    away with it, should the step be killed before it deletes the job."""
     requests = {k: v for k, v in (("cpu", pods.cpu), ("memory", pods.memory)) if v}
     resources = {"requests": requests} if requests else {}
     if pods.gpus:
@@ -45,7 +48,8 @@ def trainjob(name: str, command: list[str], pods, workers: int) -> dict:
                  "tolerations": [dict(t) for t in pods.tolerations]}
     return {
         "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
-        "metadata": {"name": name, "labels": dict(PART_OF)},
+        "metadata": {"name": name, "labels": dict(PART_OF),
+                     **({"ownerReferences": [owner]} if owner else {})},
         "spec": {
             "runtimeRef": {"name": pods.runtime, "apiGroup": "trainer.kubeflow.org",
                            "kind": "TrainingRuntime"},
@@ -57,19 +61,31 @@ def trainjob(name: str, command: list[str], pods, workers: int) -> dict:
     }
 
 
-def run_trainjob(name: str, command: list[str], pods, workers: int, shared: str = "",
+def run_trainjob(name: str, command: list[str], pods, workers: int, _shared: str = "",
                  api: KubernetesAPI | None = None) -> None:
     """Run ``command`` on ``workers`` nodes as TrainJob ``name`` until it completes;
     RunFailed when it fails. The job is deleted afterwards, whatever happened."""
     api = api or KubernetesAPI.in_cluster()
     _delete(api, name, wait_s=300)
-    api.call("POST", TRAINJOBS, trainjob(name, command, pods, workers))
+    api.call("POST", TRAINJOBS, trainjob(name, command, pods, workers, _this_pod(api)))
     log.info("TrainJob %s/%s created: %d nodes on runtime %s", api.namespace, name, workers,
              pods.runtime)
     try:
         _follow(api, name, _PodLogs(api, name), pods.poll_seconds)
     finally:
         _delete(api, name)
+
+
+def _this_pod(api: KubernetesAPI) -> dict | None:
+    """An owner reference to the pod this runs in (its name is the host name), or None."""
+    try:
+        pod = api.call("GET", f"{PODS}/{socket.gethostname()}")["metadata"]
+    except (APIError, KeyError) as err:
+        log.warning("the TrainJob gets no owner (this pod could not be read: %s); if this "
+                    "pod is killed, the next attempt deletes the job", err)
+        return None
+    return {"apiVersion": "v1", "kind": "Pod", "name": pod["name"], "uid": pod["uid"],
+            "blockOwnerDeletion": False}
 
 
 def _follow(api: KubernetesAPI, name: str, logs: _PodLogs, poll_seconds: float) -> None:
@@ -125,13 +141,19 @@ class _PodLogs:
         self.api, self.name = api, name
         self.last: dict[str, tuple] = {}  # pod -> the instant of its last line forwarded
         self.tails: dict[str, deque] = {}
+        self.states: dict[str, str] = {}  # pod -> its phase and why, as last logged
 
     def forward(self) -> None:
         pods = self.api.call("GET", PODS, query={"labelSelector": f"{JOBSET_LABEL}={self.name}"})
         for pod in pods.get("items", []):
-            if pod.get("status", {}).get("phase") in ("Running", "Succeeded", "Failed"):
-                self._forward(pod["metadata"]["name"],
-                              pod["metadata"].get("labels", {}).get(INDEX_LABEL, "?"))
+            name = pod["metadata"]["name"]
+            index = pod["metadata"].get("labels", {}).get(INDEX_LABEL, "?")
+            state = _state(pod.get("status", {}))
+            if self.states.get(name) != state:
+                self.states[name] = state
+                log.info("TrainJob %s node %s (%s): %s", self.name, index, name, state)
+            if state.split(" ")[0] in ("Running", "Succeeded", "Failed"):
+                self._forward(name, index)
 
     def _forward(self, pod: str, index: str) -> None:
         query = {"container": TRAINER_JOB, "timestamps": "true"}
@@ -157,6 +179,18 @@ class _PodLogs:
         """The last lines of the pods, for the error."""
         said = [f"{pod}: {' | '.join(tail)}" for pod, tail in sorted(self.tails.items()) if tail]
         return "last lines: " + "; ".join(said) if said else "no pod logged anything"
+
+
+def _state(status: dict) -> str:
+    """A pod's phase and, while it waits, why: unschedulable (no GPU free, a node selector
+    no node has), an image that cannot be pulled."""
+    why = [c.get("message", "") for c in status.get("conditions", [])
+           if c.get("type") == "PodScheduled" and c.get("status") == "False"]
+    why += [" ".join(filter(None, (w.get("reason"), w.get("message"))))
+            for c in status.get("containerStatuses", [])
+            if (w := c.get("state", {}).get("waiting"))]
+    phase = status.get("phase", "Pending")
+    return f"{phase} ({'; '.join(filter(None, why))})" if any(why) else phase
 
 
 def _instant(stamp: str) -> tuple:
