@@ -58,3 +58,34 @@ def test_with_beam_workers_elsewhere_the_data_step_writes_to_the_artifacts_uri(
     assert not Path(examples.path).exists(), "nothing for the launcher to upload over them"
     assert "Data report" in Path(report.path).read_text()
     assert not storage.list_files(f"{s3_bucket}/tmp"), "the Beam work is deleted"
+
+
+def test_with_beam_workers_elsewhere_evaluation_reads_the_examples_artifacts_uri(
+        bucket, examples_dir, saved_model_dir, tmp_path):
+    """Stands in for KFP's launcher as above: with a --temp_location in the gate's
+    beam_args, the evaluate step's Beam workers read the test split at the examples
+    artifact's URI (Cloud Storage on the emulator), not the pod's localized copy (here
+    there is none)."""
+    from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
+
+    from components.common import storage
+    from components.evaluate.component import evaluate
+    from components.lineage.resolve import resolve
+
+    examples = Dataset(uri=storage.join(bucket, "root", "prepare-data", "examples"))
+    storage.copy_tree(str(examples_dir), examples.uri)
+    examples.custom_path = str(tmp_path / "pod" / "gcs" / "examples")  # never localized
+    extra = {"beam_args": [f"--temp_location={tmp_path / 'beam-temp'}"], "min_accuracy": -1}
+    config = resolve({"source": "images"}, {"gate_extra_json": json.dumps(extra)})["gate"]
+    pod = tmp_path / "pod"
+    decision = evaluate.python_func(
+        examples=examples, saved_model=Model(uri=str(saved_model_dir)),
+        evaluation=Artifact(uri=str(pod / "evaluation")), metrics=Metrics(uri=str(pod / "m")),
+        confusion_matrix=ClassificationMetrics(uri=str(pod / "cm")),
+        evaluation_report=Markdown(uri=str(pod / "report.md")),
+        worst_mistakes=HTML(uri=str(pod / "mistakes.html")), config=config)
+    assert decision == "reject", "no threshold checked: the gate fails closed"
+    scored = (pod / "evaluation" / "predictions_candidate.jsonl").read_text().splitlines()
+    assert len(scored) == json.loads(
+        (examples_dir / "stats.json").read_text())["split_totals"]["test"]
+    assert not Path(examples.path).exists()

@@ -52,7 +52,7 @@ def test_an_equal_candidate_on_six_images_is_kept_out_and_the_report_says_why(
 def test_beam_workers_elsewhere_need_a_temp_location_tensorflow_reads(tmp_path):
     with pytest.raises(ConfigError, match="reads local paths and gs:// only"):
         run(str(tmp_path / "never-read"), str(tmp_path / "examples"), str(tmp_path / "out"),
-            GateConfig(), beam_args=("--temp_location=s3://bucket/tmp",))
+            GateConfig(beam_args=("--temp_location=s3://bucket/tmp",)))
     assert not (tmp_path / "out").exists()
 
 

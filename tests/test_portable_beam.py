@@ -4,6 +4,7 @@ worker processes of their own (closures pickled, no memory or local state shared
 this process; the job service keeps its workers across jobs, as a Flink task manager's
 worker pool does). Both must find exactly what the in-process DirectRunner finds."""
 
+import dataclasses
 import json
 
 import pytest
@@ -63,8 +64,9 @@ def test_evaluation_on_the_portable_runner_scores_every_image_as_the_direct_runn
     gate = GateConfig.only(min_accuracy=0.0)
     direct = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "direct"), gate)
     jobs, temp = portable.jobs_done(), tmp_path / "beam-temp"
-    found = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "portable"), gate,
-                     beam_args=(*portable.args, f"--temp_location={temp}"))
+    found = evaluate(str(saved_model_dir), str(examples_dir), str(tmp_path / "portable"),
+                     dataclasses.replace(gate, beam_args=(*portable.args,
+                                                          f"--temp_location={temp}")))
     assert portable.jobs_done() - jobs == 1, "the inference went through the job service"
     assert temp.is_dir() and not any(temp.iterdir()), "the step's work there is deleted"
     rows = {d: {r["source"]: r for r in _lines(tmp_path / d / "predictions_candidate.jsonl")}

@@ -45,6 +45,7 @@ def evaluate(
     """
     import logging
 
+    from components.common.beam_work import temp_location
     from components.common.publish import publish
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import published, resolve_baseline, run
@@ -58,7 +59,10 @@ def evaluate(
     else:
         baseline, version = resolve_baseline("", registry_uri, model_name)
     registry = open_registry(registry_uri, model_name) if registry_uri and model_name else None
-    result = run(saved_model.path, examples.path, evaluation.path,
+    # Beam workers elsewhere (a --temp_location in beam_args) read the test split where
+    # the examples artifact lives, not this pod's copy of it.
+    examples_at = examples.uri if temp_location(gate.beam_args) else examples.path
+    result = run(saved_model.path, examples_at, evaluation.path,
                  gate, baseline, version, registry=registry)
     publish(published(result, evaluation.path), evaluation, metrics=metrics,
             confusion_matrix=confusion_matrix, evaluation_report=evaluation_report,

@@ -47,6 +47,8 @@ class GateConfig:
                                          "gated.")
     allow_label_change: bool = setting(False, "Promote a model whose label set differs from "
                                               "production's.")
+    beam_args: tuple[str, ...] = setting((), "Arguments for Apache Beam's pipeline options "
+                                             "(the scoring).")
 
     @classmethod
     def only(cls, **thresholds: float) -> GateConfig:
@@ -72,6 +74,16 @@ class GateConfig:
                               "(e.g. 0.95)")
         if self.min_class_support < 1:
             raise ConfigError(f"gate min_class_support={self.min_class_support}: use >= 1")
+        if self.beam_args:  # Beam only where a run gives it arguments (compiling needs none)
+            from components.common import storage
+            from components.common.beam_work import temp_location
+
+            temp = temp_location(self.beam_args)
+            if temp and not (storage.is_local(temp) or temp.startswith("gs://")):
+                raise ConfigError(
+                    f"Beam's --temp_location {temp}: evaluation's Beam workers load the "
+                    "models from it with TensorFlow, which reads local paths and gs:// "
+                    "only; give a gs:// location (or none, for workers beside the step)")
         return self
 
     @property

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from components.common import beam_work, outputs, progress, storage
 from components.common.contract import read_json
-from components.common.errors import ConfigError
 from components.common.examples import (
     ENCODED,
     SHA256,
@@ -97,22 +96,17 @@ def published(result: dict, output: str) -> Published:
 
 
 def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,
-        baseline_version: int | None = None, beam_args: tuple[str, ...] = (),
-        registry=None) -> dict:
+        baseline_version: int | None = None, registry=None) -> dict:
     """Score ``candidate`` (and ``baseline``, when given) on the test split, gate, write
     metrics, predictions, ``gate.json``, the report and the gallery to ``output``.
     Models and examples on a bucket are read through a local copy (TF has no ``s3://``); a
     baseline with a version is copied by ``registry`` when given (MLflow's artifacts are
-    no storage URI). With Beam's ``--temp_location`` in ``beam_args`` the Beam workers may
-    run elsewhere: they read the test shards from ``examples`` and the models from copies
-    placed there."""
+    no storage URI). With Beam's ``--temp_location`` in the gate's ``beam_args`` the Beam
+    workers may run elsewhere: they read the test shards from ``examples`` and the models
+    from copies placed there."""
     gate.validate()
+    beam_args = gate.beam_args
     temp = beam_work.temp_location(beam_args)
-    if temp and not (storage.is_local(temp) or temp.startswith("gs://")):
-        raise ConfigError(f"Beam's --temp_location {temp}: evaluation's Beam workers load "
-                          "the models from it with TensorFlow, which reads local paths and "
-                          "gs:// only; give a gs:// location (or none, for workers beside "
-                          "the step)")
     require_complete(examples)
     outputs.require_complete(candidate, "export")
     with contextlib.ExitStack() as stack:

@@ -93,7 +93,7 @@ def export(model_dir: str, examples: str, output: str) -> None:
 @click.option("--registry", default="", type=RegistryURI(),
               help="Registry URI (instead of --baseline).")
 @click.option("--model-name", default="")
-@config_options(GateConfig)
+@config_options(GateConfig, skip=("beam_args",))
 @click.argument("beam_args", nargs=-1)
 def evaluate(candidate, examples, output, baseline, registry, model_name, beam_args,
              **gate) -> None:
@@ -104,8 +104,8 @@ def evaluate(candidate, examples, output, baseline, registry, model_name, beam_a
     from components.registry.schemes import open_registry
 
     base, version = resolve_baseline(baseline, registry, model_name)
-    result = run(candidate, examples, output, GateConfig(**gate).validate(), base, version,
-                 tuple(beam_args),
+    result = run(candidate, examples, output,
+                 GateConfig(**gate, beam_args=tuple(beam_args)).validate(), base, version,
                  registry=open_registry(registry, model_name) if registry else None)
     print_json({"decision": result["decision"], "reasons": result["reasons"]})
 
@@ -133,7 +133,7 @@ def _floats(value: str) -> tuple[float, ...]:
 @click.option("--discordance", type=float, default=None,
               help="Share of test images on which the two models disagree (fine-tunes of "
                    "the same data: often 0.02-0.1); default: independent errors.")
-@config_options(GateConfig, skip=("allow_label_change",))
+@config_options(GateConfig, skip=("allow_label_change", "beam_args"))
 @click.option("--trials", type=int, default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
