@@ -23,7 +23,7 @@ from components.container_image import DEFAULT_IMAGE
 from components.train.config import TrainConfig
 from components.train.pods import WORKER_COMMAND, WorkerPods, job_name, train_in_pods
 from components.train.trainjob import run_trainjob, trainjob
-from components.train.vertex_job import JOB_LABEL, run_custom_job
+from components.train.vertex_job import JOB_LABEL, run_custom_job, worker_pool_specs
 from components.train.workers import JOBSET_VARIABLE, jobset_tf_config
 from pipeline import profiles
 from tests.conftest import TINY_TRAIN
@@ -336,6 +336,16 @@ def test_a_custom_job_runs_a_chief_pool_and_a_worker_pool(vertex_standin):
     [job] = vertex_standin.custom_jobs.values()
     said = sorted(job["nodes"][i].lines[0][1] for i in range(3))
     assert said == ["chief 0", "worker 0", "worker 1"]
+    schema = yaml.safe_load((SCHEMAS / "vertex-v1-customjob.yaml").read_text())
+    jsonschema.validate(created["body"], schema)  # as the stand-in did, before running it
+    pools = spec["workerPoolSpecs"]
+    for broken in ({**created["body"], "jobSpec": {**spec, "workerPoolSpec": pools}},
+                   {**created["body"], "jobSpec": {**spec, "workerPoolSpecs": pools[::-1]}},
+                   {**created["body"], "labels": {"Team": "vision"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+    assert [p["replica_count"] for p in worker_pool_specs(["c"], pods, 1)] == [1], \
+        "one worker: a chief pool alone"
 
 
 def test_a_failed_custom_job_fails_the_step_and_a_retry_cancels_the_earlier_one(

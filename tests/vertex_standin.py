@@ -8,7 +8,8 @@ gives a new model's first version the ``default`` alias and moves an alias merge
 a version away from the version that held it. ``PipelineJob.submit`` also checks the
 pipeline root's bucket through the Cloud Storage JSON API; with ``STORAGE_EMULATOR_HOST``
 pointing here, that check is answered too (bucket missing -> created), so nothing leaves
-the machine. A ``CustomJob``'s replicas are processes of this machine running its pools'
+the machine. A ``CustomJob`` is checked against the schema written from the v1 types; its
+replicas are processes of this machine running its pools'
 command with the ``TF_CONFIG`` Vertex gives them (pool 0 ``chief``, pool 1 ``worker``),
 every address a loopback port; its state follows them, and a cancelled job is
 ``CANCELLING`` when first read again.
@@ -19,6 +20,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from pathlib import Path
+
+import jsonschema
+import yaml
 
 from tests.rest_standin import RestStandIn
 from tests.worker_nodes import Node, loopback_tf_configs
@@ -26,6 +31,7 @@ from tests.worker_nodes import Node, loopback_tf_configs
 _PARENT = r"/v1/(?P<parent>projects/[^/]+/locations/[^/]+)"
 _MODEL = r"/models/(?P<id>[^/:@]+)"
 NOW = "2026-11-27T00:00:00Z"
+CUSTOM_JOB_SCHEMA = Path(__file__).parent / "schemas" / "vertex-v1-customjob.yaml"
 NOT_FOUND = (404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
 
 
@@ -36,6 +42,7 @@ class VertexStandIn(RestStandIn):
         self.fail_schedule_create = False
         self.models: dict[str, list[dict]] = {}  # model name -> its versions
         self.custom_jobs: dict[str, dict] = {}  # name -> {"body", "nodes", "cancelled"}
+        self.custom_job_schema = yaml.safe_load(CUSTOM_JOB_SCHEMA.read_text())
         self._ids = itertools.count(1000)
         routes = [
             ("POST", _PARENT + r"/pipelineJobs$", self._create_job),
@@ -69,6 +76,11 @@ class VertexStandIn(RestStandIn):
         super().stop()
 
     def _create_custom_job(self, g, query, body):
+        try:
+            jsonschema.validate(body, self.custom_job_schema)
+        except jsonschema.ValidationError as err:
+            return 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                   "message": f"Invalid CustomJob: {err.message}"}}
         pools = body["jobSpec"]["workerPoolSpecs"]
         kinds = [kind for kind, pool in zip(("chief", "worker"), pools, strict=False)
                  for _ in range(int(pool.get("replicaCount", 1)))]

@@ -23,8 +23,7 @@ def worker_pool_specs(command: list[str], pods, workers: int) -> list[dict]:
         machine.update(accelerator_type=pods.accelerator, accelerator_count=pods.gpus)
     container = {"image_uri": pods.image, "command": list(command),
                  "env": [{"name": k, "value": v} for k, v in sorted(pods.env.items())]}
-    pool = {"machine_spec": machine, "container_spec": container,
-            "disk_spec": {"boot_disk_type": "pd-ssd", "boot_disk_size_gb": 100}}
+    pool = {"machine_spec": machine, "container_spec": container}
     return [{**pool, "replica_count": count} for count in (1, workers - 1) if count]
 
 
