@@ -419,3 +419,52 @@ def test_the_train_step_trains_across_a_vertex_custom_job(vertex_standin, bucket
     [job] = vertex_standin.custom_jobs.values()
     chief_said = "\n".join(line for _, line in job["nodes"][0].lines)
     assert "'workers': 2" in chief_said, chief_said[-2000:]
+
+
+@pytest.mark.slow
+def test_a_killed_node_fails_the_trainjob_and_the_retried_step_resumes_from_the_backup(
+        cluster, bucket, examples_dir, tmp_path, capfd):
+    """A node dies mid-training: the TrainJob fails, the step says so and deletes it; the
+    step's retry (the same call) starts a new job whose nodes resume from the backup on
+    storage, the non-chief from the chief's copy, and trains only the epochs left."""
+    import threading
+
+    standin, api = cluster
+    backups = storage.join(bucket, "backups")
+    cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "trained_model"),
+                         workers=2, run_id="night-2", backup_dir=backups,
+                         **{**TINY_TRAIN, "epochs": 3, "steps_per_epoch": 4})
+    pods = WorkerPods(backend="kubeflow", image="img", poll_seconds=0.3,
+                      env={"STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"]})
+    examples = _examples_on(bucket, examples_dir)
+    model_uri = storage.join(bucket, "run", "train", "trained_model")
+    launch = {"kubeflow": functools.partial(run_trainjob, api=api)}
+    # The checkpoint's metadata is the last file of an epoch's mirror to storage.
+    metadata = storage.join(backups, "night-2", "phase1", "training_metadata.json")
+
+    def kill_node_1_after_two_epochs():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if storage.exists(metadata) and json.loads(storage.read_text(metadata))[
+                    "epoch"] == 2:
+                [job] = standin.jobs.values()
+                job["nodes"][1].process.kill()
+                return
+            time.sleep(0.2)
+    killer = threading.Thread(target=kill_node_1_after_two_epochs, daemon=True)
+    killer.start()
+    with pytest.raises(RunFailed, match=r"failed \(FailedJobs.*resumes from the last epoch's "
+                                        r"backup"):
+        train_in_pods(cfg, pods, examples, model_uri, launch)
+    killer.join(timeout=5)
+    capfd.readouterr()
+
+    summary = train_in_pods(cfg, pods, examples, model_uri, launch)
+    err = capfd.readouterr().err
+    assert summary["epochs_run"] == 3
+    assert "[node 1]" in err and "resuming from the backup" in err, err[-3000:]
+    assert "progress: epoch 2/3" not in err, "the finished epochs were trained again"
+    assert "progress: epoch 3/3" in err
+    epochs = json.loads((tmp_path / "trained_model" / "history.json").read_text())
+    assert [e["epoch"] for e in epochs] == [0, 1, 2]
+    assert not storage.is_dir(storage.join(backups, "night-2")), "no backup left"

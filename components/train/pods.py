@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import signal
+import threading
 from dataclasses import dataclass, field
 
 from components.common import storage
@@ -92,7 +93,12 @@ def job_name(run_id: str, workers: int) -> str:
 @contextlib.contextmanager
 def exit_on_sigterm():
     """SIGTERM (a cancelled run, a step's timeout, an evicted pod) as SystemExit, so the
-    ``finally`` that stops a training job runs; Python's default would skip it."""
+    ``finally`` that stops a training job runs; Python's default would skip it. Only the
+    main thread receives signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def stop(signum, _frame):
         raise SystemExit(f"stopped by signal {signum}")
     previous = signal.signal(signal.SIGTERM, stop)
@@ -131,8 +137,12 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
     require_complete(cfg.examples)
     _shared_storage(cfg, examples_uri, model_uri)
     shared = f"{model_uri.rstrip('/')}.workers"
-    in_pods = dataclasses.replace(cfg, examples=examples_uri,
-                                  output=storage.join(shared, "model"))
+    name = job_name(cfg.runtime.run_id or hashlib.sha256(shared.encode()).hexdigest(),
+                    cfg.runtime.workers)
+    # Every node, and the next attempt, must name the same backup: a run id for all.
+    in_pods = dataclasses.replace(
+        cfg, examples=examples_uri, output=storage.join(shared, "model"),
+        runtime=dataclasses.replace(cfg.runtime, run_id=cfg.runtime.run_id or name))
     config_uri, result_uri = storage.join(shared, "config.json"), storage.join(shared,
                                                                                 "result.json")
     finished = storage.exists(storage.join(in_pods.output, COMPLETE_MARKER))
@@ -142,8 +152,6 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
         if finished:  # the chief finished but its summary was lost: train again
             storage.delete_tree(in_pods.output)
         storage.write_text(config_uri, json.dumps(flatten(in_pods)))
-        name = job_name(cfg.runtime.run_id or hashlib.sha256(shared.encode()).hexdigest(),
-                        cfg.runtime.workers)
         log.info("training across %d %s nodes as %s; the chief writes to %s",
                  cfg.runtime.workers, pods.backend, name, in_pods.output)
         launch = (launchers or _launchers())[pods.backend]
