@@ -200,13 +200,32 @@ def test_a_retry_publishes_what_an_earlier_attempts_job_finished(examples_dir, b
 
     def chief(name, command, pods, workers, shared):
         launched.append(storage.exists(storage.join(shared, "model", "_SUCCESS")))
+        assert command[-1] == storage.join(shared, "heartbeat"), command
+        assert time.time() - float(storage.read_text(command[-1])) < 30, "the step beats"
         storage.write_text(storage.join(shared, "model", "_SUCCESS"), "")
-        storage.write_text(command[-1], json.dumps({"epochs_run": 1}))
+        storage.write_text(command[-2], json.dumps({"epochs_run": 1}))  # the result
     cfg = TrainConfig.of(examples=str(examples_dir), output=str(tmp_path / "again"),
                          workers=2, run_id="r")
     assert train_in_pods(cfg, pods, storage.join(bucket, "e"), model_uri,
                          {"kubeflow": chief}) == {"epochs_run": 1}
     assert launched == [False], "the summary-less model was cleared, then trained again"
+
+
+def test_workers_stop_once_the_step_that_started_them_is_gone(tmp_path):
+    """The step's heartbeat is the workers' dead man's switch: a step killed outright (its
+    pod's finally never ran) leaves no job training for nobody."""
+    from components.train.callbacks import LauncherWatch
+
+    beat = tmp_path / "heartbeat"
+    watch = LauncherWatch(str(beat), stale_after_s=600, every_s=0)
+    beat.write_text(str(time.time() - 30))
+    watch.on_train_batch_end(0)
+    beat.write_text("")  # a torn or unreadable beat is judged at the next check
+    watch.on_train_batch_end(1)
+    beat.write_text(str(time.time() - 900))
+    with pytest.raises(RunFailed, match="last said it follows it 9\\d\\d s ago .*stopping, "
+                                        "to free the machines"):
+        watch.on_train_batch_end(2)
 
 
 @pytest.fixture
@@ -284,7 +303,9 @@ def test_a_stopped_step_deletes_its_trainjob(cluster, tmp_path):
         time.sleep(0.1)
     step.terminate()
     assert step.wait(timeout=30) != 0
-    assert standin.sent("DELETE", "/trainjobs/finetune-s"), step.communicate()[1][-2000:]
+    said = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in standin.requests]
+    assert ("DELETE", "finetune-s") in said[said.index(("POST", "trainjobs")):], \
+        step.communicate()[1][-2000:]
     assert standin.jobs["finetune-s"]["nodes"][0].phase == "Failed", "its pod is stopped"
 
 
@@ -296,7 +317,8 @@ def test_a_trainjob_pod_trains_as_the_rank_its_host_name_gives(monkeypatch, tmp_
 
     seen = {}
 
-    def run(cfg):
+    def run(cfg, extra_callbacks=()):
+        seen.update(watches=[type(c).__name__ for c in extra_callbacks])
         seen.update(workers=cfg.runtime.workers, tf_config=json.loads(os.environ["TF_CONFIG"]))
         return {"epochs_run": 1}
     monkeypatch.setattr(components.train.run, "run", run)
@@ -305,8 +327,8 @@ def test_a_trainjob_pod_trains_as_the_rank_its_host_name_gives(monkeypatch, tmp_
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"examples": "gs://b/e", "output": "gs://b/m", "workers": 2}))
-    workers._main(str(config), str(tmp_path / "result.json"))
-    assert seen["workers"] == 2
+    workers._main(str(config), str(tmp_path / "result.json"), str(tmp_path / "heartbeat"))
+    assert seen["workers"] == 2 and seen["watches"] == ["LauncherWatch"]
     assert seen["tf_config"]["task"] == {"type": "worker", "index": 1}
     assert seen["tf_config"]["cluster"]["worker"][0] == "finetune-r-node-0-0.finetune-r:2222"
     assert not (tmp_path / "result.json").exists(), "only the chief writes the result"

@@ -13,6 +13,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 from components.common import storage
@@ -22,6 +23,7 @@ from components.common.settings import flatten
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "pod", "kubeflow", "vertex")
 WORKER_COMMAND = ("python", "-m", "components.train.workers")
+HEARTBEAT_S = 30  # how often the step tells its job's workers it still follows them
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,30 @@ def exit_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _heartbeat(uri: str, every_s: float = HEARTBEAT_S):
+    """Write the time to ``uri`` every ``every_s`` seconds while following a job: its
+    workers stop once it goes stale (``callbacks.LauncherWatch``), should this step be
+    killed without a chance to stop them."""
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                storage.write_text(uri, str(time.time()))
+            except Exception as err:  # a storage blip: the next beat may pass
+                log.warning("could not write the heartbeat %s: %s", uri, err)
+            if stop.wait(every_s):
+                return
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join(timeout=every_s)
+
+
 def _shared_storage(cfg, examples_uri: str, model_uri: str) -> None:
     """Refuse what the pods could not share: local examples, model or backup folders."""
     where = f"workers {cfg.runtime.workers} across pods"
@@ -143,8 +169,8 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
     in_pods = dataclasses.replace(
         cfg, examples=examples_uri, output=storage.join(shared, "model"),
         runtime=dataclasses.replace(cfg.runtime, run_id=cfg.runtime.run_id or name))
-    config_uri, result_uri = storage.join(shared, "config.json"), storage.join(shared,
-                                                                                "result.json")
+    config_uri, result_uri, heartbeat_uri = (storage.join(shared, name) for name in (
+        "config.json", "result.json", "heartbeat"))
     finished = storage.exists(storage.join(in_pods.output, COMPLETE_MARKER))
     if finished and storage.exists(result_uri):
         log.info("the training job of an earlier attempt finished; publishing its model")
@@ -155,9 +181,9 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
         log.info("training across %d %s nodes as %s; the chief writes to %s",
                  cfg.runtime.workers, pods.backend, name, in_pods.output)
         launch = (launchers or _launchers())[pods.backend]
-        with exit_on_sigterm():
-            launch(name, [*WORKER_COMMAND, config_uri, result_uri], pods, cfg.runtime.workers,
-                   shared)
+        with exit_on_sigterm(), _heartbeat(heartbeat_uri):
+            launch(name, [*WORKER_COMMAND, config_uri, result_uri, heartbeat_uri], pods,
+                   cfg.runtime.workers, shared)
     summary = json.loads(storage.read_text(result_uri))
     storage.copy_tree(in_pods.output, cfg.output)
     storage.delete_tree(shared)

@@ -67,10 +67,11 @@ def run_trainjob(name: str, command: list[str], pods, workers: int, _shared: str
     RunFailed when it fails. The job is deleted afterwards, whatever happened."""
     api = api or KubernetesAPI.in_cluster()
     _delete(api, name, wait_s=300)
-    api.call("POST", TRAINJOBS, trainjob(name, command, pods, workers, _this_pod(api)))
-    log.info("TrainJob %s/%s created: %d nodes on runtime %s", api.namespace, name, workers,
-             pods.runtime)
-    try:
+    owner = _this_pod(api)
+    try:  # from the creation on: a step stopped while it waits for the answer deletes too
+        api.call("POST", TRAINJOBS, trainjob(name, command, pods, workers, owner))
+        log.info("TrainJob %s/%s created: %d nodes on runtime %s", api.namespace, name,
+                 workers, pods.runtime)
         _follow(api, name, _PodLogs(api, name), pods.poll_seconds)
     finally:
         _delete(api, name)

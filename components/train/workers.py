@@ -1,10 +1,11 @@
 """Training across processes: the cluster ``TF_CONFIG`` describes, Keras' ``fit`` under
 ``MultiWorkerMirroredStrategy``, and workers started on this machine.
 
-Run as ``python -m components.train.workers CONFIG RESULT``, it is one worker of a job
-(local processes, a Kubeflow TrainJob's pods, a Vertex CustomJob's replicas): it trains
-the flat settings in the JSON file CONFIG (a path or a storage URI) and, as the chief,
-writes the step's summary to RESULT.
+Run as ``python -m components.train.workers CONFIG RESULT [HEARTBEAT]``, it is one worker
+of a job (local processes, a Kubeflow TrainJob's pods, a Vertex CustomJob's replicas): it
+trains the flat settings in the JSON file CONFIG (a path or a storage URI) and, as the
+chief, writes the step's summary to RESULT; with HEARTBEAT it stops once the step that
+started the job no longer keeps that file fresh.
 """
 
 from __future__ import annotations
@@ -270,8 +271,9 @@ def fix_keras_multi_worker_fit() -> None:
     trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
 
 
-def _main(config_uri: str, result_uri: str) -> None:
+def _main(config_uri: str, result_uri: str, heartbeat_uri: str = "") -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from components.train.callbacks import LauncherWatch
     from components.train.config import TrainConfig
     from components.train.run import run
 
@@ -279,7 +281,7 @@ def _main(config_uri: str, result_uri: str) -> None:
         cfg = TrainConfig.of(**json.loads(storage.read_text(config_uri)))
         if "TF_CONFIG" not in os.environ and JOBSET_VARIABLE in os.environ:
             os.environ["TF_CONFIG"] = jobset_tf_config(os.environ, cfg.runtime.workers)
-        summary = run(cfg)
+        summary = run(cfg, (LauncherWatch(heartbeat_uri),) if heartbeat_uri else ())
     except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
             RunFailed) as err:  # one line, as `finetune` says it, for the launcher to name
         print(f"error: {err}", file=sys.stderr)
