@@ -1,6 +1,7 @@
 """Each component under a real kfp.local SubprocessRunner (no cluster)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -61,20 +62,29 @@ def test_with_beam_workers_elsewhere_the_data_step_writes_to_the_artifacts_uri(
 
 
 def test_with_beam_workers_elsewhere_evaluation_reads_the_examples_artifacts_uri(
-        bucket, examples_dir, saved_model_dir, tmp_path):
+        bucket, examples_dir, saved_model_dir, tmp_path, monkeypatch):
     """Stands in for KFP's launcher as above: with a --temp_location in the gate's
-    beam_args, the evaluate step's Beam workers read the test split at the examples
-    artifact's URI (Cloud Storage on the emulator), not the pod's localized copy (here
-    there is none)."""
+    beam_args, the evaluate step's Beam workers read the test shards at the examples
+    artifact's URI (Cloud Storage on the emulator), which workers elsewhere reach; the
+    step itself reads its localized copy."""
     from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
     from components.common import storage
+    from components.evaluate import inference
     from components.evaluate.component import evaluate
     from components.lineage.resolve import resolve
 
     examples = Dataset(uri=storage.join(bucket, "root", "prepare-data", "examples"))
     storage.copy_tree(str(examples_dir), examples.uri)
-    examples.custom_path = str(tmp_path / "pod" / "gcs" / "examples")  # never localized
+    examples.custom_path = str(tmp_path / "pod" / "gcs" / "examples")  # what KFP localizes
+    shutil.copytree(examples_dir, examples.path)
+    scored_shards = []
+    predict = inference.predict
+
+    def recorded(saved_model, shard_files, *args):
+        scored_shards.extend(shard_files)
+        return predict(saved_model, shard_files, *args)
+    monkeypatch.setattr(inference, "predict", recorded)
     extra = {"beam_args": [f"--temp_location={tmp_path / 'beam-temp'}"], "min_accuracy": -1}
     config = resolve({"source": "images"}, {"gate_extra_json": json.dumps(extra)})["gate"]
     pod = tmp_path / "pod"
@@ -88,4 +98,4 @@ def test_with_beam_workers_elsewhere_evaluation_reads_the_examples_artifacts_uri
     scored = (pod / "evaluation" / "predictions_candidate.jsonl").read_text().splitlines()
     assert len(scored) == json.loads(
         (examples_dir / "stats.json").read_text())["split_totals"]["test"]
-    assert not Path(examples.path).exists()
+    assert scored_shards and all(s.startswith(f"{examples.uri}/test/") for s in scored_shards)

@@ -33,7 +33,7 @@ class KubernetesAPI:
     namespace: str
     token_file: str = ""  # re-read on each call: Kubernetes rotates projected tokens
     ca_file: str = ""
-    retries: int = 4  # a GET that meets a network error, 429 or 5xx is retried, backing off
+    retries: int = 4  # a GET or DELETE meeting a network error, 429 or 5xx is retried
 
     @classmethod
     def in_cluster(cls) -> KubernetesAPI:
@@ -54,7 +54,7 @@ class KubernetesAPI:
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
              text: bool = False, timeout_s: float = 30):
         """``method path`` (``{namespace}`` filled in) -> the decoded JSON, or the text."""
-        attempts = self.retries + 1 if method == "GET" else 1
+        attempts = self.retries + 1 if method in ("GET", "DELETE") else 1  # idempotent
         for attempt in range(1, attempts + 1):
             try:
                 return self._call(method, path, body, query, text, timeout_s)

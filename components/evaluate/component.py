@@ -45,7 +45,6 @@ def evaluate(
     """
     import logging
 
-    from components.common.beam_work import temp_location
     from components.common.publish import publish
     from components.evaluate.gate import GateConfig
     from components.evaluate.run import published, resolve_baseline, run
@@ -59,11 +58,10 @@ def evaluate(
     else:
         baseline, version = resolve_baseline("", registry_uri, model_name)
     registry = open_registry(registry_uri, model_name) if registry_uri and model_name else None
-    # Beam workers elsewhere (a --temp_location in beam_args) read the test split where
-    # the examples artifact lives, not this pod's copy of it.
-    examples_at = examples.uri if temp_location(gate.beam_args) else examples.path
-    result = run(saved_model.path, examples_at, evaluation.path,
-                 gate, baseline, version, registry=registry)
+    # Beam workers elsewhere (a --temp_location in beam_args) read the test shards where
+    # the examples artifact lives; this step reads its own copy.
+    result = run(saved_model.path, examples.path, evaluation.path, gate, baseline, version,
+                 registry=registry, examples_uri=examples.uri)
     publish(published(result, evaluation.path), evaluation, metrics=metrics,
             confusion_matrix=confusion_matrix, evaluation_report=evaluation_report,
             worst_mistakes=worst_mistakes)

@@ -96,14 +96,15 @@ def published(result: dict, output: str) -> Published:
 
 
 def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: str | None = None,
-        baseline_version: int | None = None, registry=None) -> dict:
+        baseline_version: int | None = None, registry=None, examples_uri: str = "") -> dict:
     """Score ``candidate`` (and ``baseline``, when given) on the test split, gate, write
     metrics, predictions, ``gate.json``, the report and the gallery to ``output``.
     Models and examples on a bucket are read through a local copy (TF has no ``s3://``); a
     baseline with a version is copied by ``registry`` when given (MLflow's artifacts are
     no storage URI). With Beam's ``--temp_location`` in the gate's ``beam_args`` the Beam
-    workers may run elsewhere: they read the test shards from ``examples`` and the models
-    from copies placed there."""
+    workers may run elsewhere: they read the test shards from ``examples_uri`` (where the
+    artifact lives, when ``examples`` is a step's local copy of it; default ``examples``)
+    and the models from copies placed there."""
     gate.validate()
     beam_args = gate.beam_args
     temp = beam_work.temp_location(beam_args)
@@ -120,7 +121,8 @@ def run(candidate: str, examples: str, output: str, gate: GateConfig, baseline: 
             base = Baseline(stack.enter_context(copy), baseline, baseline_version)
         work = stack.enter_context(beam_work.work_folder(beam_args, "evaluate"))
         # Workers that may be elsewhere read the test shards where the examples live.
-        scoring = inference.Scoring(list_shards(examples if temp else examples_local, "test"),
+        shards_at = (examples_uri or examples) if temp else examples_local
+        scoring = inference.Scoring(list_shards(shards_at, "test"),
                                     read_stats(examples_local)["split_totals"]["test"],
                                     work, beam_args, staged=bool(temp))
         out = stack.enter_context(outputs.local_output(output))
@@ -165,7 +167,8 @@ def _evaluate(candidate: str, examples: str, output: str, gate: GateConfig,
                   baseline=baseline.uri if baseline else None,
                   baseline_version=baseline.version if baseline else None,
                   discordant=[paired.overall.candidate_only, paired.overall.production_only]
-                  if paired else None, gate_config=gate.__dict__)
+                  if paired else None,
+                  gate_config={k: v for k, v in gate.__dict__.items() if k != "beam_args"})
     card = model_card.build(metadata, read_stats(examples), {"candidate": cand, "baseline": base},
                             result)
     texts = {

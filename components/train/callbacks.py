@@ -1,18 +1,14 @@
-"""Callbacks: per-epoch clipping statistics, learning rate, a resumable history,
-validation across training workers, and a watch on the step that started them."""
+"""Callbacks: per-epoch clipping statistics, learning rate, a resumable history, and
+validation across training workers."""
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 
 import keras
 
 from components.common import progress, storage
-from components.common.errors import RunFailed
-
-log = logging.getLogger(__name__)
 
 
 class ClipStatsLogger(keras.callbacks.Callback):
@@ -160,28 +156,3 @@ class MirrorBackup(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         storage.sync_tree(self.local, self.remote)
 
-
-class LauncherWatch(keras.callbacks.Callback):
-    """Stops training when the pipeline step that started this job stopped following it:
-    the step writes the time to ``uri`` every few seconds, and a beat older than
-    ``stale_after_s`` means the step is gone (killed, its run cancelled) and no one will
-    publish this model. Checked every ``every_s`` seconds of training."""
-
-    def __init__(self, uri: str, stale_after_s: float = 600, every_s: float = 60):
-        super().__init__()
-        self.uri, self.stale_after_s, self.every_s = uri, stale_after_s, every_s
-        self._checked = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self._checked < self.every_s:
-            return
-        self._checked = time.monotonic()
-        try:
-            silent = time.time() - float(storage.read_text(self.uri))
-        except Exception as err:  # a storage fault of any backend: judge at the next check
-            log.warning("could not read the step's heartbeat %s: %s", self.uri, err)
-            return
-        if silent > self.stale_after_s:
-            raise RunFailed(f"the pipeline step that started this training last said it "
-                            f"follows it {silent:.0f} s ago ({self.uri}): it is gone, and no "
-                            "one would publish the model; stopping, to free the machines")

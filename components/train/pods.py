@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from components.common import storage
 from components.common.errors import ConfigError
 from components.common.settings import flatten
+from components.train.workers import HEARTBEAT_S
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "pod", "kubeflow", "vertex")
 WORKER_COMMAND = ("python", "-m", "components.train.workers")
-HEARTBEAT_S = 30  # how often the step tells its job's workers it still follows them
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,10 @@ def job_name(run_id: str, workers: int) -> str:
 def exit_on_sigterm():
     """SIGTERM (a cancelled run, a step's timeout, an evicted pod) as SystemExit, so the
     ``finally`` that stops a training job runs; Python's default would skip it. Only the
-    main thread receives signals: elsewhere this does nothing."""
+    main thread receives signals: elsewhere only the heartbeat stops the job."""
     if threading.current_thread() is not threading.main_thread():
+        log.warning("not the main thread: a SIGTERM will not stop the training job; its "
+                    "workers stop once this step's heartbeat goes stale")
         yield
         return
 
@@ -113,18 +115,17 @@ def exit_on_sigterm():
 @contextlib.contextmanager
 def _heartbeat(uri: str, every_s: float = HEARTBEAT_S):
     """Write the time to ``uri`` every ``every_s`` seconds while following a job: its
-    workers stop once it goes stale (``callbacks.LauncherWatch``), should this step be
+    workers stop once it goes stale (``workers.watch_launcher``), should this step be
     killed without a chance to stop them."""
     stop = threading.Event()
+    storage.write_text(uri, str(time.time()))  # there before any worker looks
 
     def beat():
-        while True:
+        while not stop.wait(every_s):
             try:
                 storage.write_text(uri, str(time.time()))
             except Exception as err:  # a storage blip: the next beat may pass
                 log.warning("could not write the heartbeat %s: %s", uri, err)
-            if stop.wait(every_s):
-                return
     beating = threading.Thread(target=beat, daemon=True)
     beating.start()
     try:
@@ -169,7 +170,7 @@ def train_in_pods(cfg, pods: WorkerPods, examples_uri: str, model_uri: str,
     in_pods = dataclasses.replace(
         cfg, examples=examples_uri, output=storage.join(shared, "model"),
         runtime=dataclasses.replace(cfg.runtime, run_id=cfg.runtime.run_id or name))
-    config_uri, result_uri, heartbeat_uri = (storage.join(shared, name) for name in (
+    config_uri, result_uri, heartbeat_uri = (storage.join(shared, file) for file in (
         "config.json", "result.json", "heartbeat"))
     finished = storage.exists(storage.join(in_pods.output, COMPLETE_MARKER))
     if finished and storage.exists(result_uri):

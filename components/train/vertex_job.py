@@ -33,26 +33,26 @@ def run_custom_job(name: str, command: list[str], pods, workers: int, shared: st
     from google.cloud import aiplatform
 
     aiplatform.init(project=pods.project or None, location=pods.region or None)
-    _cancel_earlier(name, pods.poll_seconds)
+    _cancel_running(name, pods.poll_seconds, "left running by an earlier attempt")
     job = aiplatform.CustomJob(
         display_name=name, worker_pool_specs=worker_pool_specs(command, pods, workers),
         staging_bucket=shared, base_output_dir=f"{shared}/vertex",
         labels={**pods.labels, JOB_LABEL: name})
-    job.submit(service_account=pods.service_account or None)
-    link = console_link(job)
-    log.info("Vertex CustomJob %s: %s (logs: Cloud Logging, resource.type=\"ml_job\" "
-             "resource.labels.job_id=\"%s\")", job.resource_name, link, job.name)
     state = ""
-    try:
+    try:  # from the submission on: a step stopped while it waits for the answer cancels too
+        job.submit(service_account=pods.service_account or None)
+        log.info("Vertex CustomJob %s: %s (logs: Cloud Logging, resource.type=\"ml_job\" "
+                 "resource.labels.job_id=\"%s\")", job.resource_name, console_link(job),
+                 job.name)
         state = _follow(job, pods.poll_seconds)
     finally:
         if state not in FINAL:
-            log.warning("cancelling Vertex CustomJob %s", job.resource_name)
-            job.cancel()
+            _cancel_running(name, pods.poll_seconds, "its step stops", wait_s=0)
     if state != "JOB_STATE_SUCCEEDED":
         raise RunFailed(f"Vertex CustomJob {job.resource_name} ended {state}: "
-                        f"{job.error.message or 'no error given'} (its logs: {link}); "
-                        "retrying the step resumes from the last epoch's backup")
+                        f"{job.error.message or 'no error given'} (its logs: "
+                        f"{console_link(job)}); retrying the step resumes from the last "
+                        "epoch's backup")
 
 
 def _follow(job, poll_seconds: float) -> str:
@@ -75,22 +75,20 @@ def console_link(job) -> str:
             f"{number}?project={project}")
 
 
-def _cancel_earlier(name: str, poll_seconds: float, wait_s: float = 600) -> None:
-    """Cancel what an earlier attempt of this step left running, and wait until it ended:
-    two jobs would write one backup."""
+def _cancel_running(name: str, poll_seconds: float, why: str, wait_s: float = 600) -> None:
+    """Cancel the jobs labelled ``name`` that still run and wait up to ``wait_s`` until they
+    ended: an earlier attempt's job and a new one would write one backup."""
     from google.cloud import aiplatform
 
     running = [job for job in aiplatform.CustomJob.list(filter=f'labels.{JOB_LABEL}="{name}"')
                if job.state.name not in FINAL]
     for job in running:
-        log.warning("cancelling Vertex CustomJob %s, left running by an earlier attempt",
-                    job.resource_name)
+        log.warning("cancelling Vertex CustomJob %s, %s", job.resource_name, why)
         job.cancel()
     deadline = time.monotonic() + wait_s
-    while any(job.state.name not in FINAL for job in running):
+    while wait_s and any(job.state.name not in FINAL for job in running):
         if time.monotonic() > deadline:
             names = ", ".join(job.resource_name for job in running)
-            raise RunFailed(f"Vertex CustomJobs of an earlier attempt ({names}) were still "
-                            f"running {wait_s:.0f} s after they were cancelled; cancel them "
-                            "in the console and retry")
+            raise RunFailed(f"Vertex CustomJobs {names} were still running {wait_s:.0f} s "
+                            "after they were cancelled; cancel them in the console and retry")
         time.sleep(poll_seconds)

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 TASK_TYPES = ("chief", "worker")  # in rank order; Vertex names its first pool "chief"
 JOBSET_VARIABLE = "JOBSET_NAME"  # the TrainingRuntime sets it from the pod's JobSet label
 TF_PORT = 2222  # a TrainJob pod's collective port (TensorFlow's customary one)
+# The pipeline step that starts a job writes a heartbeat every HEARTBEAT_S; its workers
+# look every CHECK_EVERY_S and stop once it has not changed for STALE_AFTER_S.
+HEARTBEAT_S, CHECK_EVERY_S, STALE_AFTER_S = 30, 60, 600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,17 +274,49 @@ def fix_keras_multi_worker_fit() -> None:
     trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
 
 
+def watch_launcher(uri: str, stale_after_s: float = STALE_AFTER_S,
+                   every_s: float = CHECK_EVERY_S, exit=os._exit) -> threading.Thread:
+    """End this process once the step that started its job stopped writing ``uri`` for
+    ``stale_after_s`` (killed outright, its run cancelled): nobody would publish the
+    model. Judged by this machine's clock alone, from when the beat last changed (an
+    unreadable beat is an unchanged one), so clock skew between machines does not matter;
+    a thread, so a worker waiting for a peer or downloading examples stops too. The exit
+    is immediate (a collective cannot be interrupted); the backup survives it."""
+    def watch():
+        last, changed = None, time.monotonic()
+        while True:
+            time.sleep(every_s)
+            try:
+                beat = storage.read_text(uri)
+            except Exception:  # any backend's fault: as if unchanged
+                beat = last
+            if beat != last:
+                last, changed = beat, time.monotonic()
+            elif time.monotonic() - changed > stale_after_s:
+                print(f"error: the pipeline step that started this training has not written "
+                      f"{uri} for {time.monotonic() - changed:.0f} s: it is gone, and no one "
+                      "would publish the model; stopping, to free the machines",
+                      file=sys.stderr, flush=True)
+                exit(1)
+                return
+    watching = threading.Thread(target=watch, daemon=True, name="launcher-watch")
+    watching.start()
+    return watching
+
+
 def _main(config_uri: str, result_uri: str, heartbeat_uri: str = "") -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from components.train.callbacks import LauncherWatch
     from components.train.config import TrainConfig
     from components.train.run import run
+
+    if heartbeat_uri:
+        watch_launcher(heartbeat_uri)
 
     try:
         cfg = TrainConfig.of(**json.loads(storage.read_text(config_uri)))
         if "TF_CONFIG" not in os.environ and JOBSET_VARIABLE in os.environ:
             os.environ["TF_CONFIG"] = jobset_tf_config(os.environ, cfg.runtime.workers)
-        summary = run(cfg, (LauncherWatch(heartbeat_uri),) if heartbeat_uri else ())
+        summary = run(cfg)
     except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
             RunFailed) as err:  # one line, as `finetune` says it, for the launcher to name
         print(f"error: {err}", file=sys.stderr)
