@@ -24,7 +24,7 @@ import time
 from collections import deque
 
 from components.common import storage
-from components.common.errors import ConfigError, RunFailed
+from components.common.errors import BAD_INPUT, ConfigError, RunFailed
 from components.common.settings import flatten
 
 log = logging.getLogger(__name__)
@@ -317,8 +317,7 @@ def _main(config_uri: str, result_uri: str, heartbeat_uri: str = "") -> None:
         if "TF_CONFIG" not in os.environ and JOBSET_VARIABLE in os.environ:
             os.environ["TF_CONFIG"] = jobset_tf_config(os.environ, cfg.runtime.workers)
         summary = run(cfg)
-    except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
-            RunFailed) as err:  # one line, as `finetune` says it, for the launcher to name
+    except (*BAD_INPUT, RunFailed) as err:  # one line, as `finetune` says it
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1 if isinstance(err, RunFailed) else 2)
     if Cluster.from_env().is_chief:

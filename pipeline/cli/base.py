@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from components.common.errors import ConfigError, RunFailed
+from components.common.errors import BAD_INPUT, RunFailed
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,8 +26,7 @@ class Group(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, FileNotFoundError, FileExistsError, PermissionError,
-                RegistryError) as err:
+        except (*BAD_INPUT, RegistryError) as err:
             self._fail(ctx, err, f"error: {err}", 2)
         except RunFailed as err:
             self._fail(ctx, err, f"error: {err}", 1)
